@@ -1,0 +1,91 @@
+"""The ``condense-deploy`` click group. It only connects commands; each lives in ``commands/``.
+
+Commands are imported lazily, so ``condense-deploy bench`` on a board never imports torch, and a
+command whose optional dependencies are missing says which install brings them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import CondenseDeployError
+
+__all__ = ["cli", "main"]
+
+# command name -> "module:attribute"; a module that does not exist yet is simply not listed.
+_COMMANDS = {
+    "list": "condense_deploy.commands.zoo:list_command",
+    "inspect": "condense_deploy.commands.inspect:inspect_command",
+    "convert": "condense_deploy.commands.convert:convert_command",
+    "export": "condense_deploy.commands.export:export_command",
+    "verify": "condense_deploy.commands.export:verify_command",
+    "optimize": "condense_deploy.commands.optimize:optimize_command",
+    "quantize": "condense_deploy.commands.optimize:quantize_command",
+    "bench": "condense_deploy.commands.bench:bench_command",
+    "report": "condense_deploy.commands.bench:report_command",
+    "table": "condense_deploy.commands.table:table_command",
+    "train": "condense_deploy.commands.train:train_command",
+    "eval": "condense_deploy.commands.train:eval_command",
+}
+
+_FULL_INSTALL = "pip install 'condense-deploy[full]'"
+_FULL_ONLY = {"torch", "onnxsim", "matplotlib", "PIL"}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use, and whose library errors are one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(
+            name for name, spec in _COMMANDS.items()
+            if importlib.util.find_spec(spec.split(":")[0]) is not None
+        )
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module_name, attribute = spec.split(":")
+        if importlib.util.find_spec(module_name) is None:
+            return None
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            raise click.ClickException(_missing_dependency_message(cmd_name, e.name or "")) from e
+        return getattr(module, attribute)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CondenseDeployError as e:
+            raise click.ClickException(str(e)) from e
+        except ModuleNotFoundError as e:
+            raise click.ClickException(_missing_dependency_message(ctx.invoked_subcommand or "",
+                                                                   e.name or "")) from e
+        except KeyboardInterrupt as e:
+            raise click.ClickException("interrupted") from e
+
+
+def _missing_dependency_message(command: str, module: str) -> str:
+    root = module.split(".")[0]
+    if root == "onnxruntime":
+        return ("onnxruntime cannot be imported: install it with 'pip install onnxruntime' "
+                "(there are no wheels for 32-bit ARM / armv7l; use a 64-bit OS)")
+    if root in _FULL_ONLY:
+        return f"'{command}' needs {root}, which the runtime install leaves out: {_FULL_INSTALL}"
+    return f"'{command}' needs the Python package {root!r}, which is not installed"
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="condense-deploy")
+def cli() -> None:
+    """CondenseNet from checkpoint to fast onnxruntime inference on x86 and ARM."""
+
+
+def main() -> None:
+    cli()

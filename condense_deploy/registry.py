@@ -1,0 +1,102 @@
+"""The model zoo: cards in ``models/`` (one JSON file per variant) and the entrypoints that build them.
+
+Cards are data (architecture numbers, preprocessing, published figures) and can be read without
+torch, so ``list``, ``inspect`` and the bench report work on a board. Entrypoints are registered by
+the architecture modules with ``@register_model``; ``create_model`` is the one way to build a model.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from collections.abc import Callable
+from fnmatch import fnmatch
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import CondenseDeployError
+
+__all__ = ["create_model", "get_card", "list_models", "register_model", "registered_entrypoints"]
+
+# Which module defines the entrypoints of each card family; imported only when a model is built.
+_FAMILY_MODULES = {
+    "condensenet": "condense_deploy.condensenet",
+    "densenet": "condense_deploy.densenet",
+    "vgg16": "condense_deploy.baselines",
+    "resnet18": "condense_deploy.baselines",
+    "mobilenet_v1": "condense_deploy.baselines",
+    "mobilenet_v2": "condense_deploy.baselines",
+    "shufflenet_v2_x1_0": "condense_deploy.baselines",
+}
+
+_ENTRYPOINTS: dict[str, Callable[..., Any]] = {}
+
+
+def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Record ``fn`` under its own name; a second entrypoint with the same name is a bug."""
+    if fn.__name__ in _ENTRYPOINTS and _ENTRYPOINTS[fn.__name__] is not fn:
+        raise RuntimeError(f"model entrypoint {fn.__name__!r} registered twice")
+    _ENTRYPOINTS[fn.__name__] = fn
+    return fn
+
+
+def _cards_dir() -> Path:
+    """The cards folder: ``models/`` in a source checkout, the packaged copy in an installed wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("condense_deploy.cards")))
+
+
+@functools.lru_cache(maxsize=1)
+def _all_cards() -> dict[str, dict[str, Any]]:
+    cards: dict[str, dict[str, Any]] = {}
+    for path in sorted(_cards_dir().glob("*.json")):
+        card = json.loads(path.read_text())
+        if card.get("name") != path.stem:
+            raise RuntimeError(f"{path}: card name {card.get('name')!r} differs from its file name")
+        cards[path.stem] = card
+    return cards
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Card names matching a shell-style ``pattern`` (and ``family`` if given), sorted."""
+    return [
+        name
+        for name, card in _all_cards().items()
+        if fnmatch(name, pattern) and (family is None or card["family"] == family)
+    ]
+
+
+def get_card(name: str) -> dict[str, Any]:
+    """A copy of the card of ``name``; an unknown name is a one-line error listing the known ones."""
+    cards = _all_cards()
+    if name not in cards:
+        raise CondenseDeployError(f"unknown model {name!r}; known models: {', '.join(cards)}")
+    return json.loads(json.dumps(cards[name]))
+
+
+def _load_family(family: str) -> None:
+    module = _FAMILY_MODULES.get(family)
+    if module is None:
+        raise RuntimeError(f"no module registered for model family {family!r}")
+    importlib.import_module(module)
+
+
+def registered_entrypoints() -> list[str]:
+    """Every entrypoint name, after importing all architecture modules (for the card/entrypoint test)."""
+    for family in _FAMILY_MODULES:
+        _load_family(family)
+    return sorted(_ENTRYPOINTS)
+
+
+def create_model(name: str, **overrides: Any) -> Any:
+    """Build the model ``name`` (randomly initialised); ``overrides`` change card values such as
+    ``num_classes`` or ``converted=True``."""
+    card = get_card(name)
+    _load_family(card["family"])
+    if name not in _ENTRYPOINTS:
+        raise RuntimeError(f"card {name!r} has no registered entrypoint")
+    return _ENTRYPOINTS[name](**overrides)
