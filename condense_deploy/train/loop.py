@@ -1,0 +1,444 @@
+"""Train a CondenseNet from scratch: condensing, group lasso, checkpoints, resume, conversion at the end.
+
+Condensing is driven by progress = (epoch * batches + i) / (epochs * batches), so every learned group
+conv passes its C-1 pruning events by half of training. Learning rate, data order, augmentation and
+dropout are functions of (seed, epoch, iteration), so a run resumed from the checkpoint of epoch e-1
+redoes epoch e exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from torch import nn
+
+from ..condensenet import CondenseNet, learned_group_convs
+from ..config import CondenseNetConfig
+from ..errors import CondenseDeployError
+from ..registry import get_card
+from . import distributed
+from .checkpoints import CheckpointPaths, add_module, load_training_checkpoint, save_epoch, strip_module
+from .data import DATASETS, TrainData, open_dataset
+from .schedule import SCHEDULES, learning_rate, progress
+
+__all__ = ["EpochStats", "TrainOptions", "TrainResult", "build_config", "topk_correct", "train"]
+
+# Options that must not change between an interrupted run and its resume (None = take the stored one).
+_RESUME_KEYS = ("data", "arch", "epochs", "batch_size", "lr", "lr_type", "momentum", "weight_decay",
+                "group_lasso_lambda", "seed")
+_DEFAULT_ARCH = {"cifar10": "condensenet86_cifar", "cifar100": "condensenet86_cifar",
+                 "imagefolder": "condensenet74_c4g4"}
+
+
+@dataclass
+class TrainOptions:
+    """What ``condense-deploy train`` passes; None means the data set's (or the checkpoint's) default."""
+
+    savedir: str
+    data: str | None = None
+    data_dir: str = "data"
+    arch: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_type: str | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    group_lasso_lambda: float | None = None
+    seed: int | None = None
+    device: str = "cpu"
+    workers: int = 2
+    resume: bool = False
+    force: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class EpochStats:
+    """One line of the log; errors are in percent."""
+
+    epoch: int
+    val_err1: float
+    val_err5: float
+    train_err1: float
+    train_err5: float
+    loss: float
+    lr: float
+    removed: int
+    seconds: float
+
+    def line(self, epochs: int) -> str:
+        return (f"epoch {self.epoch + 1:3d}/{epochs}  val err {self.val_err1:6.2f} / {self.val_err5:6.2f}  "
+                f"train err {self.train_err1:6.2f} / {self.train_err5:6.2f}  loss {self.loss:.4f}  "
+                f"lr {self.lr:.5f}  {self.seconds:.1f} s")
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    savedir: str
+    epochs: int
+    best_epoch: int
+    best_err1: float
+    best_err5: float
+    history: list[EpochStats]
+    converted_path: str | None = None
+    converted_err1: float | None = None
+    converted_err5: float | None = None
+    converted_max_diff: float | None = None
+    flops: int | None = None
+    params: int | None = None
+    curves_path: str | None = None
+    log_path: str | None = None
+
+
+def build_config(
+    data: str, num_classes: int, arch: str | None, overrides: dict[str, Any],
+) -> tuple[str | None, CondenseNetConfig]:
+    """The architecture: a zoo card (or the data set's default CondenseNet), with explicit overrides."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    kind = "cifar" if data.startswith("cifar") else "imagenet"
+    try:
+        if "stages" in overrides and "growth" in overrides and arch is None:
+            cfg = CondenseNetConfig(**overrides, num_classes=num_classes, kind=kind)
+        else:
+            arch = arch or _DEFAULT_ARCH[data]
+            card = get_card(arch)
+            if card["family"] != "condensenet":
+                raise CondenseDeployError(
+                    f"--arch {arch}: a {card['family']} model; the trainer trains CondenseNets only")
+            cfg = CondenseNetConfig.from_card(card, num_classes=num_classes, **overrides)
+        CondenseNet(cfg)  # validates divisibility before any work is done
+    except (ValueError, TypeError) as e:
+        raise CondenseDeployError(f"model: {e}") from e
+    if data.startswith("cifar") and cfg.kind != "cifar":
+        raise CondenseDeployError(f"--arch {arch}: an ImageNet model (224x224) cannot train on {data} (32x32)")
+    return arch, cfg
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+    """Samples whose label is the top-1 / among the top-5 (top-k capped by the class count)."""
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, 1).indices
+    hits = top.eq(target.view(-1, 1))
+    return int(hits[:, :1].sum()), int(hits.sum())
+
+
+def _resolve(options: TrainOptions, stored: dict[str, Any] | None, spec_defaults: dict[str, Any]) -> dict[str, Any]:
+    """Given options, else the checkpoint's, else the defaults; a changed option on resume is an error."""
+    resolved: dict[str, Any] = {}
+    for key in _RESUME_KEYS:
+        given = getattr(options, key)
+        if stored is not None and key in stored:
+            if given is not None and given != stored[key] and not (key == "arch" and stored[key] is None):
+                raise CondenseDeployError(
+                    f"--resume: the run in {options.savedir} used {key}={stored[key]!r}, not {given!r}; "
+                    "give the same options or start over with --force")
+            resolved[key] = stored[key]
+        else:
+            resolved[key] = given if given is not None else spec_defaults.get(key)
+    return resolved
+
+
+class _Run:
+    """The state of one training run on one rank."""
+
+    def __init__(self, options: TrainOptions, log: Callable[[str], None],
+                 on_batch: Callable[[int, int], None] | None) -> None:
+        self.options = options
+        self.echo = log
+        self.on_batch = on_batch
+        self.paths = CheckpointPaths(options.savedir)
+        self.dist = distributed.setup(options.device)
+
+    # ------------------------------------------------------------------------------------ setup
+    def prepare(self) -> None:
+        options, paths = self.options, self.paths
+        stored_state: dict[str, Any] | None = None
+        latest = paths.latest_checkpoint() if paths.models.is_dir() else None
+        if options.resume:
+            if latest is None:
+                raise CondenseDeployError(f"--resume: no checkpoint in {paths.models} (latest.txt is missing)")
+            stored_state = load_training_checkpoint(latest)
+            if "train_options" not in stored_state:
+                raise CondenseDeployError(f"{latest}: has no train_options; it was not written by this trainer")
+        elif latest is not None and not options.force:
+            raise CondenseDeployError(
+                f"{paths.savedir}: already holds a run (epoch {latest.name}); continue it with --resume "
+                "or start over with --force")
+        stored = stored_state["train_options"] if stored_state else None
+        data_name = options.data or (stored or {}).get("data")
+        if data_name is None:
+            data_name = _data_of_arch(options.arch)
+        if data_name not in DATASETS:
+            raise CondenseDeployError(f"unknown data set {data_name!r}; use cifar10, cifar100 or imagefolder")
+        spec = DATASETS[data_name]
+        defaults = {"data": data_name, "arch": options.arch, "epochs": spec.epochs, "batch_size": spec.batch_size,
+                    "lr": 0.1, "lr_type": "cosine", "momentum": 0.9, "weight_decay": 1e-4,
+                    "group_lasso_lambda": spec.group_lasso_lambda, "seed": 0}
+        if options.data is None:
+            options = dataclasses.replace(options, data=data_name)
+        self.cfg_opts = _resolve(options, stored, defaults)
+        o = self.cfg_opts
+        if o["lr_type"] not in SCHEDULES:
+            raise CondenseDeployError(f"--lr-type {o['lr_type']!r}: use one of {', '.join(SCHEDULES)}")
+        if o["epochs"] < 1 or o["batch_size"] < 1:
+            raise CondenseDeployError(f"--epochs {o['epochs']} and --batch-size {o['batch_size']} must be >= 1")
+        if o["batch_size"] % self.dist.world:
+            raise CondenseDeployError(
+                f"--batch-size {o['batch_size']} (the global batch) is not divisible by {self.dist.world} processes")
+
+        image_size = None
+        if stored_state is not None:
+            cfg = CondenseNetConfig(**stored_state["config"])
+            if options.model_overrides and any(v is not None for v in options.model_overrides.values()):
+                _, wanted = build_config(data_name, cfg.num_classes, o["arch"], options.model_overrides)
+                if wanted.to_dict() != cfg.to_dict():
+                    raise CondenseDeployError(
+                        f"--resume: the run in {options.savedir} trains another architecture; "
+                        "give the same model options or start over with --force")
+            image_size = cfg.image_size
+        self.data: TrainData = open_dataset(data_name, options.data_dir, options.workers, image_size)
+        if stored_state is None:
+            self.arch, cfg = build_config(data_name, self.data.num_classes, o["arch"], options.model_overrides)
+            o["arch"] = self.arch
+            if data_name == "imagefolder" and cfg.image_size != 224:
+                self.data = open_dataset(data_name, options.data_dir, options.workers, cfg.image_size)
+        else:
+            self.arch = o["arch"]
+        if cfg.num_classes != self.data.num_classes:
+            raise CondenseDeployError(
+                f"{options.data_dir}: {self.data.num_classes} classes, but the model has {cfg.num_classes}")
+        self.cfg = cfg
+        self.data_name = data_name
+
+        torch.manual_seed(o["seed"])
+        self.model = CondenseNet(cfg).to(self.dist.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), o["lr"], momentum=o["momentum"],
+                                         weight_decay=o["weight_decay"], nesterov=True)
+        self.start_epoch = 0
+        self.best_err1, self.best_err5, self.best_epoch = math.inf, math.inf, -1
+        self.history: list[EpochStats] = []
+        if stored_state is not None:
+            self._restore(stored_state, latest)
+        if self.dist.world > 1:
+            self.net: nn.Module = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.local_rank] if self.dist.device.type == "cuda" else None)
+        else:
+            self.net = self.model
+        self.batches = self.data.batches_per_epoch(o["batch_size"], self.dist.world)
+
+    def _restore(self, state: dict[str, Any], path: Path | None) -> None:
+        try:
+            self.model.load_state_dict(strip_module(state["state_dict"]))
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CondenseDeployError(f"{path}: does not fit the model ({str(e).splitlines()[0]})") from e
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best_err1 = float(state.get("best_prec1", math.inf))
+        self.best_err5 = float(state.get("best_prec5", math.inf))
+        self.best_epoch = int(state.get("best_epoch", -1))
+        self.history = [EpochStats(**row) for row in state.get("history", [])]
+        self.log(f"resumed from {path}: epoch {self.start_epoch + 1}, condensing stages "
+                 f"{sorted({m.stage for m in learned_group_convs(self.model)})}")
+
+    # -------------------------------------------------------------------------------- logging
+    def log(self, line: str) -> None:
+        if not self.dist.is_main:
+            return
+        self.echo(line)
+        self.paths.savedir.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.log, "a") as handle:
+            handle.write(line + "\n")
+
+    # ------------------------------------------------------------------------------- training
+    def train_epoch(self, epoch: int) -> tuple[float, float, float, float, int]:
+        o, model, data = self.cfg_opts, self.model, self.data
+        self.net.train()
+        torch.manual_seed(o["seed"] * 100_003 + epoch * 101 + self.dist.rank)  # dropout: seed+epoch only
+        criterion = nn.CrossEntropyLoss()
+        sums = [0.0, 0.0, 0.0, 0.0]  # loss*n, top1, top5, n
+        first_lr, removed_total = None, 0
+        batches = data.epoch_batches(epoch, o["batch_size"], o["seed"], self.dist.rank, self.dist.world)
+        bar = None
+        if self.options.show_progress and self.dist.is_main:
+            bar = click.progressbar(length=self.batches, label=f"epoch {epoch + 1}/{o['epochs']}",
+                                    file=sys.stderr, show_eta=True)
+            bar.__enter__()
+        try:
+            for i, (x, y) in enumerate(batches):
+                p = progress(epoch, i, self.batches, o["epochs"])
+                lr = learning_rate(o["lr_type"], o["lr"], epoch, i, self.batches, o["epochs"],
+                                   imagenet=self.cfg.kind == "imagenet")
+                first_lr = lr if first_lr is None else first_lr
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                removed = model.condense(p)
+                if removed:
+                    removed_total += removed
+                    self._pruning_event(epoch, i, p, removed)
+                x, y = x.to(self.dist.device), y.to(self.dist.device)
+                logits = self.net(x)
+                loss = criterion(logits, y)
+                if o["group_lasso_lambda"] > 0:
+                    loss = loss + o["group_lasso_lambda"] * model.lasso_loss()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                top1, top5 = topk_correct(logits.detach(), y)
+                sums[0] += float(loss.detach()) * len(y)
+                sums[1] += top1
+                sums[2] += top5
+                sums[3] += len(y)
+                if bar is not None:
+                    bar.update(1)
+                if self.on_batch is not None:
+                    self.on_batch(epoch, i)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+        loss_sum, top1, top5, n = self.dist.sum(sums)
+        return 100 * (1 - top1 / n), 100 * (1 - top5 / n), loss_sum / n, float(first_lr or 0.0), removed_total
+
+    def _pruning_event(self, epoch: int, i: int, p: float, removed: int) -> None:
+        stages = sorted({m.stage for m in learned_group_convs(self.model)})
+        agree = ""
+        if self.dist.world > 1:
+            self.dist.check_same(self.model, f"pruning at epoch {epoch + 1} batch {i}", only="_mask")
+            agree = f"; masks identical on all {self.dist.world} ranks"
+        self.log(f"condensing: epoch {epoch + 1} batch {i} (progress {p:.4f}) -> stage {stages}, "
+                 f"{removed} connections removed{agree}")
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, shard: bool = True) -> tuple[float, float]:
+        """Top-1/top-5 error in percent; ``shard`` splits the set over the ranks and sums the counts."""
+        model.eval()
+        sums = [0.0, 0.0, 0.0]
+        rank, world = (self.dist.rank, self.dist.world) if shard else (0, 1)
+        for x, y in self.data.val_batches(self.cfg_opts["batch_size"], rank, world):
+            top1, top5 = topk_correct(model(x.to(self.dist.device)), y.to(self.dist.device))
+            sums[0] += top1
+            sums[1] += top5
+            sums[2] += len(y)
+        top1, top5, n = self.dist.sum(sums) if shard else sums
+        return 100 * (1 - top1 / n), 100 * (1 - top5 / n)
+
+    def run_epochs(self) -> None:
+        o = self.cfg_opts
+        if self.start_epoch == 0:
+            self.log(f"training {self.arch or 'CondenseNet'} {self.cfg.to_dict()} on {self.data_name} "
+                     f"({self.data.train_size} train / {self.data.val_size} val images, {self.batches} "
+                     f"batches of {o['batch_size']} per epoch, {self.dist.world} process(es), {o['epochs']} epochs)")
+        for epoch in range(self.start_epoch, o["epochs"]):
+            start = time.perf_counter()
+            try:
+                train_err1, train_err5, loss, lr, removed = self.train_epoch(epoch)
+            except KeyboardInterrupt:
+                done = f"epoch {epoch} is the last checkpoint" if epoch else "no checkpoint yet"
+                raise CondenseDeployError(
+                    f"interrupted in epoch {epoch + 1}; {done}; continue with --resume") from None
+            self.dist.broadcast_buffers(self.model)
+            if self.dist.world > 1:
+                self.dist.check_same(self.model, f"end of epoch {epoch + 1}")
+            val_err1, val_err5 = self.validate(self.model)
+            stats = EpochStats(epoch, val_err1, val_err5, train_err1, train_err5, loss, lr, removed,
+                               time.perf_counter() - start)
+            self.history.append(stats)
+            is_best = val_err1 < self.best_err1
+            if is_best:
+                self.best_err1, self.best_err5, self.best_epoch = val_err1, val_err5, epoch
+            if self.dist.is_main:
+                save_epoch(self.paths, self._state(epoch), is_best)
+            self.log(stats.line(o["epochs"]) + ("  *best" if is_best else ""))
+            self.dist.barrier()
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": "condensenet",
+            "state_dict": add_module(self.model.state_dict()),
+            "best_prec1": self.best_err1,
+            "optimizer": self.optimizer.state_dict(),
+            # extra keys, ignored by the original code
+            "best_prec5": self.best_err5,
+            "best_epoch": self.best_epoch,
+            "arch": self.arch or "",
+            "config": self.cfg.to_dict(),
+            "train_options": dict(self.cfg_opts),
+            "history": [dataclasses.asdict(h) for h in self.history],
+            "condense_deploy": "train",
+        }
+
+    # -------------------------------------------------------------------------------- the end
+    def finish(self) -> TrainResult:
+        from .curves import plot_curves
+
+        result = TrainResult(self.options.savedir, self.cfg_opts["epochs"], self.best_epoch, self.best_err1,
+                             self.best_err5, self.history, log_path=str(self.paths.log))
+        if not self.dist.is_main:
+            return result
+        if self.history:
+            plot_curves(self.history, self.paths.curves, title=self.arch or "CondenseNet")
+            result.curves_path = str(self.paths.curves)
+        self._convert_best(result)
+        return result
+
+    def _convert_best(self, result: TrainResult) -> None:
+        from ..checkpoint import save_converted
+        from ..convert import check_equivalence, convert_model
+        from ..count import count_model
+
+        best = load_training_checkpoint(self.paths.best)
+        model = CondenseNet(self.cfg)
+        model.load_state_dict(strip_module(best["state_dict"]))
+        model.eval()
+        stages = {m.stage for m in learned_group_convs(model)}
+        if stages != {self.cfg.condense_factor - 1}:
+            self.log(f"not converting: the best epoch {self.best_epoch + 1} is at condensing stages "
+                     f"{sorted(stages)}, before the final stage {self.cfg.condense_factor - 1}")
+            return
+        converted = convert_model(model)
+        size = (3, self.cfg.image_size, self.cfg.image_size)
+        max_diff = check_equivalence(model, converted, size, batch=2, seed=0)
+        save_converted(converted, self.paths.converted, force=True)
+        err1, err5 = self.validate(converted.to(self.dist.device), shard=False)
+        flops, params = count_model(converted, size)
+        result.converted_path = str(self.paths.converted)
+        result.converted_err1, result.converted_err5 = err1, err5
+        result.converted_max_diff, result.flops, result.params = float(max_diff), int(flops), int(params)
+        self.log(f"converted the best epoch ({self.best_epoch + 1}, val err {self.best_err1:.2f}) -> "
+                 f"{self.paths.converted}: val err {err1:.2f} / {err5:.2f}, max diff {max_diff:.2e}, "
+                 f"{flops / 1e6:.2f}M FLOPs, {params / 1e6:.3f}M params")
+
+
+def _data_of_arch(arch: str | None) -> str:
+    if arch is None:
+        raise CondenseDeployError("give --data (cifar10, cifar100 or imagefolder) or --arch")
+    dataset = get_card(arch)["dataset"]
+    return dataset if dataset in DATASETS else "imagefolder"
+
+
+def train(
+    options: TrainOptions, log: Callable[[str], None] = lambda line: None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) as ``options`` say; ``log`` receives each log line, ``on_batch(epoch, i)``
+    runs after every optimizer step (tests use it to interrupt a run)."""
+    run = _Run(options, log, on_batch)
+    try:
+        run.prepare()
+        run.run_epochs()
+        return run.finish()
+    finally:
+        run.dist.close()
