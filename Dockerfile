@@ -1,0 +1,67 @@
+# condense-deploy images for linux/amd64 and linux/arm64 (Raspberry Pi 4/5 with a 64-bit OS).
+#
+#   runtime  (default for a board): onnxruntime + the toolkit; bench, inspect, optimize. No torch.
+#   full     adds torch (CPU build), onnxsim, matplotlib, pillow: export, convert, train.
+#
+# Build both with scripts/build-image.sh, or by hand:
+#   docker buildx build --platform linux/amd64,linux/arm64 --target runtime -t condense-deploy:runtime .
+# BASE is any image with python3 (>= 3.10) and its venv module: the default below, or a local base
+# imported from a debootstrap rootfs where no image registry is reachable.
+# torch on amd64: PyPI's default torch wheel is a multi-GB CUDA build, so the full target takes torch
+# from TORCH_INDEX (PyTorch's CPU wheel index); on arm64 PyPI's torch wheel is already the CPU build.
+# Set TORCH_INDEX=https://pypi.org/simple to take torch from PyPI on amd64 as well (CUDA build).
+ARG BASE=python:3.11.14-slim-bookworm
+
+# ---- build: the toolkit wheel and a venv with the pinned runtime set ----------------------------------
+FROM ${BASE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python3 -m venv /opt/condense-deploy \
+    && /opt/condense-deploy/bin/pip install --no-cache-dir "setuptools==84.2.1"
+COPY pyproject.toml README.md ./
+COPY condense_deploy ./condense_deploy
+COPY models ./models
+RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist . \
+    && /opt/condense-deploy/bin/pip install --no-cache-dir \
+        "onnxruntime==1.32.0" "onnx==1.23.2" "numpy==2.4.6" "click==8.5.1" \
+    && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
+    && /opt/condense-deploy/bin/pip uninstall --yes setuptools
+
+# ---- runtime: slim, for a board ----------------------------------------------------------------------
+FROM ${BASE} AS runtime
+ENV PATH=/opt/condense-deploy/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /opt/condense-deploy /opt/condense-deploy
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
+USER 10001
+WORKDIR /home/condense
+ENTRYPOINT ["condense-deploy"]
+CMD ["--help"]
+
+# ---- full: + torch (CPU), onnxsim, matplotlib, pillow -------------------------------------------------
+FROM build AS build-full
+ARG TARGETARCH
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# amd64: torch from the CPU index (PyPI's amd64 torch is the CUDA build); arm64: PyPI's CPU build.
+RUN set -- ; if [ "$TARGETARCH" = "amd64" ]; then set -- --index-url "$TORCH_INDEX"; fi \
+    && /opt/condense-deploy/bin/pip install --no-cache-dir "$@" "torch==2.13.0" \
+    && /opt/condense-deploy/bin/pip install --no-cache-dir \
+        "onnxsim==0.8.1" "matplotlib==3.11.2" "pillow==13.0.0"
+
+FROM ${BASE} AS full
+ENV PATH=/opt/condense-deploy/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build-full /opt/condense-deploy /opt/condense-deploy
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
+USER 10001
+WORKDIR /home/condense
+ENTRYPOINT ["condense-deploy"]
+CMD ["--help"]
