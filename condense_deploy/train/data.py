@@ -218,7 +218,8 @@ class CifarData(TrainData):
         per_rank = max(1, batch_size // world)
         for start in range(0, len(mine), per_rank):
             index = mine[start:start + per_rank]
-            x = _crop_flip(self.train_x[index], offsets[start:start + per_rank], flips[start:start + per_rank])
+            chunk = slice(start, start + per_rank)
+            x = _crop_flip(self.train_x[index], offsets[chunk], flips[chunk])
             yield self.normalize(x), self.train_y[index]
 
     def val_batches(
@@ -345,7 +346,8 @@ class ImageFolderData(TrainData):
         classes, train = _list_images(root / "train")
         val_classes, val = _list_images(root / "val")
         if not train or not val:
-            raise CondenseDeployError(f"imagefolder: {root}: {len(train)} train and {len(val)} val images found")
+            raise CondenseDeployError(
+                f"imagefolder: {root}: {len(train)} train and {len(val)} val images found")
         if val_classes != classes:
             raise CondenseDeployError(
                 f"imagefolder: {root}: train has {len(classes)} class folders, val has {len(val_classes)} "
@@ -358,10 +360,15 @@ class ImageFolderData(TrainData):
         self.train_size = len(train)
         self.val_size = len(val)
 
-    def _loader(self, dataset: _FolderSet, indices: list[int], batch: int) -> Any:
+    def _loader(self, dataset: _FolderSet, indices: list[int], batch: int) -> Iterator[Any]:
         batches = [indices[i:i + batch] for i in range(0, len(indices), batch)]
-        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.workers,
-                                           collate_fn=_collate)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.workers,
+                                             collate_fn=_collate)
+        try:
+            yield from loader
+        except CondenseDeployError as e:  # a worker's error comes back with its traceback in the text
+            last = str(e).strip().splitlines()[-1]
+            raise CondenseDeployError(last.split("CondenseDeployError: ", 1)[-1]) from None
 
     def epoch_batches(
         self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
@@ -384,7 +391,9 @@ def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
 
 
-def open_dataset(name: str, data_dir: str | Path, workers: int = 2, image_size: int | None = None) -> TrainData:
+def open_dataset(
+    name: str, data_dir: str | Path, workers: int = 2, image_size: int | None = None,
+) -> TrainData:
     """``cifar10``, ``cifar100`` or ``imagefolder`` from ``data_dir``; a missing set says where to put it."""
     if name in ("cifar10", "cifar100"):
         return CifarData(name, data_dir)

@@ -104,5 +104,6 @@ def setup(device: str) -> Dist:
     try:
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
     except (RuntimeError, ValueError) as e:
-        raise CondenseDeployError(f"cannot join the {world}-process {backend} job as rank {rank} ({e})") from e
+        raise CondenseDeployError(
+            f"cannot join the {world}-process {backend} job as rank {rank} ({e})") from e
     return Dist(rank=rank, world=world, local_rank=local_rank, device=dev, initialised=True)

@@ -123,7 +123,8 @@ def build_config(
     except (ValueError, TypeError) as e:
         raise CondenseDeployError(f"model: {e}") from e
     if data.startswith("cifar") and cfg.kind != "cifar":
-        raise CondenseDeployError(f"--arch {arch}: an ImageNet model (224x224) cannot train on {data} (32x32)")
+        raise CondenseDeployError(
+            f"--arch {arch}: an ImageNet model (224x224) cannot train on {data} (32x32)")
     return arch, cfg
 
 
@@ -135,7 +136,9 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
     return int(hits[:, :1].sum()), int(hits.sum())
 
 
-def _resolve(options: TrainOptions, stored: dict[str, Any] | None, spec_defaults: dict[str, Any]) -> dict[str, Any]:
+def _resolve(
+    options: TrainOptions, stored: dict[str, Any] | None, spec_defaults: dict[str, Any],
+) -> dict[str, Any]:
     """Given options, else the checkpoint's, else the defaults; a changed option on resume is an error."""
     resolved: dict[str, Any] = {}
     for key in _RESUME_KEYS:
@@ -169,10 +172,12 @@ class _Run:
         latest = paths.latest_checkpoint() if paths.models.is_dir() else None
         if options.resume:
             if latest is None:
-                raise CondenseDeployError(f"--resume: no checkpoint in {paths.models} (latest.txt is missing)")
+                raise CondenseDeployError(
+                    f"--resume: no checkpoint in {paths.models} (latest.txt is missing)")
             stored_state = load_training_checkpoint(latest)
             if "train_options" not in stored_state:
-                raise CondenseDeployError(f"{latest}: has no train_options; it was not written by this trainer")
+                raise CondenseDeployError(
+                    f"{latest}: has no train_options; it was not written by this trainer")
         elif latest is not None and not options.force:
             raise CondenseDeployError(
                 f"{paths.savedir}: already holds a run (epoch {latest.name}); continue it with --resume "
@@ -184,8 +189,9 @@ class _Run:
         if data_name not in DATASETS:
             raise CondenseDeployError(f"unknown data set {data_name!r}; use cifar10, cifar100 or imagefolder")
         spec = DATASETS[data_name]
-        defaults = {"data": data_name, "arch": options.arch, "epochs": spec.epochs, "batch_size": spec.batch_size,
-                    "lr": 0.1, "lr_type": "cosine", "momentum": 0.9, "weight_decay": 1e-4,
+        defaults = {"data": data_name, "arch": options.arch, "epochs": spec.epochs,
+                    "batch_size": spec.batch_size, "lr": 0.1, "lr_type": "cosine", "momentum": 0.9,
+                    "weight_decay": 1e-4,
                     "group_lasso_lambda": spec.group_lasso_lambda, "seed": 0}
         if options.data is None:
             options = dataclasses.replace(options, data=data_name)
@@ -194,10 +200,12 @@ class _Run:
         if o["lr_type"] not in SCHEDULES:
             raise CondenseDeployError(f"--lr-type {o['lr_type']!r}: use one of {', '.join(SCHEDULES)}")
         if o["epochs"] < 1 or o["batch_size"] < 1:
-            raise CondenseDeployError(f"--epochs {o['epochs']} and --batch-size {o['batch_size']} must be >= 1")
+            raise CondenseDeployError(
+                f"--epochs {o['epochs']} and --batch-size {o['batch_size']} must be >= 1")
         if o["batch_size"] % self.dist.world:
             raise CondenseDeployError(
-                f"--batch-size {o['batch_size']} (the global batch) is not divisible by {self.dist.world} processes")
+                f"--batch-size {o['batch_size']} (the global batch) is not divisible by "
+                f"{self.dist.world} processes")
 
         image_size = None
         if stored_state is not None:
@@ -211,7 +219,8 @@ class _Run:
             image_size = cfg.image_size
         self.data: TrainData = open_dataset(data_name, options.data_dir, options.workers, image_size)
         if stored_state is None:
-            self.arch, cfg = build_config(data_name, self.data.num_classes, o["arch"], options.model_overrides)
+            self.arch, cfg = build_config(data_name, self.data.num_classes, o["arch"],
+                                          options.model_overrides)
             o["arch"] = self.arch
             if data_name == "imagefolder" and cfg.image_size != 224:
                 self.data = open_dataset(data_name, options.data_dir, options.workers, cfg.image_size)
@@ -339,7 +348,8 @@ class _Run:
         if self.start_epoch == 0:
             self.log(f"training {self.arch or 'CondenseNet'} {self.cfg.to_dict()} on {self.data_name} "
                      f"({self.data.train_size} train / {self.data.val_size} val images, {self.batches} "
-                     f"batches of {o['batch_size']} per epoch, {self.dist.world} process(es), {o['epochs']} epochs)")
+                     f"batches of {o['batch_size']} per epoch, {self.dist.world} process(es), "
+                     f"{o['epochs']} epochs)")
         for epoch in range(self.start_epoch, o["epochs"]):
             start = time.perf_counter()
             try:

@@ -1,0 +1,107 @@
+"""``condense-deploy train`` and ``condense-deploy eval``: thin over ``condense_deploy.train``."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import parse_int_list
+from ..errors import CondenseDeployError
+
+_DATA = click.option("--data", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default=None,
+                     help="Data set (default: the --arch card's, or the checkpoint's).")
+_DATA_DIR = click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=True),
+                         help="Folder holding cifar-10-python.tar.gz / cifar-10-batches-py/ (CIFAR-100 "
+                              "likewise) or train/ and val/ class folders.")
+_DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+_WORKERS = click.option("-j", "--workers", type=int, default=2, show_default=True,
+                        help="Image decoding processes (ImageFolder).")
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        numbers = parse_int_list(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} is not a list of integers like 14-14-14") from e
+    if not numbers:
+        raise click.BadParameter(f"{value!r} is empty")
+    return numbers
+
+
+@click.command("train")
+@_DATA
+@_DATA_DIR
+@click.option("--savedir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: save_models/, train.log, curves.png.")
+@click.option("--arch", default=None, help="Zoo name (default: condensenet86_cifar / condensenet74_c4g4).")
+@click.option("--stages", callback=_int_list, default=None, help="Dense layers per block, e.g. 14-14-14.")
+@click.option("--growth", callback=_int_list, default=None, help="Growth rate per block, e.g. 8-16-32.")
+@click.option("--bottleneck", type=int, default=None, help="Bottleneck width factor (4).")
+@click.option("--group-1x1", type=int, default=None, help="Groups of the learned 1x1 convs (4).")
+@click.option("--group-3x3", type=int, default=None, help="Groups of the 3x3 convs (4).")
+@click.option("--condense-factor", type=int, default=None, help="C: each group keeps 1/C of its inputs (4).")
+@click.option("--dropout-rate", type=float, default=None, help="Dropout before the 1x1 convs (0).")
+@click.option("--epochs", type=int, default=None, help="Default 300 (CIFAR) / 120 (ImageNet).")
+@click.option("-b", "--batch-size", type=int, default=None,
+              help="Global batch, split over processes. Default 64 (CIFAR) / 256 (ImageNet).")
+@click.option("--lr", type=float, default=None, help="Initial learning rate (0.1).")
+@click.option("--lr-type", type=click.Choice(["cosine", "multistep"]), default=None,
+              help="cosine per iteration (default) or multistep.")
+@click.option("--momentum", type=float, default=None, help="SGD Nesterov momentum (0.9).")
+@click.option("--weight-decay", type=float, default=None, help="Weight decay (1e-4).")
+@click.option("--group-lasso-lambda", type=float, default=None, help="Default 0 (CIFAR) / 1e-5 (ImageNet).")
+@click.option("--seed", type=int, default=None, help="Seed of weights, data order and augmentation (0).")
+@_DEVICE
+@_WORKERS
+@click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
+@click.option("--force", is_flag=True, help="Start over in a --savedir that already holds a run.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train_command(**kw: object) -> None:
+    """Train a CondenseNet from scratch, with condensing, checkpoints and conversion at the end.
+
+    Multi-process: torchrun --nproc_per_node=N -m condense_deploy.train [same options].
+    """
+    from ..train.loop import TrainOptions, train
+
+    model_keys = ("stages", "growth", "bottleneck", "group_1x1", "group_3x3", "condense_factor",
+                  "dropout_rate")
+    options = TrainOptions(
+        savedir=str(kw["savedir"]), data=kw["data"], data_dir=str(kw["data_dir"]), arch=kw["arch"],
+        model_overrides={k: kw[k] for k in model_keys}, epochs=kw["epochs"], batch_size=kw["batch_size"],
+        lr=kw["lr"], lr_type=kw["lr_type"], momentum=kw["momentum"], weight_decay=kw["weight_decay"],
+        group_lasso_lambda=kw["group_lasso_lambda"], seed=kw["seed"], device=str(kw["device"]),
+        workers=int(kw["workers"]), resume=bool(kw["resume"]), force=bool(kw["force"]),
+        show_progress=not kw["no_progress"],
+    )
+    result = train(options, log=click.echo)
+    if result.converted_path is None:
+        click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f}; not converted")
+    else:
+        click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f} / "
+                   f"{result.best_err5:.2f}; converted: {result.converted_path} (val err "
+                   f"{result.converted_err1:.2f} / {result.converted_err5:.2f}, {result.flops / 1e6:.2f}M "
+                   f"FLOPs, {result.params / 1e6:.3f}M params)")
+
+
+@click.command("eval")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_DATA
+@_DATA_DIR
+@click.option("-b", "--batch-size", type=int, default=64, show_default=True)
+@click.option("--arch", default=None, help="Zoo name, when the checkpoint does not say.")
+@click.option("--trust-checkpoint", is_flag=True, help="Allow pickled (non weights-only) checkpoints.")
+@_DEVICE
+@_WORKERS
+def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, arch: str | None,
+                 trust_checkpoint: bool, device: str, workers: int) -> None:
+    """Top-1/top-5 validation error of SOURCE: a checkpoint (PyTorch) or an .onnx file (onnxruntime)."""
+    from ..train.evaluate import evaluate
+
+    if device == "cuda" and source.lower().endswith(".onnx"):
+        raise CondenseDeployError(
+            f"{source}: .onnx files are evaluated with onnxruntime on the CPU; drop --device")
+    r = evaluate(source, data, data_dir, batch_size=batch_size, arch=arch, trust_checkpoint=trust_checkpoint,
+                 device=device, workers=workers)
+    click.echo(f"{r.source} ({r.runtime}) on {r.data}: top-1 error {r.top1_err:.2f} %, top-5 error "
+               f"{r.top5_err:.2f} % over {r.images} images ({r.seconds:.1f} s)")

@@ -1,0 +1,159 @@
+"""Top-1/top-5 validation error of a checkpoint (PyTorch) or an .onnx file (onnxruntime).
+
+Both read the validation split with the trainer's own preprocessing (CIFAR: normalise only;
+ImageFolder: resize 256, centre crop 224, normalise), so the figures compare with the training log.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import CondenseDeployError
+
+__all__ = ["EvalResult", "evaluate"]
+
+
+@dataclass
+class EvalResult:
+    """Errors in percent over ``images`` validation images."""
+
+    source: str
+    runtime: str
+    data: str
+    images: int
+    top1_err: float
+    top5_err: float
+    seconds: float
+    model: str = ""
+
+
+def _counts(logits: np.ndarray, target: np.ndarray) -> tuple[int, int]:
+    k = min(5, logits.shape[1])
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    hits = top == target[:, None]
+    return int(hits[:, 0].sum()), int(hits.any(axis=1).sum())
+
+
+def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None]:
+    """A function batch -> logits, the fixed batch size (None if dynamic) and the image size."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise CondenseDeployError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from e
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise CondenseDeployError(f"{path}: has {len(inputs)} inputs; expected one image input")
+    shape = inputs[0].shape
+    if len(shape) != 4:
+        raise CondenseDeployError(f"{path}: input {inputs[0].name} has rank {len(shape)}; expected NCHW (4)")
+    fixed_batch = shape[0] if isinstance(shape[0], int) else None
+    size = shape[3] if isinstance(shape[3], int) else None
+    name = inputs[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x.astype(np.float32)})[0]
+
+    return run, fixed_batch, size
+
+
+def _torch_runner(
+    source: Path, arch: str | None, trust_checkpoint: bool, device: str,
+) -> tuple[Callable[[np.ndarray], np.ndarray], Any]:
+    import torch
+
+    from ..checkpoint import load_model
+
+    loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CondenseDeployError("--device cuda: no CUDA device is available to torch here")
+    model = loaded.model.to(device).eval()
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    return run, loaded
+
+
+def _default_data(loaded: Any) -> str:
+    from ..registry import get_card
+
+    name = getattr(loaded, "name", None)
+    if name:
+        try:
+            dataset = get_card(name)["dataset"]
+        except CondenseDeployError:
+            dataset = None
+        if dataset:
+            return dataset if dataset.startswith("cifar") else "imagefolder"
+    raise CondenseDeployError("give --data (cifar10, cifar100 or imagefolder): the model names no data set")
+
+
+def _padded(
+    batches: Iterator[tuple[Any, Any]], fixed: int | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """numpy batches; with a fixed model batch size the last one is zero-padded up to it."""
+    for x, y in batches:
+        xs, ys, n = x.numpy(), y.numpy(), len(y)
+        if fixed is not None and n < fixed:
+            xs = np.concatenate([xs, np.zeros((fixed - n, *xs.shape[1:]), xs.dtype)])
+        yield xs, ys, n
+
+
+def evaluate(
+    source: str | Path, data: str | None, data_dir: str | Path, batch_size: int = 64, arch: str | None = None,
+    trust_checkpoint: bool = False, device: str = "cpu", workers: int = 2, show_progress: bool = True,
+) -> EvalResult:
+    """Validation error of ``source`` (a checkpoint, or an ``.onnx`` file) on ``data`` in ``data_dir``."""
+    from .data import open_dataset
+
+    path = Path(source)
+    if not path.is_file():
+        raise CondenseDeployError(f"{path}: no such file")
+    if batch_size < 1:
+        raise CondenseDeployError(f"--batch-size {batch_size} must be >= 1")
+    if path.suffix.lower() == ".onnx":
+        if data is None:
+            raise CondenseDeployError(
+                f"{path}: give --data (cifar10, cifar100 or imagefolder) for an .onnx file")
+        run, fixed, size = _onnx_runner(path)
+        runtime, model_name = "onnxruntime", path.stem
+    else:
+        run, loaded = _torch_runner(path, arch, trust_checkpoint, device)
+        data = data or _default_data(loaded)
+        fixed, size = None, int(loaded.input_size[-1])
+        runtime, model_name = "pytorch", str(loaded.name or "")
+    if size is None:
+        size = 32 if data.startswith("cifar") else 224
+    dataset = open_dataset(data, data_dir, workers, image_size=size)
+    if data.startswith("cifar") and size != 32:
+        raise CondenseDeployError(f"{path}: takes {size}x{size} images; {data} has 32x32")
+    if fixed is not None:
+        batch_size = fixed
+    top1 = top5 = seen = 0
+    start = time.perf_counter()
+    steps = math.ceil(dataset.val_size / batch_size)
+    batches = _padded(dataset.val_batches(batch_size), fixed)
+    with click.progressbar(length=steps, label=f"eval {path.name}", file=sys.stderr) as bar:
+        for x, y, n in batches:
+            logits = run(x)[:n]
+            if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
+                raise CondenseDeployError(
+                    f"{path}: outputs shape {tuple(logits.shape)}; {data} has {dataset.num_classes} classes")
+            c1, c5 = _counts(logits, y[:n])
+            top1, top5, seen = top1 + c1, top5 + c5, seen + n
+            if show_progress:
+                bar.update(1)
+    return EvalResult(str(path), runtime, data, seen, 100 * (1 - top1 / seen), 100 * (1 - top5 / seen),
+                      time.perf_counter() - start, model_name)
