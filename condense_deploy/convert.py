@@ -1,0 +1,174 @@
+"""Training form -> converted (deployed) form, and the proof that both compute the same function.
+
+The converted tensors are the ones the original ``utils.convert_model`` writes (``CondensingConv`` /
+``CondensingLinear``): for group i the kept input channels in ascending order, ``weight[k + i*d_out,
+slot] = W[i + k*G, j]``, BN statistics copied per slot; the classifier keeps the ``int(F/2)`` inputs of
+largest column L1 norm, stored in ascending-importance order. Unlike the original, a model that has
+not reached its final condensing stage is refused instead of converted wrongly.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .condensenet import CondenseNet
+from .errors import CondenseDeployError
+from .layers import CondenseConv, CondenseLinear, LearnedGroupConv
+
+__all__ = ["ATOL", "ConvertResult", "check_equivalence", "convert_checkpoint", "convert_model"]
+
+ATOL = 1e-5
+
+
+def convert_model(model: CondenseNet) -> CondenseNet:
+    """A new converted CondenseNet computing what ``model`` (training form, fully condensed) computes.
+
+    ``model`` is left untouched. Raises when a layer has not finished condensing.
+    """
+    if not isinstance(model, CondenseNet):
+        raise CondenseDeployError(f"convert: expected a CondenseNet, got {type(model).__name__}")
+    if model.converted:
+        raise CondenseDeployError("convert: the model is already in converted form")
+    _check_condensed(model)
+    converted = CondenseNet(copy.deepcopy(model.cfg), converted=True)
+    source = dict(model.named_modules())
+    owners: list[str] = []
+    with torch.no_grad():
+        for name, module in converted.named_modules():
+            if any(name.startswith(owner) for owner in owners):
+                continue  # inside a converted layer, filled with it
+            old = source[name]
+            if isinstance(module, CondenseConv):
+                assert isinstance(old, LearnedGroupConv)
+                _fill_condense_conv(module, old)
+                owners.append(name + ".")
+            elif isinstance(module, CondenseLinear):
+                assert isinstance(old, nn.Linear)
+                _fill_condense_linear(module, old)
+                owners.append(name + ".")
+            elif not list(module.children()):
+                module.load_state_dict(old.state_dict())  # stem, 3x3 convs, final BN: unchanged
+    return converted.train(model.training)
+
+
+def _check_condensed(model: CondenseNet) -> None:
+    """Every learned group conv must be at its final stage, keeping in/C inputs in every group."""
+    for name, layer in model.named_modules():
+        if not isinstance(layer, LearnedGroupConv):
+            continue
+        if layer.stage != layer.final_stage:
+            raise CondenseDeployError(
+                f"convert: {name} is at condensing stage {layer.stage} of {layer.final_stage} "
+                f"(C={layer.condense_factor}); the model has not finished condensing"
+            )
+        mask = layer._mask[:, :, 0, 0]
+        if not torch.all((mask == 0) | (mask == 1)):
+            raise CondenseDeployError(f"convert: {name}._mask holds values other than 0 and 1")
+        per_group = layer.in_channels // layer.condense_factor
+        for group in range(layer.groups):
+            rows = mask[group::layer.groups]
+            kept = int(rows[0].sum())
+            if kept != per_group or not torch.equal(rows, rows[:1].expand_as(rows)):
+                raise CondenseDeployError(
+                    f"convert: {name}._mask group {group} keeps {kept} inputs, expected {per_group} "
+                    f"shared by all its outputs"
+                )
+
+
+def _fill_condense_conv(new: CondenseConv, old: LearnedGroupConv) -> None:
+    groups = old.groups
+    d_out = old.out_channels // groups
+    per_group = new.in_channels // groups
+    weight = old.conv.weight
+    mask = old._mask[:, :, 0, 0]
+    for i in range(groups):
+        kept = torch.nonzero(mask[i] == 1).flatten()[:per_group]  # ascending, as the original loop
+        slots = slice(i * per_group, (i + 1) * per_group)
+        new.index[slots] = kept
+        new.conv.weight[i * d_out:(i + 1) * d_out] = weight[i::groups][:, kept]
+    index = new.index
+    new.norm.weight.copy_(old.norm.weight[index])
+    new.norm.bias.copy_(old.norm.bias[index])
+    new.norm.running_mean.copy_(old.norm.running_mean[index])
+    new.norm.running_var.copy_(old.norm.running_var[index])
+    new.norm.num_batches_tracked.copy_(old.norm.num_batches_tracked)
+
+
+def _fill_condense_linear(new: CondenseLinear, old: nn.Linear) -> None:
+    importance = old.weight.abs().sum(0)
+    order = torch.sort(importance, stable=True).indices
+    index = order[old.in_features - new.in_features:]  # largest last: ascending importance
+    new.index.copy_(index)
+    new.linear.weight.copy_(old.weight[:, index])
+    new.linear.bias.copy_(old.bias)
+
+
+def check_equivalence(
+    training_model: CondenseNet, converted_model: CondenseNet, input_size: tuple[int, int, int],
+    batch: int = 2, seed: int = 0,
+) -> float:
+    """Max abs difference between the converted model and the masked training model whose classifier
+    sees only the inputs the converted classifier kept; above ``ATOL`` it is an error.
+
+    Both run in eval mode on copies, so neither model nor its mode changes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *input_size, generator=generator)
+    reference = copy.deepcopy(training_model).eval()
+    candidate = copy.deepcopy(converted_model).eval()
+    with torch.no_grad():
+        features = torch.flatten(reference.features(x), 1)
+        index = candidate.classifier.index
+        classifier = reference.classifier
+        expected = nn.functional.linear(features[:, index], classifier.weight[:, index], classifier.bias)
+        actual = candidate(x)
+    if expected.shape != actual.shape:
+        raise CondenseDeployError(
+            f"equivalence: output shapes differ ({tuple(expected.shape)} vs {tuple(actual.shape)})"
+        )
+    diff = float((expected - actual).abs().max())
+    if not diff <= ATOL:
+        raise CondenseDeployError(
+            f"equivalence: converted model differs from the training model: max abs diff {diff:.3e} > "
+            f"atol {ATOL:.0e}"
+        )
+    return diff
+
+
+@dataclass
+class ConvertResult:
+    """What ``convert`` did: the files, the equivalence figure and the converted model's counts."""
+
+    source: str
+    output: str
+    name: str | None
+    max_abs_diff: float
+    flops: int
+    params: int
+
+
+def convert_checkpoint(
+    source: str | os.PathLike[str], output: str | os.PathLike[str], arch: str | None = None,
+    trust_checkpoint: bool = False, force: bool = False,
+) -> ConvertResult:
+    """Load a training checkpoint, convert it, prove equivalence, save in the original converted format."""
+    from ._fsutil import check_writable
+    from .checkpoint import load_model, save_converted
+    from .count import count_model
+
+    check_writable(output, force)
+    loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint)
+    if loaded.family != "condensenet":
+        raise CondenseDeployError(f"{source}: a {loaded.family} model has nothing to convert")
+    if loaded.form != "training":
+        raise CondenseDeployError(f"{source}: already in {loaded.form} form; nothing to convert")
+    converted = convert_model(loaded.model)
+    diff = check_equivalence(loaded.model, converted, loaded.input_size)
+    flops, params = count_model(converted, loaded.input_size)
+    save_converted(converted, output, force=force)
+    return ConvertResult(str(source), str(output), loaded.name, diff, flops, params)
