@@ -126,16 +126,10 @@ def describe_model(
     A zoo name is counted in ``form`` (CondenseNets default to converted); a checkpoint in its own form.
     """
     from .checkpoint import load_model
-    from .registry import list_models
 
     text = os.fspath(source)
-    is_zoo = not os.path.exists(text) and text in list_models()
-    if not is_zoo and form is not None:
-        loaded = load_model(text, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes,
-                            form=form)
-    else:
-        loaded = load_model(text, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes,
-                            form=form)
+    loaded = load_model(text, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes,
+                        form=form)
     flops, params = count_model(loaded.model, loaded.input_size)
     config = loaded.config.to_dict() if loaded.config is not None else None
     return {
