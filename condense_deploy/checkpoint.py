@@ -127,16 +127,15 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
     form = "converted" if any(k.endswith(".index") for k in state) else "training"
     if container == "container":
         container = "original-converted" if form == "converted" else "state-dict"
-    inferred = infer_config(state, str(path))
     if arch is not None:
         card = get_card(arch)
         if card["family"] != "condensenet":
             raise CondenseDeployError(f"{path}: holds a CondenseNet, but --arch {arch} is a {card['family']}")
-        classes = num_classes if num_classes is not None else inferred.num_classes
+        classes = num_classes if num_classes is not None else _classes(state, card)
         config = CondenseNetConfig.from_card(card, num_classes=classes)
         name: str | None = arch
     else:
-        config = inferred
+        config = infer_config(state, str(path))
         if num_classes is not None:
             config.num_classes = num_classes
         name = _match_card(config)
@@ -149,6 +148,14 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
     mean, std, size = _preprocessing(name, config)
     return LoadedModel(model.eval(), name, "condensenet", form, config, container, _sha256(path),
                        size, mean, std)
+
+
+def _classes(state: dict[str, torch.Tensor], card: dict[str, Any]) -> int:
+    """The checkpoint's class count (a CIFAR-100 file fits a CIFAR card), else the card's."""
+    for key in ("classifier.weight", "classifier.linear.weight"):
+        if key in state and state[key].dim() == 2:
+            return int(state[key].shape[0])
+    return int(card["num_classes"])
 
 
 def _read_torch_file(path: Path, trust: bool) -> Any:
@@ -446,24 +453,28 @@ def _preprocessing(name: str | None, config: Any) -> tuple[list[float], list[flo
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str | None) -> None:
-    """Strict load, except that BN's ``num_batches_tracked`` may be absent (the 2017 files)."""
+    """Strict load, except that BN's ``num_batches_tracked`` may be absent (the 2017 files).
+
+    A mismatch names the first differing key (in the model's order) and both shapes.
+    """
     expected = model.state_dict()
     against = f"--arch {arch}" if arch else "the inferred architecture"
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), first {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), first {unexpected[0]}")
-        raise CondenseDeployError(f"{path}: does not match {against}: {'; '.join(parts)}")
     for key, tensor in expected.items():
-        if key in state and tuple(state[key].shape) != tuple(tensor.shape):
+        if key in missing or (key in state and tuple(state[key].shape) != tuple(tensor.shape)):
+            ours = list(state[key].shape) if key in state else "absent"
+            counts = f" ({len(missing)} missing, {len(unexpected)} unexpected keys)" if missing else ""
             raise CondenseDeployError(
-                f"{path}: does not match {against}: {key} has shape {list(state[key].shape)} in the "
-                f"checkpoint, {list(tensor.shape)} in the model"
+                f"{path}: does not match {against}: first differing key {key}: {ours} in the checkpoint, "
+                f"{list(tensor.shape)} in the model{counts}"
             )
+    if unexpected:
+        key = unexpected[0]
+        raise CondenseDeployError(
+            f"{path}: does not match {against}: {len(unexpected)} unexpected key(s), first {key} "
+            f"({list(state[key].shape)} in the checkpoint, absent from the model)"
+        )
     fixed = {k: v.to(expected[k].dtype) for k, v in state.items()}
     for key in expected:
         if key not in fixed:  # absent num_batches_tracked: keep the fresh zero
@@ -475,16 +486,16 @@ def _check_condensing_buffers(model: nn.Module, path: Path, arch: str | None) ->
     """With --arch the training shapes cannot show C; ``_count``/``_stage`` must agree with it."""
     from .layers import LearnedGroupConv
 
+    against = f"--arch {arch}" if arch else "the inferred architecture"
     for name, layer in model.named_modules():
         if isinstance(layer, LearnedGroupConv):
             if layer.stage > layer.final_stage or layer.stage < 0:
                 raise CondenseDeployError(
-                    f"{path}: {name}._stage is {layer.stage}, but condense factor "
-                    f"{layer.condense_factor} allows 0..{layer.final_stage}"
+                    f"{path}: does not match {against}: {name}._stage is {layer.stage}, but condense "
+                    f"factor {layer.condense_factor} allows 0..{layer.final_stage}"
                 )
             expected = layer.stage * (layer.in_channels // layer.condense_factor)
             if layer.count != expected:
-                against = f"--arch {arch}" if arch else "the inferred architecture"
                 raise CondenseDeployError(
                     f"{path}: does not match {against}: {name}._count is {layer.count} at stage "
                     f"{layer.stage}, condense factor {layer.condense_factor} gives {expected}"
