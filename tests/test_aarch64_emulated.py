@@ -1,0 +1,147 @@
+"""Exported CondenseNet-74 gives the same outputs on aarch64 onnxruntime as on x86 onnxruntime.
+
+aarch64 is emulated (scripts/aarch64-env.sh: qemu-aarch64-static, arm64 Debian python3.11, aarch64
+wheels of the same onnxruntime/numpy versions): this checks correctness only, never speed. The
+emulated side runs the toolkit's own runtime path (installed as on a board: no torch).
+
+Slow (about a minute and a half of emulation): deselected by `make test`, run by .ci/run on every CI
+run with `-m slow`. It fails when the emulated run fails; it skips, saying why, only when this
+machine cannot run the setup at all (not root, or no qemu-user-static package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT / "scripts" / "aarch64-env.sh"
+MODELS = ("condensenet74_c4g4", "condensenet74_c8g8")
+ATOL = 1e-5
+CANNOT_RUN_HERE = 77  # aarch64-env.sh's exit status for "this machine cannot run the setup at all"
+
+# The same driver runs on x86 (this venv) and on emulated aarch64: for each (model, input, output),
+# one session made the way the toolkit's bench makes it, one run, the output saved.
+_DRIVER = textwrap.dedent("""
+    import json, platform, sys
+    import numpy as np
+    import onnxruntime as ort
+    try:
+        from condense_deploy.bench import make_session
+    except ImportError:  # before the bench module: the toolkit's latency session options
+        from condense_deploy.optimize import session_options
+        def make_session(path):
+            return ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
+    jobs = json.loads(open(sys.argv[1]).read())
+    key = sys.argv[2]
+    for job in jobs:
+        session = make_session(job["model"])
+        x = np.load(job["input"])
+        np.save(job[key], session.run(None, {session.get_inputs()[0].name: x})[0])
+    if "torch" in sys.modules:
+        sys.exit("torch was imported on the board path")
+    print(json.dumps({"machine": platform.machine(), "done": len(jobs)}))
+""")
+
+
+def _setup_emulation() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("emulated aarch64 needs root (apt-get install, unshare -m, mount)")
+    done = subprocess.run(["bash", str(SCRIPT), "setup"], capture_output=True, text=True, check=False)
+    if done.returncode == CANNOT_RUN_HERE:
+        pytest.skip(f"this machine cannot run emulated aarch64: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, f"aarch64-env.sh setup failed:\n{done.stderr[-3000:]}"
+
+
+def _export(name: str, path: Path) -> None:
+    """CondenseNet-74 in converted (deployment) form, with logits scaled to about unit size so that
+    1e-5 is a strict bound, exported by the toolkit's exporter."""
+    import torch
+
+    from condense_deploy.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, converted=True).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        last_weight = [p for n, p in model.named_parameters() if n.endswith("weight")][-1]
+        last_weight.mul_(1.0 / float(model(x).std()))
+    try:
+        from condense_deploy.export import export_onnx
+    except ImportError:
+        export_onnx = None
+    if export_onnx is not None:
+        export_onnx(model, path, name=name)
+    else:
+        torch.onnx.export(model, (x[:1],), str(path), input_names=["input"], output_names=["logits"],
+                          opset_version=17, dynamo=False)
+
+
+def _optimize(src: Path, dst: Path) -> bool:
+    try:
+        from condense_deploy.optimize import optimize_onnx
+    except ImportError:
+        return False
+    import onnx
+
+    optimized, _ = optimize_onnx(onnx.load(str(src)), mode="fast")
+    onnx.save(optimized, str(dst))
+    return True
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
+    _setup_emulation()
+    d = tmp_path_factory.mktemp("aarch64")
+    rng = np.random.default_rng(0)
+    out: list[dict[str, str]] = []
+    for name in MODELS:
+        plain = d / f"{name}.onnx"
+        _export(name, plain)
+        models = [plain]
+        if _optimize(plain, d / f"{name}_fast.onnx"):
+            models.append(d / f"{name}_fast.onnx")
+        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        np.save(d / f"{name}_input.npy", x)
+        for model in models:
+            out.append({"model": str(model), "input": str(d / f"{name}_input.npy"),
+                        "aarch64": str(d / f"{model.stem}_aarch64.npy"),
+                        "x86": str(d / f"{model.stem}_x86.npy")})
+    return out
+
+
+def _run_driver(command: list[str], tmp_path: Path, jobs: list[dict[str, str]], key: str) -> dict:
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps(jobs))
+    driver = tmp_path / "driver.py"
+    driver.write_text(_DRIVER)
+    done = subprocess.run([*command, str(driver), str(manifest), key],
+                          capture_output=True, text=True, check=False, timeout=1800)
+    assert done.returncode == 0, f"{key} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_aarch64_outputs_match_x86(jobs: list[dict[str, str]], tmp_path: Path) -> None:
+    emulated = _run_driver(["bash", str(SCRIPT), "run"], tmp_path, jobs, "aarch64")
+    assert emulated == {"machine": "aarch64", "done": len(jobs)}
+    native = _run_driver([sys.executable], tmp_path, jobs, "x86")
+    assert native == {"machine": "x86_64", "done": len(jobs)}
+
+    report = []
+    for job in jobs:
+        a, b = np.load(job["aarch64"]), np.load(job["x86"])
+        assert a.shape == b.shape == (1, 1000), job["model"]
+        diff = float(np.abs(a - b).max())
+        name = Path(job["model"]).name
+        report.append(f"{name}: max abs diff {diff:.2e} (|logits| max {np.abs(b).max():.2f})")
+        assert diff <= ATOL, f"{name}: aarch64 vs x86 max abs diff {diff:.3e} > atol {ATOL:g}"
+    print("\n".join(report), file=sys.stderr)
