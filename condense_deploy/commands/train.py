@@ -75,6 +75,8 @@ def train_command(**kw: object) -> None:
         show_progress=not kw["no_progress"],
     )
     result = train(options, log=click.echo)
+    if result.rank != 0:
+        return
     if result.converted_path is None:
         click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f}; not converted")
     else:

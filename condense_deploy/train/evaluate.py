@@ -48,7 +48,9 @@ def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | 
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # exporters' stale fixed output shapes only warn; keep stderr clean
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
         raise CondenseDeployError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from e
     inputs = session.get_inputs()

@@ -101,6 +101,7 @@ class TrainResult:
     params: int | None = None
     curves_path: str | None = None
     log_path: str | None = None
+    rank: int = 0
 
 
 def build_config(
@@ -395,7 +396,8 @@ class _Run:
         from .curves import plot_curves
 
         result = TrainResult(self.options.savedir, self.cfg_opts["epochs"], self.best_epoch, self.best_err1,
-                             self.best_err5, self.history, log_path=str(self.paths.log))
+                             self.best_err5, self.history, log_path=str(self.paths.log),
+                             rank=self.dist.rank)
         if not self.dist.is_main:
             return result
         if self.history:

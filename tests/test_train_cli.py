@@ -1,0 +1,148 @@
+"""``condense-deploy train`` / ``eval`` through the CLI, and a 2-process gloo run under torchrun."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from condense_deploy.cli import cli
+from condense_deploy.condensenet import learned_group_convs
+from condense_deploy.train.synthetic import write_cifar_archive
+
+SMALL = ["--stages", "2-2-2", "--growth", "4-8-8"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_cifar_archive(root, train_per_class=10, test_per_class=5, seed=2, extracted=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    from click.testing import CliRunner
+
+    savedir = tmp_path_factory.mktemp("cli_run")
+    result = CliRunner().invoke(cli, ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir",
+                                      str(savedir), *SMALL, "--epochs", "1", "-b", "20", "--seed", "1"])
+    return savedir, result
+
+
+def _errors(output: str) -> list[str]:
+    assert "Traceback" not in output
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+def test_train_command_runs_end_to_end(cli_run) -> None:
+    savedir, result = cli_run
+    assert result.exit_code == 0, result.output
+    assert "epoch   1/1  val err" in result.output
+    assert "converted:" in result.output and "M FLOPs" in result.output
+    assert (savedir / "save_models" / "converted_model_best.pth.tar").is_file()
+    assert (savedir / "curves.png").is_file()
+
+
+def test_train_command_errors_are_one_line(cli_run, runner, data_dir: Path, tmp_path: Path) -> None:
+    savedir, _ = cli_run
+    cases = [
+        (["--savedir", str(savedir), "--data", "cifar10", "--data-dir", str(data_dir)],
+         "already holds a run"),
+        (["--savedir", str(tmp_path), "--data", "cifar10", "--data-dir", str(data_dir), "--resume"],
+         "no checkpoint"),
+        (["--savedir", str(tmp_path), "--data", "cifar10", "--data-dir", str(data_dir), "--stages", "2-2",
+          "--growth", "4-8-8"], "differ in length"),
+        (["--savedir", str(tmp_path), "--data", "cifar10", "--data-dir", str(data_dir), "--arch",
+          "condensenet74_c4g4"], "cannot train on cifar10"),
+        (["--savedir", str(tmp_path), "--data", "cifar10", "--data-dir", str(data_dir), "--arch", "vgg16"],
+         "CondenseNets only"),
+        (["--savedir", str(tmp_path), "--data", "cifar10", "--data-dir", str(data_dir), "--arch", "nope"],
+         "unknown model"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, ["train", *args, "--no-progress"])
+        assert result.exit_code == 1, (args, result.output)
+        errors = _errors(result.output)
+        assert len(errors) == 1 and message in errors[0], (args, result.output)
+    result = runner.invoke(cli, ["train", "--savedir", str(tmp_path), "--stages", "a-b"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_eval_checkpoint_converted_and_onnx_agree(cli_run, runner, data_dir: Path, tmp_path: Path) -> None:
+    savedir, _ = cli_run
+    models = savedir / "save_models"
+    outputs = {}
+    for name in ("model_best.pth.tar", "converted_model_best.pth.tar"):
+        result = runner.invoke(cli, ["eval", str(models / name), "--data", "cifar10", "--data-dir",
+                                     str(data_dir), "-b", "16"])
+        assert result.exit_code == 0, result.output
+        outputs[name] = result.output.strip().splitlines()[-1]
+        assert "over 50 images" in outputs[name]
+    from condense_deploy.checkpoint import load_model
+
+    converted = load_model(models / "converted_model_best.pth.tar").model
+    onnx_path = tmp_path / "converted.onnx"
+    torch.onnx.export(converted, torch.randn(1, 3, 32, 32), str(onnx_path), dynamo=False,
+                      input_names=["input"], output_names=["logits"])  # fixed batch 1: padded path
+    result = runner.invoke(cli, ["eval", str(onnx_path), "--data", "cifar10", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "(onnxruntime)" in line and "over 50 images" in line
+    figures = outputs["converted_model_best.pth.tar"].split(" on cifar10: ")[1].split(" over")[0]
+    assert figures in line  # the same top-1/top-5 errors as the PyTorch converted model
+    # error paths: one line, no traceback
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"garbage")
+    for args in (["eval", str(bad), "--data", "cifar10", "--data-dir", str(data_dir)],
+                 ["eval", str(onnx_path), "--data-dir", str(data_dir)],
+                 ["eval", str(models / "model_best.pth.tar"), "--data", "cifar100", "--data-dir",
+                  str(data_dir)]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1 and len(_errors(result.output)) == 1, result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_run_agrees_with_itself(data_dir: Path, tmp_path: Path) -> None:
+    """torchrun, 2 CPU processes: pruning decisions and weights identical on both ranks, rank 0 writes."""
+    savedir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={_free_port()}", "-m", "condense_deploy.train", "--data", "cifar10",
+               "--data-dir", str(data_dir), "--savedir", str(savedir), *SMALL, "--epochs", "2", "-b", "20",
+               "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    log = (savedir / "train.log").read_text().splitlines()
+    events = [line for line in log if line.startswith("condensing:")]
+    assert len(events) == 3 and all("masks identical on all 2 ranks" in line for line in events)
+    assert [line.split()[1] for line in log if line.startswith("epoch ")] == ["1/2", "2/2"]  # rank 0 only
+    assert "2 process(es)" in log[0]
+    assert proc.stdout.count("converted:") == 1  # the summary comes from rank 0 alone
+    state = torch.load(savedir / "save_models" / "checkpoint_001.pth.tar", weights_only=True)
+    from condense_deploy.checkpoint import load_model
+
+    model = load_model(savedir / "save_models" / "checkpoint_001.pth.tar").model
+    assert all(m.stage == 3 for m in learned_group_convs(model))
+    assert state["train_options"]["batch_size"] == 20
+    assert sorted(p.name for p in (savedir / "save_models").iterdir() if p.name.startswith(".")) == []
