@@ -142,7 +142,7 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
     from .condensenet import CondenseNet
 
     model = CondenseNet(config, converted=form == "converted")
-    _load_state(model, state, path, arch)
+    _load_state(model, state, path, f"--arch {arch}" if arch else "the inferred architecture")
     if form == "training":
         _check_condensing_buffers(model, path, arch)
     mean, std, size = _preprocessing(name, config)
@@ -452,13 +452,12 @@ def _preprocessing(name: str | None, config: Any) -> tuple[list[float], list[flo
 # ---------------------------------------------------------------------------------------- loading
 
 
-def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str | None) -> None:
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, against: str) -> None:
     """Strict load, except that BN's ``num_batches_tracked`` may be absent (the 2017 files).
 
     A mismatch names the first differing key (in the model's order) and both shapes.
     """
     expected = model.state_dict()
-    against = f"--arch {arch}" if arch else "the inferred architecture"
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     for key, tensor in expected.items():
@@ -518,7 +517,7 @@ def _load_densenet(state, path: Path, container: str, arch: str | None, num_clas
         config = DenseNetConfig.from_card(card, num_classes=classes)
         model = DenseNet(config)
         try:
-            _load_state(model, state, path, name)
+            _load_state(model, state, path, f"--arch {name}" if arch else f"zoo model {name}")
         except CondenseDeployError as e:
             errors.append(str(e))
             continue

@@ -305,3 +305,20 @@ def test_save_converted_refuses_overwrite_and_is_atomic(tmp_path: Path, monkeypa
     monkeypatch.undo()
     with pytest.raises(CondenseDeployError, match="needs a converted CondenseNet"):
         save_converted(training, tmp_path / "other.pth.tar")
+
+
+def test_densenet_checkpoint(tmp_path: Path) -> None:
+    """The original repository trains DenseNet-BC too; its checkpoints load as the plain zoo model."""
+    from condense_deploy.config import DenseNetConfig
+    from condense_deploy.densenet import DenseNet
+
+    model = create_model("densenet_bc100_cifar", num_classes=100).eval()
+    state = {"epoch": 300, "model": "densenet", "state_dict": prefixed(model.state_dict()),
+             "best_prec1": 22.3, "optimizer": {}}
+    loaded = load_model(save(state, tmp_path / "densenet.pth.tar", legacy=True))
+    assert (loaded.name, loaded.family, loaded.form) == ("densenet_bc100_cifar", "densenet", "plain")
+    assert loaded.config.num_classes == 100 and _same_outputs(loaded.model, model)
+    other = DenseNet(DenseNetConfig(stages=[2, 2, 2], growth=[4, 4, 4]))
+    with pytest.raises(CondenseDeployError,
+                       match="does not match zoo model densenet_bc100_cifar: first differing"):
+        load_model(save(other.state_dict(), tmp_path / "small_densenet.pth"))
