@@ -1,0 +1,89 @@
+"""``condense-deploy optimize`` and ``condense-deploy quantize``: thin over ``optimize`` / ``quantize``.
+
+Neither imports torch: both run on a board with the runtime install.
+"""
+
+from __future__ import annotations
+
+import click
+
+_OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                       help="Output .onnx file.")
+_THREADS = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Intra-op threads (tuning and timing).")
+_FORCE = click.option("--force", is_flag=True, help="Overwrite the output file.")
+
+
+def _bar(label: str):  # type: ignore[no-untyped-def]
+    """A progress callback (done, total) drawing a click progress bar on stderr."""
+    state: dict[str, object] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"))
+            bar.__enter__()
+            state["bar"] = bar
+        bar.update(done - bar.pos)  # type: ignore[attr-defined]
+        if done >= total:
+            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+    return update
+
+
+@click.command("optimize")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_OUTPUT
+@click.option("--tuned", is_flag=True,
+              help="Time each grouped conv's equivalent forms on this machine and keep the fastest "
+                   "(minutes); default: the fixed 'fast' rules.")
+@_THREADS
+@_FORCE
+def optimize_command(source: str, output: str, tuned: bool, threads: int, force: bool) -> None:
+    """Rewrite SOURCE (an exported CondenseNet .onnx) for onnxruntime CPU latency.
+
+    The result is checked against SOURCE in onnxruntime on random input; above 1e-4 nothing is written.
+    """
+    from ..optimize import optimize_file
+
+    report = optimize_file(source, output, "tuned" if tuned else "fast", threads, force,
+                           progress=_bar("tuning") if tuned else None)
+    before = sum(report["ops_before"].values())
+    after = sum(report["ops_after"].values())
+    click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source} "
+               f"{report['max_abs_diff']:.2e}")
+    if "choices" in report:
+        forms: dict[str, int] = {}
+        for choice in report["choices"].values():
+            forms[choice["form"]] = forms.get(choice["form"], 0) + 1
+        click.echo("grouped conv forms chosen: " + ", ".join(f"{k} {v}" for k, v in sorted(forms.items())))
+
+
+@click.command("quantize")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_OUTPUT
+@click.option("--calibration-data", required=True, type=click.Path(exists=True),
+              help="ImageFolder (class folders of JPEG/PNG, or a flat folder) or a CIFAR python archive "
+                   "(cifar-10-python.tar.gz / its folder).")
+@click.option("--model", "card", default=None,
+              help="Zoo name whose card gives mean/std (default: guessed from the input size).")
+@click.option("--calibration-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images used to calibrate.")
+@click.option("--eval-size", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Images used to compare accuracy (after the calibration images).")
+@_THREADS
+@_FORCE
+def quantize_command(source: str, output: str, calibration_data: str, card: str | None,
+                     calibration_size: int, eval_size: int, threads: int, force: bool) -> None:
+    """Static int8 QDQ quantization of SOURCE (per-channel weights), calibrated on real images."""
+    from ..quantize import quantize_file
+
+    report = quantize_file(source, output, calibration_data, card=card, calibration_size=calibration_size,
+                           eval_size=eval_size, threads=threads, force=force)
+    click.echo(f"{output}: int8 QDQ, calibrated on {report['calibration_images']} images")
+    if report.get("top1_fp32") is not None:
+        click.echo(f"top-1 on {report['eval_images']} images: fp32 {report['top1_fp32']:.2%}, "
+                   f"int8 {report['top1_int8']:.2%}")
+    click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} ({report['eval_images']} images)")
+    click.echo(f"latency ({threads} thread(s), median): fp32 {report['fp32_ms']:.2f} ms, "
+               f"int8 {report['int8_ms']:.2f} ms ({report['int8_ms'] / report['fp32_ms']:.2f}x)")

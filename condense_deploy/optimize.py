@@ -1,0 +1,303 @@
+"""Choose and apply the ``onnx_passes`` rewrites: ``none``, ``fast`` (fixed rules) or ``tuned``
+(time each grouped conv's equivalent forms on this machine and keep the fastest). Torch-free.
+
+The choices made are returned as a dict and stored in the model's ``metadata_props`` under
+``condense_deploy.optimize`` (JSON), so a tuned file says what it was tuned for.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from . import onnx_passes as P
+from .errors import CondenseDeployError
+
+__all__ = ["FORMS", "MODES", "METADATA_KEY", "optimize_onnx", "session_options", "time_models"]
+
+MODES = ("none", "fast", "tuned")
+METADATA_KEY = "condense_deploy.optimize"
+
+# Always-on, exact and never slower (measured): the shuffle as one Gather, BN folded into the conv
+# before it through the shuffle, ReLU moved next to that conv so it fuses, Gathers merged.
+_BASE = ("shuffle_to_gather", "fold_bn_into_conv", "relu_before_gather", "merge_gathers")
+
+# Fixed rules of "fast" (from the ablation on x86, benchmarks/results/lowering_ablation_*.md):
+# depthwise + sum for <= 2 outputs per group, pad group inputs when it costs <= 34% more input
+# channels, pad group outputs when it at most doubles them.
+_FAST_DEPTHWISE_MAX_OUT = 2
+_FAST_PAD_IN_RATIO = 1.34
+_FAST_PAD_OUT_RATIO = 2.0
+
+# tuned mode never tries depthwise beyond this many outputs per group (always far slower: the
+# multiplier form runs off the fast path)
+_TUNE_DEPTHWISE_MAX_OUT = 4
+
+Select = Callable[[str], bool]
+# form name -> rewrite of one conv, chosen by name
+FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
+    "as_is": lambda m, sel: m,
+    "depthwise": lambda m, sel: P.grouped_conv_to_depthwise(m, max_outputs_per_group=_TUNE_DEPTHWISE_MAX_OUT,
+                                                            select=sel),
+    "pad_in": lambda m, sel: P.pad_group_inputs(m, select=sel),
+    "pad_out": lambda m, sel: P.pad_group_outputs(m, select=sel),
+    "pad_in+pad_out": lambda m, sel: P.pad_group_outputs(P.pad_group_inputs(m, select=sel), select=sel),
+}
+
+
+def session_options(threads: int = 1, spinning: bool | None = None, denormal_as_zero: bool = False) -> Any:
+    """onnxruntime SessionOptions for latency: all graph optimizations (NCHWc layout, fusions),
+    ``threads`` intra-op threads, sequential execution; optional spin control and flush-to-zero."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if denormal_as_zero:
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return options
+
+
+def _session(model: onnx.ModelProto, threads: int) -> Any:
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(model.SerializeToString(), session_options(threads),
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        message = str(e).splitlines()[0]
+        raise CondenseDeployError(f"onnxruntime cannot load the rewritten model: {message}") from e
+
+
+def _random_feeds(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for info in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in info.shape]
+        feeds[info.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def time_models(models: list[onnx.ModelProto], threads: int = 1, rounds: int = 15, inner: int = 5,
+                warmup: int = 3, statistic: str = "median") -> list[float]:
+    """Latency (ms) of each model, measured interleaved (A B C A B C ...) on one input.
+
+    ``statistic`` is ``median`` (whole models) or ``min`` (sub-millisecond sites on a shared CPU,
+    where the minimum is the steadiest estimate of the uncontended time).
+    """
+    sessions = [_session(m, threads) for m in models]
+    feeds = [_random_feeds(s) for s in sessions]
+    for s, f in zip(sessions, feeds, strict=True):
+        for _ in range(warmup):
+            s.run(None, f)
+    samples: list[list[float]] = [[] for _ in sessions]
+    for _ in range(rounds):
+        for i, (s, f) in enumerate(zip(sessions, feeds, strict=True)):
+            start = time.perf_counter()
+            for _ in range(inner):
+                s.run(None, f)
+            samples[i].append((time.perf_counter() - start) / inner * 1e3)
+    reduce = np.min if statistic == "min" else np.median
+    return [float(reduce(t)) for t in samples]
+
+
+def _base(model: onnx.ModelProto) -> onnx.ModelProto:
+    for name in _BASE:
+        model = P.PASSES[name](model)
+    return model
+
+
+def _fast(model: onnx.ModelProto) -> onnx.ModelProto:
+    model = P.grouped_conv_to_depthwise(model, max_outputs_per_group=_FAST_DEPTHWISE_MAX_OUT)
+    model = P.pad_group_inputs(model, max_ratio=_FAST_PAD_IN_RATIO)
+    return P.pad_group_outputs(model, max_ratio=_FAST_PAD_OUT_RATIO)
+
+
+def _grouped_convs(model: onnx.ModelProto) -> list[str]:
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and any(
+        a.name == "group" and a.i > 1 for a in n.attribute) and not _is_depthwise(model, n)]
+
+
+def _is_depthwise(model: onnx.ModelProto, node: onnx.NodeProto) -> bool:
+    weights = {i.name: i for i in model.graph.initializer}
+    w = weights.get(node.input[1])
+    return w is not None and w.dims[1] == 1
+
+
+def _site(model: onnx.ModelProto, conv_name: str) -> onnx.ModelProto:
+    """A stand-alone model of one grouped conv and the per-channel chain feeding it (index/shuffle
+    Gather, BN, ReLU), with the chain's input as graph input and static shapes."""
+    g = P.GraphView(model)
+    conv = next(n for n in g.nodes if n.name == conv_name)
+    nodes = [conv]
+    tensor = conv.input[0]
+    while True:
+        producer = g.producer.get(tensor)
+        if producer is None or g.only_consumer(tensor) is None:
+            break
+        if producer.op_type in ("Relu", "BatchNormalization") or P._channel_gather(g, producer) is not None:
+            nodes.insert(0, producer)
+            tensor = producer.input[0]
+            if producer.op_type == "Gather":
+                break
+            continue
+        break
+    shapes = _shapes(model)
+    if tensor not in shapes or conv.output[0] not in shapes:
+        raise CondenseDeployError(f"tuned: no static shape for the input of {conv_name}")
+    names = {i for n in nodes for i in n.input}
+    inits = [i for i in model.graph.initializer if i.name in names]
+    graph = helper.make_graph(
+        nodes, "site", [helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, shapes[tensor])],
+        [helper.make_tensor_value_info(conv.output[0], onnx.TensorProto.FLOAT, shapes[conv.output[0]])],
+        inits)
+    return helper.make_model(graph, opset_imports=list(model.opset_import))
+
+
+_SHAPE_CACHE: dict[int, dict[str, list[int]]] = {}
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    key = id(model)
+    if key not in _SHAPE_CACHE:
+        inferred = onnx.shape_inference.infer_shapes(model)
+        shapes = {}
+        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+            dims = [d.dim_value if d.HasField("dim_value") else 1 for d in info.type.tensor_type.shape.dim]
+            shapes[info.name] = dims
+        _SHAPE_CACHE.clear()
+        _SHAPE_CACHE[key] = shapes
+    return _SHAPE_CACHE[key]
+
+
+def _tune(model: onnx.ModelProto, threads: int,
+          progress: Callable[[int, int], None] | None) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Time every applicable form of every grouped conv in isolation and apply the fastest."""
+    choices: dict[str, dict[str, Any]] = {}
+    convs = _grouped_convs(model)
+    for k, name in enumerate(convs):
+        site = _site(model, name)
+        forms: list[str] = []
+        variants: list[onnx.ModelProto] = []
+        for form, rewrite in FORMS.items():
+            variant = rewrite(site, lambda n, name=name: n == name)
+            if form != "as_is" and variant.SerializeToString() == site.SerializeToString():
+                continue  # not applicable to this conv
+            forms.append(form)
+            variants.append(variant)
+        times = [0.0]
+        if len(variants) > 1:
+            times = time_models(variants, threads, rounds=9, inner=3, statistic="min")
+        best = int(np.argmin(times))
+        timed = {f: round(t, 4) for f, t in zip(forms, times, strict=True)} if len(variants) > 1 else {}
+        choices[name] = {"form": forms[best], "ms": timed}
+        if progress is not None:
+            progress(k + 1, len(convs))
+    by_form: dict[str, set[str]] = {}
+    for name, choice in choices.items():
+        by_form.setdefault(choice["form"], set()).add(name)
+    # depthwise consumes the shuffle Gather, so it goes first; padding outputs after inputs
+    for form in ("depthwise", "pad_in", "pad_in+pad_out", "pad_out"):
+        if form in by_form:
+            model = FORMS[form](model, lambda n, names=by_form[form]: n in names)
+    return model, {"choices": choices}
+
+
+def optimize_onnx(model: onnx.ModelProto, mode: str = "fast", threads: int = 1,
+                  progress: Callable[[int, int], None] | None = None,
+                  ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Rewrite ``model`` for onnxruntime CPU latency; returns (new model, report of what was done).
+
+    The input is never modified. ``tuned`` times candidates with ``threads`` intra-op threads, so
+    tune with the thread count you will deploy with.
+    """
+    if mode not in MODES:
+        raise CondenseDeployError(f"optimize mode must be one of {', '.join(MODES)}, not {mode!r}")
+    report: dict[str, Any] = {"mode": mode}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    if mode != "none":
+        before = _op_counts(out)
+        out = _base(out)
+        report["passes"] = list(_BASE)
+        if mode == "fast":
+            out = _fast(out)
+            report["passes"] += ["grouped_conv_to_depthwise", "pad_group_inputs", "pad_group_outputs"]
+        else:
+            out, tuned = _tune(out, threads, progress)
+            report.update(tuned)
+            report["threads"] = threads
+            report["machine"] = f"{platform.machine()} {platform.processor() or platform.node()}".strip()
+        report["block"] = P.nchwc_block()
+        report["ops_before"] = before
+        report["ops_after"] = _op_counts(out)
+        P.check_model(out, "optimize")
+    _set_metadata(out, report)
+    return out, report
+
+
+def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _set_metadata(model: onnx.ModelProto, report: dict[str, Any]) -> None:
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(report, sort_keys=True)
+
+
+def max_abs_diff(reference: onnx.ModelProto, candidate: onnx.ModelProto, seed: int = 0,
+                 batch: int = 2) -> float:
+    """Largest |difference| of every output of two models on one random input, in onnxruntime."""
+    ref = _session(reference, 1)
+    cand = _session(candidate, 1)
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for info in ref.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in info.shape]
+        feeds[info.name] = rng.standard_normal(shape).astype(np.float32)
+    a = ref.run(None, feeds)
+    b = cand.run(None, feeds)
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
+        raise CondenseDeployError("optimized model's outputs differ in number or shape from the input's")
+    return max(float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b, strict=True))
+
+
+def optimize_file(source: str, target: str, mode: str = "fast", threads: int = 1, force: bool = False,
+                  atol: float = 1e-4, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Optimize the ONNX file ``source`` into ``target``; verify it against ``source`` in onnxruntime
+    on random input and write nothing when any output differs by more than ``atol``."""
+    from ._fsutil import atomic_path, check_writable
+
+    check_writable(target, force)
+    try:
+        model = onnx.load(source)
+    except Exception as e:  # onnx raises DecodeError, OSError, ...
+        raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
+    optimized, report = optimize_onnx(model, mode, threads, progress)
+    diff = max_abs_diff(model, optimized)
+    report["max_abs_diff"] = diff
+    if not diff <= atol:
+        raise CondenseDeployError(f"{target}: optimized model differs from {source}: max abs diff "
+                                  f"{diff:.3e} > atol {atol:.0e}; nothing written")
+    with atomic_path(target) as tmp:
+        onnx.save(optimized, str(tmp))
+    return report
