@@ -1,0 +1,101 @@
+"""``condense-deploy bench`` (onnxruntime latency) and ``condense-deploy report`` (merge results).
+
+Torch-free: both run on a board with the runtime install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import reports
+from .._fsutil import check_writable
+from ..bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
+
+
+def _progress_bar(label: str) -> Any:
+    return click.progressbar(length=1000, label=label, file=click.get_text_stream("stderr"),
+                             show_eta=True, show_percent=True)
+
+
+def _remote_args(threads: str, batch: int, warmup: int, runs: int | None, duration: float | None,
+                 graph_opt_level: str, profile: bool) -> list[str]:
+    """The measuring options, as the remote ``bench`` command gets them (outputs stay local)."""
+    args = ["--threads", threads, "--batch", str(batch), "--warmup", str(warmup),
+            "--graph-opt-level", graph_opt_level]
+    args += ["--duration", repr(duration)] if duration is not None else ["--runs", str(runs or DEFAULT_RUNS)]
+    if profile:
+        args.append("--profile")
+    return args
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--threads", default="1", show_default=True,
+              help="Intra-op thread counts to sweep, comma-separated ('all' = every usable core).")
+@click.option("--batch", default=1, show_default=True, type=int, help="Batch size (symbolic batch inputs).")
+@click.option("--warmup", default=10, show_default=True, type=int, help="Untimed runs per model first.")
+@click.option("--runs", type=int, default=None, help=f"Timed runs per model [default: {DEFAULT_RUNS}].")
+@click.option("--duration", type=float, default=None, help="Instead of --runs: time each model ~S seconds.")
+@click.option("--graph-opt-level", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
+              help="onnxruntime graph optimization level.")
+@click.option("--profile", is_flag=True, help="Profile with onnxruntime and show time share per op type.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full report as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append one row per model x threads to this CSV (header written once).")
+@click.option("--markdown", is_flag=True, help="Print the report as markdown instead of plain text.")
+@click.option("--remote", metavar="USER@HOST", help="Copy the models over ssh and bench them there.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
+def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: int, runs: int | None,
+                  duration: float | None, graph_opt_level: str, profile: bool, json_path: Path | None,
+                  csv_path: Path | None, markdown: bool, remote: str | None, force: bool) -> None:
+    """Measure the latency of MODELS (.onnx) with onnxruntime on this CPU.
+
+    Several models run interleaved (A B A B ...), so the ratio of each to the first holds on a noisy
+    machine. Reports min/mean/std/p50/p90/p99/max latency, images/s, session creation and first
+    inference time, peak RSS, file size, and the machine (CPU, features, governor, versions).
+    """
+    if runs is not None and duration is not None:
+        raise click.UsageError("give --runs or --duration, not both")
+    if json_path is not None:
+        check_writable(json_path, force)
+    if remote:
+        from ..remote import run_remote_bench
+
+        args = _remote_args(threads, batch, warmup, runs, duration, graph_opt_level, profile)
+        click.echo(f"benching {len(models)} model(s) on {remote} ...", err=True)
+        report = run_remote_bench(remote, list(models), args)
+    else:
+        settings = BenchSettings(threads=parse_threads(threads), batch=batch, warmup=warmup, runs=runs,
+                                 duration_s=duration, graph_opt_level=graph_opt_level, profile=profile)
+        with _progress_bar("benching") as bar:
+            def advance(fraction: float) -> None:
+                bar.update(int(fraction * 1000) - bar.pos)
+
+            report = run_bench(list(models), settings, progress=advance).to_dict()
+    click.echo(reports.format_markdown(report) if markdown else reports.format_text(report))
+    if json_path is not None:
+        reports.write_json(json_path, report, force=True)
+        click.echo(f"wrote {json_path}", err=True)
+    if csv_path is not None:
+        reports.append_csv(csv_path, report)
+        click.echo(f"appended {len(report.get('results', []))} row(s) to {csv_path}", err=True)
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged markdown table here (printed when omitted).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw p50 latency per model and machine to this PNG (needs matplotlib).")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+def report_command(results: tuple[Path, ...], output: Path | None, plot: Path | None, force: bool) -> None:
+    """Merge bench RESULT.json files (from several machines) into one markdown table and plot."""
+    text = reports.write_merged(list(results), output, plot=plot, force=force)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {output}" + (f" and {plot}" if plot else ""), err=True)
