@@ -1,0 +1,230 @@
+"""Static int8 quantization (onnxruntime QDQ, per-channel weights) calibrated on real images,
+with the accuracy change and the latency change measured. Torch-free.
+
+Images come from an ImageFolder (class folders of JPEG/PNG -> labels; a flat folder -> no labels)
+or a CIFAR python archive (its test batch, with labels), preprocessed as the model card says
+(resize + center crop to the model's input size, then mean/std).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .errors import CondenseDeployError
+
+__all__ = ["load_images", "quantize_file", "quantize_onnx"]
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches (dicts of lists and numpy arrays) and nothing else."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module.replace("numpy.core", "numpy._core", 1), name)
+
+
+def _cifar_test_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch (archive or folder)."""
+    raw = None
+    if path.is_dir():
+        for name in ("test_batch", "test"):
+            found = sorted(path.rglob(name))
+            if found:
+                raw = found[0].read_bytes()
+                break
+    else:
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name.rsplit("/", 1)[-1] in ("test_batch", "test"):
+                        handle = tar.extractfile(member)
+                        raw = handle.read() if handle else None
+                        break
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise CondenseDeployError(f"{path}: cannot read the archive ({e})") from e
+    if raw is None:
+        raise CondenseDeployError(f"{path}: no CIFAR test batch ('test_batch' or 'test') found")
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except Exception as e:  # corrupt pickles raise many types
+        raise CondenseDeployError(f"{path}: not a CIFAR python batch ({e})") from e
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data = np.asarray(batch.get("data"))
+    labels = batch.get("labels", batch.get("fine_labels"))
+    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
+        raise CondenseDeployError(f"{path}: CIFAR batch data has shape {data.shape}, expected [N, 3072]")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels)
+
+
+def _folder_images(root: Path) -> list[tuple[Path, int | None]]:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if classes:
+        return [(p, label) for label, c in enumerate(classes) for p in sorted((root / c).rglob("*"))
+                if p.suffix.lower() in _IMAGE_SUFFIXES]
+    return [(p, None) for p in sorted(root.iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES]
+
+
+def _resize_center_crop(image: Any, size: int) -> np.ndarray:
+    """Shorter side to size*256/224 (ImageNet practice; unchanged when already size), center crop."""
+    short = size if min(image.size) == size else round(size * 256 / 224)
+    w, h = image.size
+    scale = short / min(w, h)
+    if scale != 1:
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample=2)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ...] = _IMAGENET_MEAN,
+                std: tuple[float, ...] = _IMAGENET_STD) -> tuple[np.ndarray, np.ndarray | None]:
+    """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None)."""
+    path = Path(source)
+    if not path.exists():
+        raise CondenseDeployError(f"{path}: no such file or folder")
+    is_cifar = path.is_file() or any(path.rglob("test_batch")) or any(path.rglob("batches.meta"))
+    if is_cifar:
+        images, labels = _cifar_test_batch(path)
+        images, labels = images[:count], labels[:count]
+        if size != 32:
+            from PIL import Image
+
+            images = np.stack([_resize_center_crop(Image.fromarray(i), size) for i in images])
+    else:
+        files = _folder_images(path)[:count]
+        if not files:
+            raise CondenseDeployError(f"{path}: no JPEG/PNG images found (class folders or a flat folder)")
+        try:
+            from PIL import Image
+        except ImportError as e:
+            raise CondenseDeployError("reading JPEG/PNG needs pillow: pip install pillow") from e
+        decoded = []
+        for file, _ in files:
+            try:
+                with Image.open(file) as image:
+                    decoded.append(_resize_center_crop(image.convert("RGB"), size))
+            except OSError as e:
+                raise CondenseDeployError(f"{file}: cannot decode the image ({e})") from e
+        images = np.stack(decoded)
+        labels = None if files[0][1] is None else np.array([label for _, label in files])
+    x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    x = (x - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    return np.ascontiguousarray(x), labels
+
+
+# ------------------------------------------------------------------------------------ quantization
+
+def quantize_onnx(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto:
+    """int8 QDQ with per-channel symmetric weights and MinMax activation ranges from ``calibration``."""
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    input_name = model.graph.input[0].name
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{input_name: calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        clean = onnx.ModelProto()
+        clean.CopyFrom(model)
+        onnx.save(clean, str(src))
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer warns through the root logger for every BN
+        try:
+            quantize_static(str(src), str(dst), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+                            calibrate_method=CalibrationMethod.MinMax)
+        except Exception as e:  # onnxruntime.quantization raises plain exceptions
+            raise CondenseDeployError(f"quantization failed: {str(e).splitlines()[0]}") from e
+        finally:
+            root.setLevel(level)
+        return onnx.load(str(dst))
+
+
+def _predict(session: Any, x: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
+
+
+def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if card is None:
+        if size == 32:
+            card = "condensenet86_cifar"
+        else:
+            return _IMAGENET_MEAN, _IMAGENET_STD
+    from .registry import get_card
+
+    info = get_card(card)
+    return tuple(info["mean"]), tuple(info["std"])
+
+
+def quantize_file(source: str, target: str, calibration_data: str, card: str | None = None,
+                  calibration_size: int = 64, eval_size: int = 256, threads: int = 1,
+                  force: bool = False) -> dict[str, Any]:
+    """Quantize ``source`` into ``target``; returns calibration size, top-1 (with labels),
+    int8/fp32 agreement and interleaved median latencies."""
+    from ._fsutil import atomic_path, check_writable
+    from .optimize import _session, time_models
+
+    check_writable(target, force)
+    try:
+        model = onnx.load(source)
+    except Exception as e:  # onnx raises DecodeError, OSError, ...
+        raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    size = dims[-1].dim_value if len(dims) == 4 and dims[-1].dim_value > 0 else 224
+    mean, std = _card_preprocessing(card, size)
+    images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
+    if len(images) <= calibration_size and eval_size:
+        raise CondenseDeployError(f"{calibration_data}: only {len(images)} images; need more than "
+                                  f"--calibration-size {calibration_size} to also evaluate")
+    calibration, evaluation = images[:calibration_size], images[calibration_size:]
+    quantized = quantize_onnx(model, calibration)
+    report: dict[str, Any] = {"calibration_images": len(calibration), "eval_images": len(evaluation)}
+    fp32, int8 = _session(model, threads), _session(quantized, threads)
+    if len(evaluation):
+        a, b = _predict(fp32, evaluation), _predict(int8, evaluation)
+        report["agreement"] = float(np.mean(a == b))
+        if labels is not None:
+            truth = labels[calibration_size:]
+            report["top1_fp32"] = float(np.mean(a == truth))
+            report["top1_int8"] = float(np.mean(b == truth))
+    else:
+        report["agreement"] = float("nan")
+    report["fp32_ms"], report["int8_ms"] = time_models([model, quantized], threads, rounds=15, inner=3)
+    with atomic_path(target) as tmp:
+        onnx.save(quantized, str(tmp))
+    return report
