@@ -27,6 +27,7 @@ from torch import nn
 
 from ._fsutil import atomic_path, check_writable
 from .config import CondenseNetConfig, DenseNetConfig
+from .convert import convert_model, one_thread
 from .errors import CondenseDeployError
 from .registry import create_model, get_card, list_models
 
@@ -88,7 +89,7 @@ def _load_zoo(name: str, num_classes: int | None, form: str | None) -> LoadedMod
     card = get_card(name)
     family = card["family"]
     overrides = {} if num_classes is None else {"num_classes": num_classes}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(0)  # the same name gives the same weights in every process
         model = create_model(name, **overrides)
         if family == "condensenet":
@@ -96,8 +97,6 @@ def _load_zoo(name: str, num_classes: int | None, form: str | None) -> LoadedMod
             if form not in ("converted", "training"):
                 raise CondenseDeployError(f"{name}: form must be 'converted' or 'training', not {form!r}")
             if form == "converted":
-                from .convert import convert_model
-
                 model.condense(1.0)
                 model = convert_model(model)
             config: Any = model.cfg

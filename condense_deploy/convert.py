@@ -9,8 +9,10 @@ not reached its final condensing stage is refused instead of converted wrongly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,9 +22,21 @@ from .condensenet import CondenseNet
 from .errors import CondenseDeployError
 from .layers import CondenseConv, CondenseLinear, LearnedGroupConv
 
-__all__ = ["ATOL", "ConvertResult", "check_equivalence", "convert_checkpoint", "convert_model"]
+__all__ = ["ATOL", "ConvertResult", "check_equivalence", "convert_checkpoint", "convert_model", "one_thread"]
 
 ATOL = 1e-5
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run many tiny tensor ops on one thread: on a busy 2-core machine, condensing and converting
+    CondenseNet-74 took 15-19 s with 2 threads and 1.4-1.6 s with 1 (measured interleaved)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def convert_model(model: CondenseNet) -> CondenseNet:
@@ -34,6 +48,11 @@ def convert_model(model: CondenseNet) -> CondenseNet:
         raise CondenseDeployError(f"convert: expected a CondenseNet, got {type(model).__name__}")
     if model.converted:
         raise CondenseDeployError("convert: the model is already in converted form")
+    with one_thread():
+        return _convert(model)
+
+
+def _convert(model: CondenseNet) -> CondenseNet:
     _check_condensed(model)
     converted = CondenseNet(copy.deepcopy(model.cfg), converted=True)
     source = dict(model.named_modules())
