@@ -312,9 +312,9 @@ def _timed_rounds(opened: list[_Open], settings: BenchSettings, report: Callable
     budget = None if settings.duration_s is None else settings.duration_s * len(opened)
     runs = settings.runs if settings.runs is not None else (None if budget else DEFAULT_RUNS)
     clock = time.perf_counter
-    start = clock()
     rounds = 0
     with _gc_paused():
+        start = clock()
         while True:
             for item in opened:
                 t0 = clock()

@@ -5,6 +5,7 @@ Torch-free: both run on a board with the runtime install.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads
 
 
 def _progress_bar(label: str) -> Any:
-    return click.progressbar(length=1000, label=label, file=click.get_text_stream("stderr"),
+    return click.progressbar(length=1000, label=label, file=sys.stderr,
                              show_eta=True, show_percent=True)
 
 
