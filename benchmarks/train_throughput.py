@@ -113,6 +113,7 @@ def main() -> None:
             f"{k} train {train_rates[k][-1]:.1f} img/s eval {eval_rates[k][-1]:.1f} img/s" for k in models),
             file=sys.stderr)
 
+    load = os.getloadavg()
     med = {k: statistics.median(v) for k, v in train_rates.items()}
     med_eval = {k: statistics.median(v) for k, v in eval_rates.items()}
     ratios = [a / b for a, b in zip(train_rates["plain"], train_rates["masked"], strict=True)]
@@ -123,7 +124,8 @@ def main() -> None:
         f"Measured with `.venv/bin/python benchmarks/train_throughput.py --rounds {args.rounds} --steps "
         f"{args.steps}` ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, {torch.get_num_threads()} "
         f"threads, batch {args.batch_size}). Interleaved rounds, medians. Batches are augmented before "
-        "timing; the augmentation rate is given on its own line.",
+        "timing; the augmentation rate is given on its own line. Load average at the end (1/5/15 min): "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine; above 2 = contention).",
         "",
         "| model | train img/s (median) | train img/s per round | eval img/s (median) |",
         "|---|---:|---|---:|",

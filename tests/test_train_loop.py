@@ -139,7 +139,8 @@ def test_converted_model_matches_the_trained_one(run, data_dir: Path) -> None:
     assert torch.equal(pred_converted, pred_trained)
     err = 100 * (1 - (pred_converted == y).float().mean().item())
     assert err == pytest.approx(result.converted_err1)
-    assert any(line.startswith("converted the best epoch") for line in lines)
+    assert result.converted_epoch == result.best_epoch
+    assert any(line.startswith(f"converted epoch {result.best_epoch + 1} ") for line in lines)
 
 
 def test_interrupted_then_resumed_gives_the_same_weights(run, tmp_path: Path, data_dir: Path) -> None:

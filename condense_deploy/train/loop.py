@@ -76,6 +76,7 @@ class EpochStats:
     lr: float
     removed: int
     seconds: float
+    condensed: bool = True  # every learned group conv at its final stage at the end of the epoch
 
     def line(self, epochs: int) -> str:
         return (f"epoch {self.epoch + 1:3d}/{epochs}  val err {self.val_err1:6.2f} / {self.val_err5:6.2f}  "
@@ -94,6 +95,7 @@ class TrainResult:
     best_err5: float
     history: list[EpochStats]
     converted_path: str | None = None
+    converted_epoch: int | None = None
     converted_err1: float | None = None
     converted_err5: float | None = None
     converted_max_diff: float | None = None
@@ -123,6 +125,12 @@ def build_config(
         CondenseNet(cfg)  # validates divisibility before any work is done
     except (ValueError, TypeError) as e:
         raise CondenseDeployError(f"model: {e}") from e
+    final = cfg.image_size // cfg.init_stride // 2 ** (len(cfg.stages) - 1)
+    if final != cfg.pool_size:
+        raise CondenseDeployError(
+            f"model: {len(cfg.stages)} blocks leave a {final}x{final} map from {cfg.image_size}x"
+            f"{cfg.image_size} input; a{'' if cfg.kind == 'cifar' else 'n'} {cfg.kind} CondenseNet needs "
+            f"{3 if cfg.kind == 'cifar' else 5} blocks (final map {cfg.pool_size}x{cfg.pool_size})")
     if data.startswith("cifar") and cfg.kind != "cifar":
         raise CondenseDeployError(
             f"--arch {arch}: an ImageNet model (224x224) cannot train on {data} (32x32)")
@@ -363,8 +371,9 @@ class _Run:
             if self.dist.world > 1:
                 self.dist.check_same(self.model, f"end of epoch {epoch + 1}")
             val_err1, val_err5 = self.validate(self.model)
+            condensed = all(m.stage == m.final_stage for m in learned_group_convs(self.model))
             stats = EpochStats(epoch, val_err1, val_err5, train_err1, train_err5, loss, lr, removed,
-                               time.perf_counter() - start)
+                               time.perf_counter() - start, condensed)
             self.history.append(stats)
             is_best = val_err1 < self.best_err1
             if is_best:
@@ -411,25 +420,29 @@ class _Run:
         from ..convert import check_equivalence, convert_model
         from ..count import count_model
 
-        best = load_training_checkpoint(self.paths.best)
-        model = CondenseNet(self.cfg)
-        model.load_state_dict(strip_module(best["state_dict"]))
-        model.eval()
-        stages = {m.stage for m in learned_group_convs(model)}
-        if stages != {self.cfg.condense_factor - 1}:
-            self.log(f"not converting: the best epoch {self.best_epoch + 1} is at condensing stages "
-                     f"{sorted(stages)}, before the final stage {self.cfg.condense_factor - 1}")
+        source, epoch = self.paths.best, self.best_epoch
+        condensed = [h for h in self.history if h.condensed]
+        if not condensed:
+            self.log("not converting: no epoch ended with every layer at its final condensing stage")
             return
+        if not self.history[self.best_epoch].condensed:
+            pick = min(condensed, key=lambda h: (h.val_err1, h.epoch))
+            source, epoch = self.paths.epoch_file(pick.epoch), pick.epoch
+            self.log(f"the best epoch {self.best_epoch + 1} ended before condensing finished; converting the "
+                     f"best fully condensed epoch {epoch + 1} (val err {pick.val_err1:.2f})")
+        model = CondenseNet(self.cfg)
+        model.load_state_dict(strip_module(load_training_checkpoint(source)["state_dict"]))
+        model.eval()
         converted = convert_model(model)
         size = (3, self.cfg.image_size, self.cfg.image_size)
         max_diff = check_equivalence(model, converted, size, batch=2, seed=0)
         save_converted(converted, self.paths.converted, force=True)
         err1, err5 = self.validate(converted.to(self.dist.device), shard=False)
         flops, params = count_model(converted, size)
-        result.converted_path = str(self.paths.converted)
+        result.converted_path, result.converted_epoch = str(self.paths.converted), epoch
         result.converted_err1, result.converted_err5 = err1, err5
         result.converted_max_diff, result.flops, result.params = float(max_diff), int(flops), int(params)
-        self.log(f"converted the best epoch ({self.best_epoch + 1}, val err {self.best_err1:.2f}) -> "
+        self.log(f"converted epoch {epoch + 1} (val err {self.history[epoch].val_err1:.2f}) -> "
                  f"{self.paths.converted}: val err {err1:.2f} / {err5:.2f}, max diff {max_diff:.2e}, "
                  f"{flops / 1e6:.2f}M FLOPs, {params / 1e6:.3f}M params")
 
