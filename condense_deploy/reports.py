@@ -284,7 +284,8 @@ def merged_markdown(reports: Sequence[dict[str, Any]]) -> str:
                          _fmt(r.get("latency_p90_ms"), "{:.3f}"), _fmt(r.get("throughput_ips"), "{:.1f}"),
                          _fmt(r.get("paired_ratio_to_first"), "{:.3f}")])
     order = {m: i for i, m in enumerate(dict.fromkeys(row[2] for row in rows))}
-    rows.sort(key=lambda row: (order[row[2]], row[0], int(row[3])))
+    where = {m: i for i, m in enumerate(machines)}  # models and machines in the order given
+    rows.sort(key=lambda row: (order[row[2]], where[row[0]], int(row[3])))
     lines = ["# Bench results", ""]
     lines += _md_table(headers, rows)
     lines += ["", "'x first in run' compares each model with the first model of the same interleaved run "
