@@ -34,13 +34,10 @@ CANNOT_RUN_HERE = 77  # aarch64-env.sh's exit status for "this machine cannot ru
 _DRIVER = textwrap.dedent("""
     import json, platform, sys
     import numpy as np
-    import onnxruntime as ort
-    try:
-        from condense_deploy.bench import make_session
-    except ImportError:  # before the bench module: the toolkit's latency session options
-        from condense_deploy.optimize import session_options
-        def make_session(path):
-            return ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
+    from pathlib import Path
+    from condense_deploy.bench import BenchSettings, _open_session, _session_options
+    def make_session(path):  # exactly the session `condense-deploy bench` measures
+        return _open_session(Path(path), _session_options(BenchSettings(), 1))
     jobs = json.loads(open(sys.argv[1]).read())
     key = sys.argv[2]
     for job in jobs:
@@ -62,40 +59,21 @@ def _setup_emulation() -> None:
     assert done.returncode == 0, f"aarch64-env.sh setup failed:\n{done.stderr[-3000:]}"
 
 
-def _export(name: str, path: Path) -> None:
-    """CondenseNet-74 in converted (deployment) form, with logits scaled to about unit size so that
-    1e-5 is a strict bound, exported by the toolkit's exporter."""
+def _export(name: str, plain: Path, fast: Path) -> None:
+    """CondenseNet-74 in converted (deployment) form, logits scaled to about unit size so that 1e-5
+    is a strict bound, exported by the toolkit (validated against PyTorch): as is, and optimized."""
     import torch
 
+    from condense_deploy.export import export_onnx
     from condense_deploy.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(name, converted=True).eval()
-    x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         last_weight = [p for n, p in model.named_parameters() if n.endswith("weight")][-1]
-        last_weight.mul_(1.0 / float(model(x).std()))
-    try:
-        from condense_deploy.export import export_onnx
-    except ImportError:
-        export_onnx = None
-    if export_onnx is not None:
-        export_onnx(model, path, name=name)
-    else:
-        torch.onnx.export(model, (x[:1],), str(path), input_names=["input"], output_names=["logits"],
-                          opset_version=17, dynamo=False)
-
-
-def _optimize(src: Path, dst: Path) -> bool:
-    try:
-        from condense_deploy.optimize import optimize_onnx
-    except ImportError:
-        return False
-    import onnx
-
-    optimized, _ = optimize_onnx(onnx.load(str(src)), mode="fast")
-    onnx.save(optimized, str(dst))
-    return True
+        last_weight.mul_(1.0 / float(model(torch.randn(2, 3, 224, 224)).std()))
+    export_onnx(model, plain, input_size=(3, 224, 224), optimize="none")
+    export_onnx(model, fast, input_size=(3, 224, 224), optimize="fast")
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +83,8 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
     rng = np.random.default_rng(0)
     out: list[dict[str, str]] = []
     for name in MODELS:
-        plain = d / f"{name}.onnx"
-        _export(name, plain)
-        models = [plain]
-        if _optimize(plain, d / f"{name}_fast.onnx"):
-            models.append(d / f"{name}_fast.onnx")
+        models = [d / f"{name}.onnx", d / f"{name}_fast.onnx"]
+        _export(name, *models)
         x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
         np.save(d / f"{name}_input.npy", x)
         for model in models:
@@ -145,3 +120,19 @@ def test_aarch64_outputs_match_x86(jobs: list[dict[str, str]], tmp_path: Path) -
         report.append(f"{name}: max abs diff {diff:.2e} (|logits| max {np.abs(b).max():.2f})")
         assert diff <= ATOL, f"{name}: aarch64 vs x86 max abs diff {diff:.3e} > atol {ATOL:g}"
     print("\n".join(report), file=sys.stderr)
+
+
+def test_bench_command_on_emulated_aarch64(jobs: list[dict[str, str]], tmp_path: Path) -> None:
+    """`python -m condense_deploy bench` as a board runs it: the runtime install, no torch."""
+    model = next(j["model"] for j in jobs if j["model"].endswith("condensenet74_c8g8_fast.onnx"))
+    out = tmp_path / "aarch64.json"
+    done = subprocess.run(["bash", str(SCRIPT), "run", "-m", "condense_deploy", "bench", model,
+                           "--warmup", "0", "--runs", "1", "--json", str(out)],
+                          capture_output=True, text=True, check=False, timeout=1800)
+    assert done.returncode == 0, f"emulated bench failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert report["machine"]["arch"] == "aarch64"
+    assert report["machine"]["onnxruntime"] == "1.32.0"
+    [result] = report["results"]
+    assert result["model"] == "condensenet74_c8g8_fast" and result["runs"] == 1
+    assert result["latency_p50_ms"] > 0
