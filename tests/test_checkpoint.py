@@ -281,10 +281,10 @@ def test_save_converted_layout_and_roundtrip(tmp_path: Path) -> None:
     assert raw["state_dict"]["module.classifier.index"].dtype == torch.int64
     loaded = load_model(path)
     assert loaded.form == "converted" and _same_outputs(loaded.model, converted)
-    # a model built the way the original code builds it loads the file with a strict load
-    fresh = CondenseNet(tiny_config(), converted=True)
-    fresh.load_state_dict({k[len("module."):]: v for k, v in raw["state_dict"].items()}, strict=False)
-    assert _same_outputs(fresh, converted)
+    # main.py --evaluate-from: DataParallel(model).load_state_dict(torch.load(f)['state_dict']), strict
+    fresh = torch.nn.DataParallel(CondenseNet(tiny_config(), converted=True))
+    fresh.load_state_dict(torch.load(path)["state_dict"], strict=True)
+    assert _same_outputs(fresh.module, converted)
 
 
 def test_save_converted_refuses_overwrite_and_is_atomic(tmp_path: Path, monkeypatch) -> None:
