@@ -29,6 +29,7 @@ _COMMANDS = {
     "bench": "condense_deploy.commands.bench:bench_command",
     "report": "condense_deploy.commands.bench:report_command",
     "table": "condense_deploy.commands.table:table_command",
+    "demo": "condense_deploy.commands.table:demo_command",
     "train": "condense_deploy.commands.train:train_command",
     "eval": "condense_deploy.commands.train:eval_command",
 }

@@ -1,0 +1,101 @@
+"""``condense-deploy table`` (the paper's Table 5 on this machine) and ``condense-deploy demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEMO_DIR = Path("demo-output")
+_TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "condensenet74_c8g8",
+                 "mobilenet_v2", "shufflenet_v2_x1_0")
+
+
+class _Progress:
+    """One stderr progress bar per phase (export, onnxruntime, PyTorch), plus step messages."""
+
+    def __init__(self) -> None:
+        self.label: str | None = None
+        self.bar: Any = None
+
+    def step(self, message: str) -> None:
+        self.close()
+        click.echo(message, err=True)
+
+    def fraction(self, label: str, value: float) -> None:
+        if label != self.label:
+            self.close()
+            self.label = label
+            self.bar = click.progressbar(length=1000, label=label, file=sys.stderr,
+                                         show_percent=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(max(0, int(value * 1000) - self.bar.pos))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+        self.bar, self.label = None, None
+
+
+def _run(**kwargs: Any) -> Any:
+    from ..table import TableOptions, run_table
+
+    progress = _Progress()
+    try:
+        return run_table(TableOptions(**kwargs), on_step=progress.step, on_fraction=progress.fraction)
+    finally:
+        progress.close()
+
+
+def _models(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+@click.command("table")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("benchmarks/results"), show_default=True,
+              help="Folder for <machine>.md, .csv, .json and .png.")
+@click.option("--onnx-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where exported .onnx files are kept and reused [default: ~/.cache/condense-deploy/onnx].")
+@click.option("--models", default=",".join(_TABLE_MODELS), show_default=True,
+              help="Comma-separated subset of the table's models.")
+@click.option("--runs", type=int, default=None,
+              help="Timed runs per model and setting [default: 30; 5 quick].")
+@click.option("--warmup", type=int, default=None, help="Warm-up runs per model [default: 3; 1 quick].")
+@click.option("--threads", default="1,all", show_default=True,
+              help="onnxruntime thread counts ('all' = every usable core).")
+@click.option("--optimize", type=click.Choice(["none", "fast", "tuned"]), default="fast", show_default=True,
+              help="ONNX optimization passed to export.")
+@click.option("--torch", "with_torch", is_flag=True,
+              help="Add PyTorch eager at 1 thread (what the paper timed).")
+@click.option("--quick", is_flag=True, help="Fewer runs: a rough table in a few minutes.")
+@click.option("--force", is_flag=True, help="Overwrite this machine's results files.")
+@click.option("--reexport", is_flag=True, help="Export the models again even if matching files exist.")
+def table_command(out_dir: Path, onnx_dir: Path | None, models: str, runs: int | None, warmup: int | None,
+                  threads: str, optimize: str, with_torch: bool, quick: bool, force: bool,
+                  reexport: bool) -> None:
+    """Reproduce the CondenseNet paper's Table 5 (inference time) on this machine.
+
+    Exports (or reuses) VGG-16, ResNet-18, MobileNet v1, CondenseNet-74 C=G=4 and C=G=8, MobileNetV2
+    and ShuffleNetV2 at 224x224, times them interleaved with onnxruntime at 1 thread and every core,
+    and writes <machine>.md/.csv/.json and a latency-against-FLOPs plot. Paper figures are labelled
+    as published.
+    """
+    result = _run(out_dir=out_dir, onnx_dir=onnx_dir, models=_models(models), runs=runs, warmup=warmup,
+                  threads=threads, optimize=optimize, torch=with_torch, quick=quick, force=force,
+                  reexport=reexport)
+    click.echo(result.markdown, nl=False)
+    click.echo("wrote " + ", ".join(str(p) for p in result.paths.values()), err=True)
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """The inference table for all seven models, quick, in ./demo-output/ (replacing the last demo)."""
+    DEMO_DIR.mkdir(exist_ok=True)
+    # The demo owns demo-output/ (force); its .onnx files are reused while their metadata matches.
+    result = _run(out_dir=DEMO_DIR, onnx_dir=DEMO_DIR / "onnx", quick=True, force=True,
+                  models=list(_TABLE_MODELS))
+    click.echo(result.markdown, nl=False)
+    click.echo("wrote " + ", ".join(str(p) for p in result.paths.values()), err=True)

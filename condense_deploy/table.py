@@ -1,0 +1,390 @@
+"""The paper's Table 5 (inference time on ARM) reproduced on whatever machine this runs on.
+
+Seven ImageNet models at 224x224 are exported to ONNX (or reused), then timed together, interleaved,
+with onnxruntime at 1 thread and at every core (and, with ``torch=True``, PyTorch eager at 1 thread,
+which is what the paper timed on a Jetson TX2 CPU). The paper's figures come from the zoo cards and
+are labelled as published; everything else is measured here. Weights are the zoo's deterministic
+random initialisation: latency does not depend on the values, accuracy is not measured.
+
+Writes ``<out_dir>/<machine>.md``, ``.csv``, ``.json`` and ``.png`` (latency against FLOPs).
+torch is imported only to export models and for the PyTorch column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__, _fsutil
+from .bench import BenchSettings, latency_stats, parse_threads, run_bench
+from .errors import CondenseDeployError
+from .machine import describe_machine, usable_cores
+from .registry import get_card
+from .reports import TABLE_SCHEMA, require_matplotlib
+
+__all__ = ["DEFAULT_THREADS", "REFERENCE", "TABLE_MODELS", "TableOptions", "TableResult", "run_table"]
+
+# The paper's Table 5 rows, then the two later mobile baselines the issue adds.
+TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "condensenet74_c8g8",
+                "mobilenet_v2", "shufflenet_v2_x1_0")
+REFERENCE = "mobilenet_v1"  # the paper compares against MobileNet
+DEFAULT_THREADS = "1,all"
+OPTIMIZE_MODES = ("none", "fast", "tuned")
+_RUNS, _WARMUP = 30, 3
+_QUICK_RUNS, _QUICK_WARMUP = 5, 1
+
+Step = Callable[[str], None]
+Fraction = Callable[[str, float], None]
+
+
+@dataclass
+class TableOptions:
+    """What the table measures and where it writes. ``runs``/``warmup`` None: 30/3, or 5/1 quick."""
+
+    out_dir: Path = Path("benchmarks/results")
+    onnx_dir: Path | None = None  # default: $XDG_CACHE_HOME/condense-deploy/onnx
+    models: Sequence[str] = TABLE_MODELS
+    runs: int | None = None
+    warmup: int | None = None
+    threads: str = DEFAULT_THREADS
+    optimize: str = "fast"
+    torch: bool = False
+    quick: bool = False
+    force: bool = False  # overwrite this machine's results files
+    reexport: bool = False  # export again even when a matching .onnx file exists
+
+
+@dataclass
+class TableResult:
+    """What was written and the markdown that was written."""
+
+    markdown: str
+    paths: dict[str, Path] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def default_onnx_dir() -> Path:
+    """Where exported table models are kept between runs (hundreds of MB: not in the repository)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "condense-deploy" / "onnx"
+
+
+def _check(options: TableOptions) -> tuple[list[str], list[int], int, int]:
+    models = list(dict.fromkeys(options.models))
+    if not models:
+        raise CondenseDeployError("no model given for the table")
+    for name in models:
+        if name not in TABLE_MODELS:
+            raise CondenseDeployError(f"{name}: not a table model; choose from {', '.join(TABLE_MODELS)}")
+    if options.optimize not in OPTIMIZE_MODES:
+        raise CondenseDeployError(f"optimize {options.optimize!r}: expected one of "
+                                  f"{', '.join(OPTIMIZE_MODES)}")
+    runs = options.runs if options.runs is not None else (_QUICK_RUNS if options.quick else _RUNS)
+    warmup = options.warmup if options.warmup is not None else (_QUICK_WARMUP if options.quick else _WARMUP)
+    if runs < 1 or warmup < 0:
+        raise CondenseDeployError(f"runs {runs} must be >= 1 and warmup {warmup} >= 0")
+    return models, parse_threads(options.threads), runs, warmup
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def _metadata(path: Path) -> dict[str, str] | None:
+    """The file's condense-deploy metadata, or None when it cannot be read (then it is re-exported)."""
+    try:
+        from .export import read_metadata
+
+        return read_metadata(path)
+    except Exception:  # a truncated or foreign file is simply exported again
+        return None
+
+
+def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
+    if not path.is_file():
+        return None
+    meta = _metadata(path)
+    if not meta or meta.get("condense_deploy.architecture") != name:
+        return None
+    try:
+        mode = json.loads(meta.get("condense_deploy.optimize", "{}")).get("mode")
+    except ValueError:
+        return None
+    return meta if mode == optimize and "condense_deploy.flops" in meta else None
+
+
+def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool, on_step: Step,
+            on_fraction: Fraction) -> dict[str, dict[str, Any]]:
+    """Export (or reuse: same zoo name and optimize mode in its metadata) each model; returns
+    name -> {path, flops, params, reused}."""
+    from .export import export_source
+
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(models):
+        path = onnx_dir / f"{name}.{optimize}.onnx"
+        meta = None if reexport else _reusable(path, name, optimize)
+        reused = meta is not None
+        if meta is None:
+            on_step(f"exporting {name} to {path} (optimize {optimize})")
+            meta = export_source(name, path, optimize=optimize, force=True).metadata
+        out[name] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
+                     "params": int(meta["condense_deploy.params"]), "reused": reused}
+        on_fraction("exporting", (k + 1) / len(models))
+    return out
+
+
+# ------------------------------------------------------------------------------------ PyTorch column
+
+
+def _torch_bench(models: list[str], runs: int, warmup: int, on_fraction: Fraction) -> dict[str, Any]:
+    """PyTorch eager, 1 thread, no_grad, interleaved like the onnxruntime runs; p50 and paired ratio
+    to the reference model (the first in ``models``)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from .checkpoint import load_model
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        nets = [load_model(name).model.eval() for name in models]
+        x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        times: list[list[float]] = [[] for _ in models]
+        with torch.inference_mode():
+            for _ in range(warmup):
+                for net in nets:
+                    net(x)
+            for r in range(runs):
+                for i, net in enumerate(nets):
+                    t0 = time.perf_counter()
+                    net(x)
+                    times[i].append((time.perf_counter() - t0) * 1e3)
+                on_fraction("PyTorch eager, 1 thread", (r + 1) / runs)
+    finally:
+        torch.set_num_threads(previous)
+    first = np.asarray(times[0])
+    return {
+        "threads": 1, "runs": runs, "warmup": warmup, "torch": torch.__version__,
+        "results": [{"model": name, **{f"latency_{k}_ms": round(v, 4) for k, v in latency_stats(t).items()},
+                     "paired_ratio_to_first": round(float(np.median(np.asarray(t) / first)), 4)}
+                    for name, t in zip(models, times, strict=True)],
+    }
+
+
+# ---------------------------------------------------------------------------------------- the table
+
+
+def _si(n: float) -> str:
+    return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n / 1e6:.2f}M"
+
+
+def _settings(threads: list[int], with_torch: bool) -> list[tuple[str, str]]:
+    """(key, label) of each measured setting, in column order."""
+    out = [(f"ort_{t}t", f"ORT {t} thread{'s' if t > 1 else ''}") for t in threads]
+    return out + ([("torch_1t", "PyTorch eager 1 thread")] if with_torch else [])
+
+
+def _rows(models: list[str], exported: dict[str, dict[str, Any]], bench: dict[str, Any],
+          torch_run: dict[str, Any] | None, threads: list[int]) -> list[dict[str, Any]]:
+    ref_time = get_card(REFERENCE)["published"].get("arm_time_s")
+    measured: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in bench["results"]:
+        measured[(r["model"], f"ort_{r['threads']}t")] = r
+    for r in (torch_run or {}).get("results", []):
+        measured[(r["model"], "torch_1t")] = r
+    has_ref = REFERENCE in models
+    rows = []
+    for name in models:
+        published = get_card(name)["published"]
+        arm = published.get("arm_time_s")
+        row: dict[str, Any] = {
+            "model": name,
+            "flops": exported[name]["flops"],
+            "params": exported[name]["params"],
+            "published_top1_err": published.get("top1_err"),
+            "published_arm_time_s": arm,
+            "published_ratio_to_mobilenet": round(arm / ref_time, 3) if arm and ref_time else None,
+        }
+        for key, _ in _settings(threads, torch_run is not None):
+            r = measured.get((name, key))
+            row[f"p50_ms_{key}"] = r["latency_p50_ms"] if r else None
+        for key, _ in _settings(threads, torch_run is not None):
+            r = measured.get((name, key))
+            row[f"ratio_to_mobilenet_{key}"] = r["paired_ratio_to_first"] if r and has_ref else None
+        rows.append(row)
+    return rows
+
+
+def _columns(threads: list[int], with_torch: bool) -> list[tuple[str, str]]:
+    """(row key, markdown header) in table order."""
+    cols = [("model", "model"), ("flops", "FLOPs"), ("params", "params"),
+            ("published_top1_err", "top-1 err % (published)"),
+            ("published_arm_time_s", "paper ARM time s (published)"),
+            ("published_ratio_to_mobilenet", "paper ratio to MobileNet (published)")]
+    settings = _settings(threads, with_torch)
+    cols += [(f"p50_ms_{key}", f"p50 ms {label}") for key, label in settings]
+    cols += [(f"ratio_to_mobilenet_{key}", f"ratio to MobileNet {label}") for key, label in settings]
+    return cols
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("flops", "params"):
+        return _si(value)
+    if key.startswith("p50_ms"):
+        return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if key.startswith(("ratio", "published_ratio")):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _markdown(data: dict[str, Any], png_name: str | None) -> str:
+    machine = data["machine"]
+    threads = data["settings"]["threads"]
+    cols = _columns(threads, data["torch"] is not None)
+    lines = [
+        f"# Inference time, CondenseNet paper Table 5 reproduced on {machine['slug']}", "",
+        f"Machine: {machine['cpu_model']} ({machine['arch']}, {machine['cores_usable']} usable cores; "
+        f"features {', '.join(machine['cpu_features']) or 'none detected'}), onnxruntime "
+        f"{machine['onnxruntime']}, Python {machine['python']}, {machine['os']}. Measured {data['created']}.",
+        "",
+        "| " + " | ".join(h for _, h in cols) + " |",
+        "|" + "|".join("---" if k == "model" else "--:" for k, _ in cols) + "|",
+    ]
+    for row in data["rows"]:
+        lines.append("| " + " | ".join(_cell(k, row.get(k)) for k, _ in cols) + " |")
+    s = data["settings"]
+    load = data["load_average"]
+    lines += [
+        "",
+        f"- Measured: onnxruntime {machine['onnxruntime']}, graph optimization all, batch 1, 224x224, "
+        f"{s['warmup']} warm-up + {s['runs']} timed runs per model and setting, all models interleaved "
+        f"(A B C ... A B C ...); ONNX files exported with `optimize={s['optimize']}`. "
+        "FLOPs (multiply-adds) and params are counted by `condense_deploy.count` on the exported "
+        "(converted) networks. Weights are random: latency does not depend on them.",
+        "- Ratios to MobileNet are medians, over interleaved rounds, of each model's time divided by "
+        "MobileNet v1's in the same round. On a shared or noisy machine these ratios are what count; "
+        "absolute milliseconds move with the load. Load average (1 min) was "
+        f"{load['before']} before and {load['after']} after the runs.",
+        "- Published columns come from the zoo cards (the CondenseNet paper, Table 5: PyTorch on a "
+        "Jetson TX2 ARM CPU, seconds per image as printed there). They are not measured here; "
+        "MobileNetV2 and ShuffleNetV2 have no paper ARM time.",
+    ]
+    if data["torch"] is not None:
+        lines.append(f"- PyTorch eager column: torch {data['torch']['torch']}, 1 thread, "
+                     "`inference_mode`, the same interleaving, converted CondenseNets.")
+    if png_name:
+        lines += ["", f"![p50 latency against FLOPs]({png_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(data: dict[str, Any]) -> str:
+    cols = [k for k, _ in _columns(data["settings"]["threads"], data["torch"] is not None)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["machine", *cols])
+    for row in data["rows"]:
+        writer.writerow([data["machine"]["slug"], *("" if row.get(k) is None else row[k] for k in cols)])
+    return buffer.getvalue()
+
+
+def _plot(data: dict[str, Any], path: Path) -> None:
+    """p50 latency against FLOPs, log-log, one labelled point per model and setting."""
+    plt = require_matplotlib()
+    threads = data["settings"]["threads"]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    try:
+        for key, label in _settings(threads, data["torch"] is not None):
+            pts = [(r["flops"], r[f"p50_ms_{key}"], r["model"])
+                   for r in data["rows"] if r.get(f"p50_ms_{key}")]
+            if not pts:
+                continue
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, s=36)
+            if key == f"ort_{threads[0]}t":
+                for flops, ms, name in pts:
+                    ax.annotate(name, (flops, ms), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("FLOPs (multiply-adds, log)")
+        ax.set_ylabel("p50 latency per image (ms, log)")
+        ax.set_title(f"Latency against FLOPs on {data['machine']['slug']} (batch 1, 224x224)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        with _fsutil.atomic_write(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def run_table(options: TableOptions, on_step: Step | None = None,
+              on_fraction: Fraction | None = None) -> TableResult:
+    """Export or reuse the models, bench them interleaved, write ``<machine>.md/.csv/.json/.png``.
+
+    Every output is checked writable (``force`` to overwrite) before minutes of work start.
+    """
+    step = on_step or (lambda _m: None)
+    fraction = on_fraction or (lambda _l, _f: None)
+    models, threads, runs, warmup = _check(options)
+    machine = describe_machine()
+    out_dir = Path(options.out_dir)
+    if not out_dir.is_dir():
+        raise CondenseDeployError(f"{out_dir}: output folder does not exist")
+    paths = {ext: out_dir / f"{machine['slug']}.{ext}" for ext in ("md", "csv", "json", "png")}
+    for path in paths.values():
+        _fsutil.check_writable(path, options.force)
+    require_matplotlib()
+    exported = _export(models, Path(options.onnx_dir or default_onnx_dir()), options.optimize,
+                       options.reexport, step, fraction)
+    order = [REFERENCE, *[m for m in models if m != REFERENCE]] if REFERENCE in models else models
+    load_before = _load_average()
+    step(f"benching {len(order)} models with onnxruntime at {', '.join(map(str, threads))} thread(s), "
+         f"{runs} runs each, interleaved")
+    settings = BenchSettings(threads=threads, batch=1, warmup=warmup, runs=runs)
+    bench = run_bench([exported[m]["path"] for m in order], settings,
+                      progress=lambda f: fraction("onnxruntime", f)).to_dict()
+    names = {str(exported[m]["path"]): m for m in order}
+    for r in bench["results"]:  # label rows by zoo name, not by file stem
+        r["model"] = names[r["path"]]
+    torch_run = None
+    if options.torch:
+        step(f"benching {len(order)} models with PyTorch eager at 1 thread, {runs} runs each, interleaved")
+        torch_run = _torch_bench(order, runs, warmup, fraction)
+    data: dict[str, Any] = {
+        "schema": TABLE_SCHEMA,
+        "tool_version": __version__,
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "machine": machine,
+        "settings": {"models": models, "threads": threads, "runs": runs, "warmup": warmup,
+                     "optimize": options.optimize, "torch": options.torch, "quick": options.quick,
+                     "batch": 1, "input_size": [3, 224, 224], "cores_usable": usable_cores()},
+        "load_average": {"before": load_before, "after": _load_average()},
+        "rows": _rows(models, exported, bench, torch_run, threads),
+        "onnx": {m: {"file": Path(e["path"]).name, "reused": e["reused"]} for m, e in exported.items()},
+        "bench": [bench],
+        "torch": torch_run,
+    }
+    markdown = _markdown(data, paths["png"].name)
+    _plot(data, paths["png"])
+    _fsutil.write_json(paths["json"], data)
+    _fsutil.write_text(paths["csv"], _csv(data))
+    _fsutil.write_text(paths["md"], markdown)
+    return TableResult(markdown=markdown, paths=paths, data=data)
+
