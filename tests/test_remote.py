@@ -8,6 +8,7 @@ model, the bench over ssh, scp of the JSON back, the remote temp folder removed.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -157,3 +158,43 @@ def test_bad_input_before_any_connection(tiny_model: Path, tmp_path: Path) -> No
         run_remote_bench("root@127.0.0.1", [tiny_model], [], ssh_options=["-p2222"])
     with pytest.raises(CondenseDeployError, match="USER@HOST"):
         run_remote_bench("-oProxyCommand=x", [tiny_model], [])
+
+
+def test_bench_remote_then_report(remote_env: list[str], tiny_model: Path, tmp_path: Path, runner) -> None:
+    """The user's path: bench on the "board" over ssh, bench here, merge both into one table."""
+    from condense_deploy.cli import cli
+
+    before = _remote_temp_folders()
+    remote_json = tmp_path / "board.json"
+    done = runner.invoke(cli, ["bench", str(tiny_model), "--remote", "root@127.0.0.1", "--warmup", "1",
+                               "--runs", "5", "--json", str(remote_json)])
+    assert done.exit_code == 0, done.output
+    assert "Traceback" not in done.output
+    assert _remote_temp_folders() == before  # the remote temp folder is gone
+    report = json.loads(remote_json.read_text())
+    [result] = report["results"]
+    assert result["model"] == "tiny" and result["runs"] == 5 and result["latency_p50_ms"] > 0
+    assert report["machine"]["hostname"] == socket.gethostname()
+
+    local_json = tmp_path / "here.json"
+    done = runner.invoke(cli, ["bench", str(tiny_model), "--warmup", "1", "--runs", "5",
+                               "--json", str(local_json)])
+    assert done.exit_code == 0, done.output
+    table = tmp_path / "table.md"
+    done = runner.invoke(cli, ["report", str(remote_json), str(local_json), "-o", str(table)])
+    assert done.exit_code == 0, done.output
+    text = table.read_text()
+    assert text.count("| tiny |") == 2  # one row per run: the "board" and this machine
+
+
+def test_bench_remote_failure_is_one_error_line(remote_env: list[str], tiny_model: Path,
+                                                monkeypatch: pytest.MonkeyPatch, runner) -> None:
+    from condense_deploy.cli import cli
+
+    monkeypatch.setenv(SSH_OPTIONS_ENV, " ".join(
+        [o for o in remote_env if not o.startswith("Port=")] + [f"Port={_free_port()}"]))
+    done = runner.invoke(cli, ["bench", str(tiny_model), "--remote", "root@127.0.0.1"])
+    assert done.exit_code == 1
+    assert "Traceback" not in done.output
+    errors = [line for line in done.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "could not create a temp folder" in errors[0]
