@@ -171,3 +171,34 @@ def test_interrupted_then_resumed_gives_the_same_weights(run, tmp_path: Path, da
         assert torch.equal(value, b["state_dict"][key]), key
     assert resumed.best_epoch == run[1].best_epoch
     assert resumed.converted_err1 == run[1].converted_err1
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_to_the_same_weights(run, tmp_path: Path, data_dir: Path) -> None:
+    """SIGKILL a real training process after its first checkpoint, then --resume in this process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    savedir, _, _ = run
+    command = [sys.executable, "-m", "condense_deploy.train", "--data", "cifar10",
+               "--data-dir", str(data_dir),
+               "--savedir", str(tmp_path), "--stages", "2-2-2", "--growth", "4-8-8", "--epochs", str(EPOCHS),
+               "-b", "40", "--seed", "3", "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    latest = tmp_path / "save_models" / "latest.txt"
+    deadline = time.monotonic() + 240
+    while not latest.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest.exists()
+    train(TrainOptions(savedir=str(tmp_path), data_dir=str(data_dir), resume=True, show_progress=False))
+    name = f"checkpoint_{EPOCHS - 1:03d}.pth.tar"
+    a = _load(savedir / "save_models" / name)["state_dict"]
+    b = _load(tmp_path / "save_models" / name)["state_dict"]
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
