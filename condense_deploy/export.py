@@ -1,0 +1,515 @@
+"""ONNX export that is checked, simplified, optimized and verified against PyTorch before it is kept.
+
+Three pieces, as in Optimum's exporter: a declarative spec (``SPEC``: names, dynamic batch, opset,
+tolerance), the export itself (``export_onnx``), and validation that reopens the written file in
+onnxruntime (``validate_onnx``). The file is built at a temp path beside the target and replaces it
+only after every check passed, so a failed export leaves neither a half-written nor an unverified
+file (and an existing file survives byte for byte). ``export_source`` / ``verify_source`` are what
+the CLI calls: load any checkpoint or zoo name, convert a training-form CondenseNet, record where
+the weights came from in the file's ``metadata_props``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from . import __version__
+from ._fsutil import atomic_path, check_writable
+from .errors import CondenseDeployError
+
+__all__ = [
+    "EXPORTERS",
+    "META",
+    "OPTIMIZE_MODES",
+    "SPEC",
+    "ExportResult",
+    "OnnxExportSpec",
+    "export_onnx",
+    "export_source",
+    "read_metadata",
+    "validate_onnx",
+    "verify_source",
+]
+
+EXPORTERS = ("torchscript", "dynamo")
+OPTIMIZE_MODES = ("none", "fast", "tuned")
+META = "condense_deploy."  # prefix of every metadata_props key we write
+
+
+@dataclass(frozen=True)
+class OnnxExportSpec:
+    """What every exported file looks like and how it is checked."""
+
+    input_name: str = "input"
+    output_name: str = "logits"
+    batch_dim: str = "batch"
+    opset: int = 17
+    min_opset: int = 13  # Gather/Reshape/BN forms we rely on; older runtimes are out of scope
+    atol: float = 1e-4
+    validate_batches: tuple[int, ...] = (1, 3)
+    trace_batch: int = 2  # >= 2 so no exporter specialises the batch dimension to 1
+    seed: int = 0
+
+
+SPEC = OnnxExportSpec()
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """What ``export_onnx`` wrote and how it was proven."""
+
+    path: str
+    opset: int
+    exporter: str
+    batch: str | int
+    simplified: bool
+    optimize: dict[str, Any]
+    max_abs_diff: dict[int, float]
+    atol: float
+    size_bytes: int
+    nodes: int
+    seconds: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["max_abs_diff"] = {str(k): v for k, v in self.max_abs_diff.items()}
+        return data
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    input_size: tuple[int, int, int] | list[int],
+    opset: int = SPEC.opset,
+    batch: str | int = "dynamic",
+    simplify: bool = True,
+    exporter: str = "torchscript",
+    optimize: str = "fast",
+    metadata: dict[str, Any] | None = None,
+    force: bool = False,
+    atol: float = SPEC.atol,
+    on_step: Step | None = None,
+) -> ExportResult:
+    """Export ``model`` to ``path``: export, full check, simplify, optimize, store metadata, then
+    validate the file in onnxruntime against PyTorch; only a file that passes replaces ``path``.
+
+    ``batch`` is ``"dynamic"`` (a symbolic batch axis, validated at batch 1 and 3) or a fixed size
+    (validated at that size). ``metadata`` values are stored as strings (JSON for non-strings).
+    Raises ``CondenseDeployError`` on bad options, on any failed step, and when the largest absolute
+    difference exceeds ``atol``.
+    """
+    started = time.perf_counter()
+    step = on_step or (lambda _message: None)
+    input_size = _check_input_size(input_size)
+    fixed_batch = _check_options(opset, batch, exporter, optimize)
+    target = check_writable(path, force)
+    was_training = model.training
+    model.eval()
+    try:
+        with atomic_path(target) as tmp:
+            step(f"exporting with the {exporter} exporter (opset {opset})")
+            _torch_export(model, tmp, target, input_size, opset, fixed_batch, exporter)
+            proto = _load(tmp, target)
+            _full_check(proto, target, "after export")
+            if simplify:
+                step("simplifying with onnxsim")
+                proto = _simplify(proto, target)
+                _full_check(proto, target, "after onnxsim")
+            _check_batch_axis(proto, fixed_batch, target)
+            report: dict[str, Any] = {"mode": "none"}
+            if optimize != "none":
+                step(f"optimizing for onnxruntime ({optimize})")
+                proto, report = _optimize(proto, optimize, target)
+                _check_batch_axis(proto, fixed_batch, target)
+            props = {
+                **{k: _as_text(v) for k, v in (metadata or {}).items()},
+                META + "version": __version__,
+                META + "export": json.dumps({"exporter": exporter, "opset": opset, "batch": batch,
+                                             "simplified": simplify, "torch": torch.__version__}),
+                META + "optimize": json.dumps(report, sort_keys=True),
+            }
+            _set_metadata(proto, props)
+            _save(proto, tmp, target)
+            step("validating in onnxruntime against PyTorch")
+            batches = (fixed_batch,) if fixed_batch else SPEC.validate_batches
+            diffs = validate_onnx(tmp, model, input_size, atol, batches=batches, label=str(target))
+            props[META + "verification"] = json.dumps(
+                {"reference": f"torch {torch.__version__}", "atol": atol,
+                 "max_abs_diff": {f"batch_{b}": d for b, d in diffs.items()}})
+            _set_metadata(proto, props)
+            _save(proto, tmp, target)
+            nodes = len(proto.graph.node)
+    finally:
+        model.train(was_training)
+    return ExportResult(
+        path=str(target), opset=opset, exporter=exporter, batch=batch, simplified=simplify, optimize=report,
+        max_abs_diff=diffs, atol=atol, size_bytes=target.stat().st_size, nodes=nodes,
+        seconds=time.perf_counter() - started, metadata=props,
+    )
+
+
+def _check_input_size(input_size: tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
+    size = tuple(int(n) for n in input_size)
+    if len(size) != 3 or min(size) < 1:
+        raise CondenseDeployError(f"input_size must be (channels, height, width), not {list(input_size)}")
+    return size  # type: ignore[return-value]
+
+
+def _check_options(opset: int, batch: str | int, exporter: str, optimize: str) -> int:
+    """Validate the options before any work; returns the fixed batch size, or 0 for dynamic."""
+    newest = onnx.defs.onnx_opset_version()
+    if not SPEC.min_opset <= opset <= newest:
+        raise CondenseDeployError(f"opset {opset} is not supported: use {SPEC.min_opset}..{newest}")
+    if exporter not in EXPORTERS:
+        raise CondenseDeployError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
+    if optimize not in OPTIMIZE_MODES:
+        raise CondenseDeployError(f"optimize must be one of {', '.join(OPTIMIZE_MODES)}, not {optimize!r}")
+    if batch == "dynamic":
+        return 0
+    try:
+        size = int(batch)
+    except (TypeError, ValueError):
+        size = 0
+    if size < 1 or isinstance(batch, bool):
+        raise CondenseDeployError(f"batch must be 'dynamic' or a positive integer, not {batch!r}")
+    return size
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters print progress and deprecation notes; the CLI prints its own."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _torch_export(model: nn.Module, tmp: Path, target: Path, input_size: tuple[int, int, int],
+                  opset: int, fixed_batch: int, exporter: str) -> None:
+    generator = torch.Generator().manual_seed(SPEC.seed)
+    example = torch.randn(fixed_batch or SPEC.trace_batch, *input_size, generator=generator)
+    names = {"input_names": [SPEC.input_name], "output_names": [SPEC.output_name]}
+    try:
+        with torch.no_grad(), _quiet():
+            if exporter == "torchscript":
+                axes = None if fixed_batch else {SPEC.input_name: {0: SPEC.batch_dim},
+                                                 SPEC.output_name: {0: SPEC.batch_dim}}
+                torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                                  dynamic_axes=axes, do_constant_folding=True, **names)
+            else:
+                _require_onnxscript()
+                shapes = None if fixed_batch else ({0: torch.export.Dim(SPEC.batch_dim, min=1)},)
+                torch.onnx.export(model, (example,), str(tmp), dynamo=True, opset_version=opset,
+                                  dynamic_shapes=shapes, external_data=False, verbose=False, **names)
+    except CondenseDeployError:
+        raise
+    except Exception as e:  # the exporters raise many types; all mean "this model did not export"
+        raise CondenseDeployError(f"{target}: {exporter} export failed: {_first_line(e)}") from e
+
+
+def _require_onnxscript() -> None:
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise CondenseDeployError(
+            "the dynamo exporter needs the onnxscript package: pip install onnxscript "
+            "(or use the default --exporter torchscript)"
+        ) from e
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _load(tmp: Path, target: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(tmp))
+    except Exception as e:
+        raise CondenseDeployError(f"{target}: the exported file does not parse: {_first_line(e)}") from e
+
+
+def _save(proto: onnx.ModelProto, tmp: Path, target: Path) -> None:
+    try:
+        onnx.save(proto, str(tmp))
+    except (OSError, ValueError) as e:
+        raise CondenseDeployError(f"{target}: cannot write the ONNX file: {_first_line(e)}") from e
+
+
+def _full_check(proto: onnx.ModelProto, target: Path, when: str) -> None:
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as e:
+        raise CondenseDeployError(f"{target}: onnx checker failed {when}: {_first_line(e)}") from e
+
+
+def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
+    """onnxsim with the batch left symbolic (no input shapes overwritten), constants folded."""
+    try:
+        import onnxsim
+    except ImportError as e:
+        raise CondenseDeployError(
+            "simplifying needs onnxsim: pip install 'condense-deploy[full]' (or pass --no-simplify)"
+        ) from e
+    try:
+        with _quiet():
+            simplified, ok = onnxsim.simplify(proto, check_n=0)
+    except Exception as e:
+        raise CondenseDeployError(f"{target}: onnxsim failed: {_first_line(e)}") from e
+    if not ok:
+        raise CondenseDeployError(f"{target}: onnxsim could not prove the simplified model equivalent")
+    # onnxsim records every renamed node in metadata_props (kilobytes of text); our own
+    # "export" entry says the file was simplified, and the validation below proves it exact.
+    for prop in [p for p in simplified.metadata_props if p.key.startswith("onnxsim.")]:
+        simplified.metadata_props.remove(prop)
+    return simplified
+
+
+def _optimize(proto: onnx.ModelProto, mode: str, target: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    from .optimize import optimize_onnx
+
+    optimized, report = optimize_onnx(proto, mode)
+    return optimized, report
+
+
+def _check_batch_axis(proto: onnx.ModelProto, fixed_batch: int, target: Path) -> None:
+    """The input and output batch axes must stay symbolic (dynamic) or equal the fixed size."""
+    for kind, values in (("input", proto.graph.input), ("output", proto.graph.output)):
+        if len(values) != 1:
+            raise CondenseDeployError(f"{target}: expected one graph {kind}, found {len(values)}")
+        dim = values[0].type.tensor_type.shape.dim[0]
+        if fixed_batch and dim.dim_value != fixed_batch:
+            raise CondenseDeployError(f"{target}: {kind} batch axis is {_dim_text(dim)}, not {fixed_batch}")
+        if not fixed_batch and (dim.HasField("dim_value") or not dim.dim_param):
+            raise CondenseDeployError(f"{target}: {kind} batch axis was fixed to {_dim_text(dim)}")
+
+
+def _dim_text(dim: onnx.TensorShapeProto.Dimension) -> str:
+    return str(dim.dim_value) if dim.HasField("dim_value") else (dim.dim_param or "?")
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace our keys (and only ours, plus any the caller passed) with ``props``."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for key, value in [*keep, *props.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "condense-deploy"
+    proto.producer_version = __version__
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (weights are not read)."""
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+# -------------------------------------------------------------------------------------- validation
+
+
+def validate_onnx(
+    onnx_path: str | os.PathLike[str],
+    model: nn.Module,
+    input_size: tuple[int, int, int] | list[int],
+    atol: float = SPEC.atol,
+    *,
+    batches: tuple[int, ...] | None = None,
+    label: str | None = None,
+) -> dict[int, float]:
+    """Run the file in onnxruntime and ``model`` in PyTorch on the same random input; return the
+    largest absolute difference of the logits per batch size.
+
+    Checks, in order and all reported together: input/output names, output shapes, finite values,
+    then values within ``atol``. Batches default to 1 and 3 for a dynamic batch axis, else the file's
+    fixed batch size.
+    """
+    import onnxruntime as ort
+
+    name = label or os.fspath(onnx_path)
+    input_size = _check_input_size(input_size)
+    try:
+        session = ort.InferenceSession(os.fspath(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise CondenseDeployError(f"{name}: onnxruntime cannot load it: {_first_line(e)}") from e
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [SPEC.input_name] or SPEC.output_name not in [o.name for o in outputs]:
+        raise CondenseDeployError(
+            f"{name}: expected input {SPEC.input_name!r} and output {SPEC.output_name!r}, found inputs "
+            f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}")
+    file_shape = inputs[0].shape
+    for axis, (ours, theirs) in enumerate(zip(input_size, file_shape[1:], strict=False), start=1):
+        if isinstance(theirs, int) and theirs != ours:
+            raise CondenseDeployError(f"{name}: input axis {axis} is {theirs} in the file but the model "
+                                      f"expects {ours} (input {list(input_size)})")
+    if batches is None:
+        batches = (file_shape[0],) if isinstance(file_shape[0], int) else SPEC.validate_batches
+    generator = torch.Generator().manual_seed(SPEC.seed + 1)
+    x = torch.randn(max(batches), *input_size, generator=generator)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            reference = {b: model(x[:b]).numpy() for b in batches}
+    except Exception as e:
+        raise CondenseDeployError(f"{name}: the PyTorch model failed on input {list(input_size)}: "
+                                  f"{_first_line(e)}") from e
+    finally:
+        model.train(was_training)
+    diffs: dict[int, float] = {}
+    failures: list[str] = []
+    for b in batches:
+        try:
+            got = session.run([SPEC.output_name], {SPEC.input_name: x[:b].numpy()})[0]
+        except Exception as e:
+            failures.append(f"batch {b}: onnxruntime failed: {_first_line(e)}")
+            continue
+        want = reference[b]
+        if got.shape != want.shape:
+            failures.append(f"batch {b}: {SPEC.output_name} shape {list(got.shape)} != {list(want.shape)}")
+            continue
+        if not np.isfinite(got).all():
+            failures.append(f"batch {b}: {SPEC.output_name} has non-finite values")
+            continue
+        diffs[b] = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+        if not diffs[b] <= atol:
+            failures.append(f"batch {b}: {SPEC.output_name} max abs diff {diffs[b]:.2e} > atol {atol:.0e}")
+    if failures:
+        raise CondenseDeployError(f"{name}: differs from PyTorch: " + "; ".join(failures))
+    return diffs
+
+
+# ------------------------------------------------------------------------------- from a checkpoint
+
+
+def _deployable(source: str | os.PathLike[str], arch: str | None, trust_checkpoint: bool,
+                num_classes: int | None) -> Any:
+    """Load ``source`` and bring a training-form CondenseNet to its converted (deployed) form."""
+    from .checkpoint import load_model
+
+    loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes)
+    if loaded.family == "condensenet" and loaded.form == "training":
+        from .convert import convert_model
+
+        loaded.model = convert_model(loaded.model).eval()
+        loaded.form = "converted"
+    return loaded
+
+
+def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, params: int) -> dict[str, Any]:
+    """Where the weights came from and what the network is: what a board needs to use the file."""
+    config = loaded.config.to_dict() if hasattr(loaded.config, "to_dict") else {}
+    linears = [m for m in loaded.model.modules() if isinstance(m, nn.Linear)]
+    if linears and "num_classes" not in config:
+        config["num_classes"] = linears[-1].out_features
+    dataset = "unknown"
+    if loaded.name is not None:
+        from .registry import get_card
+
+        dataset = get_card(loaded.name)["dataset"]
+    elif getattr(loaded.config, "kind", None):
+        dataset = loaded.config.kind
+    meta: dict[str, Any] = {
+        META + "architecture": loaded.name or loaded.family,
+        META + "family": loaded.family,
+        META + "form": loaded.form,
+        META + "arch_params": config,
+        META + "flops": str(flops),
+        META + "params": str(params),
+        META + "input_size": list(loaded.input_size),
+        META + "dataset": dataset,
+        META + "mean": loaded.mean,
+        META + "std": loaded.std,
+        META + "source": os.path.basename(os.fspath(source)),
+        META + "source_format": loaded.source_format,
+        META + "weights": "random (zoo name, seed 0)" if loaded.sha256 is None else "checkpoint",
+    }
+    if loaded.sha256 is not None:
+        meta[META + "source_sha256"] = loaded.sha256
+    return meta
+
+
+def export_source(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    arch: str | None = None,
+    opset: int = SPEC.opset,
+    batch: str | int = "dynamic",
+    simplify: bool = True,
+    exporter: str = "torchscript",
+    optimize: str = "fast",
+    force: bool = False,
+    trust_checkpoint: bool = False,
+    num_classes: int | None = None,
+    on_step: Step | None = None,
+) -> ExportResult:
+    """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
+    verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed)."""
+    from .count import count_model
+
+    _check_options(opset, batch, exporter, optimize)
+    check_writable(output, force)  # fail before minutes of work
+    step = on_step or (lambda _message: None)
+    step(f"loading {source}")
+    loaded = _deployable(source, arch, trust_checkpoint, num_classes)
+    flops, params = count_model(loaded.model, loaded.input_size)
+    metadata = _source_metadata(source, loaded, flops, params)
+    return export_onnx(loaded.model, output, input_size=loaded.input_size, opset=opset, batch=batch,
+                       simplify=simplify, exporter=exporter, optimize=optimize, metadata=metadata,
+                       force=force, on_step=on_step)
+
+
+def verify_source(
+    onnx_path: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    *,
+    arch: str | None = None,
+    trust_checkpoint: bool = False,
+    num_classes: int | None = None,
+    atol: float = SPEC.atol,
+) -> dict[int, float]:
+    """``condense-deploy verify``: the export's onnxruntime-vs-PyTorch check on an existing file."""
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise CondenseDeployError(f"{path}: no such ONNX file")
+    loaded = _deployable(source, arch, trust_checkpoint, num_classes)
+    try:
+        return validate_onnx(path, loaded.model, loaded.input_size, atol)
+    except CondenseDeployError as e:
+        exported_from = _metadata_or_empty(path).get(META + "architecture")
+        ours = loaded.name or loaded.family
+        if exported_from and exported_from != ours:
+            raise CondenseDeployError(f"{e} (the file was exported from {exported_from}, not {ours})") from e
+        raise
+
+
+def _metadata_or_empty(path: Path) -> dict[str, str]:
+    try:
+        return read_metadata(path)
+    except Exception:  # a file onnxruntime could not load already failed above with its own message
+        return {}
