@@ -78,6 +78,18 @@ def test_train_command_errors_are_one_line(cli_run, runner, data_dir: Path, tmp_
         assert result.exit_code == 1, (args, result.output)
         errors = _errors(result.output)
         assert len(errors) == 1 and message in errors[0], (args, result.output)
+    # --force starts over: the old run's checkpoints are gone, the new one's are there
+    stale = tmp_path / "forced" / "save_models"
+    stale.mkdir(parents=True)
+    for name in ("checkpoint_000.pth.tar", "checkpoint_007.pth.tar", "model_best.pth.tar"):
+        (stale / name).write_bytes(b"old")
+    (stale / "latest.txt").write_text(str(stale / "checkpoint_007.pth.tar"))
+    result = runner.invoke(cli, ["train", "--savedir", str(tmp_path / "forced"), "--data", "cifar10",
+                                 "--data-dir", str(data_dir), *SMALL, "--epochs", "1", "-b", "50", "--force",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert not (stale / "checkpoint_007.pth.tar").exists()
+    assert torch.load(stale / "model_best.pth.tar", weights_only=True)["epoch"] == 0
     result = runner.invoke(cli, ["train", "--savedir", str(tmp_path), "--stages", "a-b"])
     assert result.exit_code == 2 and "Traceback" not in result.output
 

@@ -41,6 +41,12 @@ class CheckpointPaths:
     def epoch_file(self, epoch: int) -> Path:
         return self.models / f"checkpoint_{epoch:03d}.pth.tar"
 
+    def clear_run(self) -> None:
+        """Remove a previous run's checkpoints, pointers, log and plot (for ``--force``)."""
+        for path in [self.latest, self.best, self.converted, self.log, self.curves,
+                     *self.models.glob("checkpoint_[0-9][0-9][0-9]*.pth.tar")]:
+            path.unlink(missing_ok=True)
+
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint ``latest.txt`` names (as the original writes it: the path it saved to)."""
         if not self.latest.is_file():

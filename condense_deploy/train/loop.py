@@ -191,6 +191,9 @@ class _Run:
             raise CondenseDeployError(
                 f"{paths.savedir}: already holds a run (epoch {latest.name}); continue it with --resume "
                 "or start over with --force")
+        elif latest is not None and self.dist.is_main:
+            paths.clear_run()  # --force: the old run's files must not mix with the new one's
+        self.dist.barrier()
         stored = stored_state["train_options"] if stored_state else None
         data_name = options.data or (stored or {}).get("data")
         if data_name is None:
