@@ -603,10 +603,16 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
 
 
 def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int = 2,
-                              select: Callable[[str], bool] | None = None) -> onnx.ModelProto:
+                              select: Callable[[str], bool] | None = None,
+                              duplicate_producer: bool = False) -> onnx.ModelProto:
     """A grouped KxK conv with few outputs per group -> depthwise KxK (multiplier = outputs per
     group) + dense 1x1 conv with 0/1 weights that sums each group. A channel-permuting Gather in
-    front (the shuffle) is absorbed: the depthwise conv reads the unshuffled tensor."""
+    front (the shuffle) is absorbed: the depthwise conv reads the unshuffled tensor.
+
+    onnxruntime runs a depthwise conv with a multiplier > 1 off its fast path; with
+    ``duplicate_producer`` the conv (+ ReLU) that feeds it computes each channel ``multiplier``
+    times instead (its weight rows repeated), so the depthwise conv has multiplier 1.
+    """
     g = GraphView(model)
     done: set[str] = set()
     changed = True
@@ -644,17 +650,54 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
                     o = k * per_out + p
                     dw[s * per_out + p, 0] = weight[o, t]
                     summ[o, s * per_out + p] = 1.0
+            dw_groups = in_channels
+            added: list[onnx.NodeProto] = []
+            if duplicate_producer and per_out > 1:
+                duplicated = _duplicate_producer(g, x, per_out)
+                if duplicated is not None:
+                    old, added, x = duplicated
+                    removed.extend(old)
+                    dw_groups = in_channels * per_out
             mid = g.fresh(conv.output[0] + "_dw")
-            dw_conv = _make_conv(g, conv, x, mid, dw, None, in_channels)
+            dw_conv = _make_conv(g, conv, x, mid, dw, None, dw_groups)
             dw_conv.name = conv.name + "_dw"
             sum_conv = _make_conv(g, conv, mid, conv.output[0], summ,
                                   bias if len(conv.input) > 2 else None, 1, kernel_like=False)
             sum_conv.name = conv.name + "_sum"
             done.update({conv.name, dw_conv.name, sum_conv.name})
-            g.replace(removed, [dw_conv, sum_conv], conv)
+            g.replace(removed, [*added, dw_conv, sum_conv], conv)
             changed = True
             break
     return eliminate_dead(g.finish())
+
+
+def _duplicate_producer(g: GraphView, x: str, times: int,
+                        ) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], str] | None:
+    """If ``x`` is Conv [-> Relu] with single consumers, a copy whose every output channel s is
+    repeated at s*times .. s*times+times-1: (nodes to remove, nodes to add, new tensor)."""
+    relu = g.producer.get(x)
+    if relu is None or g.only_consumer(x) is None:
+        return None
+    conv = relu
+    chain = []
+    if relu.op_type == "Relu":
+        chain.append(relu)
+        conv = g.producer.get(relu.input[0])
+        if conv is None or g.only_consumer(relu.input[0]) is None:
+            return None
+    parts = _conv_parts(g, conv)
+    if parts is None:
+        return None
+    weight, bias, group = parts
+    rows = np.repeat(np.arange(weight.shape[0]), times)
+    wide = g.fresh(conv.output[0] + "_dup")
+    new_conv = _make_conv(g, conv, conv.input[0], wide, weight[rows], bias[rows], group)
+    added = [new_conv]
+    out = wide
+    if chain:
+        out = g.fresh(x + "_dup")
+        added.append(_node("Relu", [wide], [out], g.fresh(relu.name or "relu")))
+    return [conv, *chain], added, out
 
 
 def bn_to_depthwise_conv(model: onnx.ModelProto, min_channels: int = 8) -> onnx.ModelProto:

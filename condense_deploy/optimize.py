@@ -30,7 +30,8 @@ METADATA_KEY = "condense_deploy.optimize"
 _BASE = ("shuffle_to_gather", "fold_bn_into_conv", "relu_before_gather", "merge_gathers")
 
 # Fixed rules of "fast" (from the ablation on x86, benchmarks/results/lowering_ablation_*.md):
-# depthwise + sum for <= 2 outputs per group, pad group inputs when it costs <= 34% more input
+# depthwise + sum for <= 2 outputs per group (multiplier 2 made by duplicating the 1x1 conv's
+# outputs), pad group inputs when it costs <= 34% more input
 # channels, pad group outputs when it at most doubles them.
 _FAST_DEPTHWISE_MAX_OUT = 2
 _FAST_PAD_IN_RATIO = 1.34
@@ -46,6 +47,8 @@ FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
     "as_is": lambda m, sel: m,
     "depthwise": lambda m, sel: P.grouped_conv_to_depthwise(m, max_outputs_per_group=_TUNE_DEPTHWISE_MAX_OUT,
                                                             select=sel),
+    "depthwise_dup": lambda m, sel: P.grouped_conv_to_depthwise(
+        m, max_outputs_per_group=_TUNE_DEPTHWISE_MAX_OUT, select=sel, duplicate_producer=True),
     "pad_in": lambda m, sel: P.pad_group_inputs(m, select=sel),
     "pad_out": lambda m, sel: P.pad_group_outputs(m, select=sel),
     "pad_in+pad_out": lambda m, sel: P.pad_group_outputs(P.pad_group_inputs(m, select=sel), select=sel),
@@ -120,7 +123,8 @@ def _base(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _fast(model: onnx.ModelProto) -> onnx.ModelProto:
-    model = P.grouped_conv_to_depthwise(model, max_outputs_per_group=_FAST_DEPTHWISE_MAX_OUT)
+    model = P.grouped_conv_to_depthwise(model, max_outputs_per_group=_FAST_DEPTHWISE_MAX_OUT,
+                                        duplicate_producer=True)
     model = P.pad_group_inputs(model, max_ratio=_FAST_PAD_IN_RATIO)
     return P.pad_group_outputs(model, max_ratio=_FAST_PAD_OUT_RATIO)
 
@@ -209,7 +213,7 @@ def _tune(model: onnx.ModelProto, threads: int,
     for name, choice in choices.items():
         by_form.setdefault(choice["form"], set()).add(name)
     # depthwise consumes the shuffle Gather, so it goes first; padding outputs after inputs
-    for form in ("depthwise", "pad_in", "pad_in+pad_out", "pad_out"):
+    for form in ("depthwise", "depthwise_dup", "pad_in", "pad_in+pad_out", "pad_out"):
         if form in by_form:
             model = FORMS[form](model, lambda n, names=by_form[form]: n in names)
     return model, {"choices": choices}

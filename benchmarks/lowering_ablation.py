@@ -1,0 +1,243 @@
+"""Lowering ablation: each ONNX rewrite's effect on latency(CondenseNet-74)/latency(MobileNet v1).
+
+Exports CondenseNet-74 C=G=8 and C=G=4 (converted form, random weights with random BN statistics
+and random valid indexes) and MobileNet v1 with ``optimize="none"``, applies the rewrites
+cumulatively (and ``tuned``), then times every variant and MobileNet interleaved in one run
+(onnxruntime CPU, 1 intra-op thread, batch 1, 224x224, medians), and profiles per op type.
+
+    .venv/bin/python benchmarks/lowering_ablation.py [--rounds 25] [--inner 2] [--out benchmarks/results]
+
+Writes ``lowering_ablation_<machine>.md`` and ``.json``. Only run it on a real machine: emulated
+(qemu) timings mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from condense_deploy import onnx_passes as P
+from condense_deploy.optimize import optimize_onnx, session_options, time_models
+
+# cumulative steps: (label, rewrite applied on top of the previous step)
+STEPS: list[tuple[str, Any]] = [
+    ("none (straight export)", lambda m: m),
+    ("+ shuffle_to_gather", P.shuffle_to_gather),
+    ("+ fold_bn_into_conv", P.fold_bn_into_conv),
+    ("+ relu_before_gather, merge_gathers", lambda m: P.merge_gathers(P.relu_before_gather(m))),
+    ("+ grouped_conv_to_depthwise (<=2 out/group, multiplier 1)",
+     lambda m: P.grouped_conv_to_depthwise(m, max_outputs_per_group=2)),
+    ("+ depthwise via duplicated 1x1 outputs (instead)", None),  # built from step 3, see below
+    ("+ pad_group_inputs (<=34% more)", lambda m: P.pad_group_inputs(m, max_ratio=1.34)),
+    ("+ pad_group_outputs (<=2x) = fast", lambda m: P.pad_group_outputs(m, max_ratio=2.0)),
+    ("fast + bn_to_depthwise_conv", P.bn_to_depthwise_conv),
+]
+
+
+def _randomize(model: Any, seed: int = 0) -> None:
+    import torch
+    from torch import nn
+
+    from condense_deploy.layers import CondenseConv, CondenseLinear
+
+    gen = torch.Generator().manual_seed(seed)
+    cfg = getattr(model, "cfg", None)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+            elif isinstance(m, CondenseConv):
+                source = m.in_channels * cfg.condense_factor // cfg.group_1x1
+                per = m.in_channels // m.groups
+                m.index.copy_(torch.cat([torch.randperm(source, generator=gen)[:per].sort().values
+                                         for _ in range(m.groups)]))
+            elif isinstance(m, CondenseLinear):
+                m.index.copy_(torch.randperm(cfg.num_features, generator=gen)[:m.in_features].sort().values)
+
+
+def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
+    from condense_deploy.export import export_onnx
+    from condense_deploy.registry import create_model
+
+    models = {}
+    for name in ("condensenet74_c8g8", "condensenet74_c4g4", "mobilenet_v1"):
+        model = create_model(name, converted=True) if name.startswith("condense") else create_model(name)
+        _randomize(model)
+        path = folder / f"{name}.onnx"
+        export_onnx(model.eval(), path, input_size=(3, 224, 224), optimize="none", force=True)
+        models[name] = onnx.load(str(path))
+    return models
+
+
+def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
+    out: dict[str, onnx.ModelProto] = {}
+    current = model
+    after_relu = None
+    for label, rewrite in STEPS:
+        if rewrite is None:
+            out[label] = P.grouped_conv_to_depthwise(after_relu, max_outputs_per_group=2,
+                                                     duplicate_producer=True)
+            current = out[label]
+            continue
+        current = rewrite(current)
+        out[label] = current
+        if label.startswith("+ relu_before_gather"):
+            after_relu = current
+    if tune:
+        out["tuned"] = optimize_onnx(model, "tuned")[0]
+    return out
+
+
+def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
+    import onnxruntime as ort
+
+    from condense_deploy.bench import roll_up_profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = session_options(1)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "p")
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        for _ in range(3 + runs):
+            session.run(None, {session.get_inputs()[0].name: x})
+        rolled = roll_up_profile(session.end_profiling(), last_runs=runs)
+    return {op: v["ms_per_run"] for op, v in rolled.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--inner", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="whole interleaved runs (to see spread)")
+    parser.add_argument("--no-tuned", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    machine = platform.machine()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = export_models(Path(tmp))
+    mobilenet = base.pop("mobilenet_v1")
+    table: dict[str, dict[str, onnx.ModelProto]] = {}
+    for name, model in base.items():
+        print(f"building variants of {name}", file=sys.stderr)
+        table[name] = variants(model, not args.no_tuned)
+    labels = list(next(iter(table.values())))
+    flat = [("mobilenet_v1", "-", mobilenet)] + [(n, lab, table[n][lab]) for lab in labels for n in table]
+    runs = []
+    for repeat in range(args.repeats):
+        print(f"timing run {repeat + 1}/{args.repeats}: {len(flat)} models interleaved", file=sys.stderr)
+        times = time_models([m for _, _, m in flat], threads=1, rounds=args.rounds, inner=args.inner)
+        runs.append({f"{n}|{lab}": t for (n, lab, _), t in zip(flat, times, strict=True)})
+    # denormals-as-zero session option on the fast models, interleaved with the defaults
+    fast = "+ pad_group_outputs (<=2x) = fast"
+    print("timing session options", file=sys.stderr)
+    import onnxruntime as ort
+
+    def timed_with(options_list: list[Any], models: list[onnx.ModelProto]) -> list[float]:
+        x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        sessions = [ort.InferenceSession(m.SerializeToString(), o, providers=["CPUExecutionProvider"])
+                    for m, o in zip(models, options_list, strict=True)]
+        samples: list[list[float]] = [[] for _ in sessions]
+        for s in sessions:
+            s.run(None, {s.get_inputs()[0].name: x})
+        for _ in range(args.rounds):
+            for i, s in enumerate(sessions):
+                t0 = time.perf_counter()
+                for _ in range(args.inner):
+                    s.run(None, {s.get_inputs()[0].name: x})
+                samples[i].append((time.perf_counter() - t0) / args.inner * 1e3)
+        return [float(np.median(v)) for v in samples]
+
+    c8 = table["condensenet74_c8g8"][fast]
+    opts = [session_options(1), session_options(1, denormal_as_zero=True), session_options(1, spinning=False)]
+    session_times = timed_with(opts + [session_options(1)], [c8, c8, c8, mobilenet])
+    profiles = {"mobilenet_v1": profile(mobilenet)}
+    for name in table:
+        for lab in ("none (straight export)", fast, "tuned"):
+            if lab in table[name]:
+                profiles[f"{name}|{lab}"] = profile(table[name][lab])
+    tuned_choices = {}
+    for name in base:
+        if "tuned" in table[name]:
+            meta = {p.key: p.value for p in table[name]["tuned"].metadata_props}
+            choices = json.loads(meta["condense_deploy.optimize"])["choices"]
+            forms: dict[str, int] = {}
+            for c in choices.values():
+                forms[c["form"]] = forms.get(c["form"], 0) + 1
+            tuned_choices[name] = forms
+    result = {
+        "command": "python benchmarks/lowering_ablation.py " + " ".join(sys.argv[1:]),
+        "machine": machine, "processor": platform.processor(), "onnxruntime": ort.__version__,
+        "settings": {"threads": 1, "batch": 1, "size": 224, "rounds": args.rounds, "inner": args.inner,
+                     "statistic": "median", "interleaved": True},
+        "runs": runs, "session_options_ms": dict(zip(
+            ["default", "denormal_as_zero", "spinning_off", "mobilenet_v1"], session_times, strict=True)),
+        "profiles_ms": profiles, "tuned_forms": tuned_choices,
+        "seconds": round(time.time() - started, 1),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from condense_deploy._fsutil import write_json, write_text
+
+    write_json(out / f"lowering_ablation_{machine}.json", result)
+    write_text(out / f"lowering_ablation_{machine}.md", render(result, labels))
+    print(render(result, labels))
+
+
+def render(result: dict[str, Any], labels: list[str]) -> str:
+    lines = [f"# Lowering ablation ({result['machine']}, onnxruntime {result['onnxruntime']})", "",
+             "Measured by `" + result["command"].strip() + "`: 1 intra-op thread, batch 1, 224x224, "
+             f"{result['settings']['rounds']} interleaved rounds per run (all variants and MobileNet v1 "
+             "in one loop), medians; random weights with random BN statistics. Ratios are "
+             "latency(variant) / latency(MobileNet v1) of the same run; one column per repeated run.", ""]
+    head = "| step (cumulative) | " + " | ".join(
+        f"C=G=8 / MNv1 (run {i + 1}) | C=G=4 / MNv1 (run {i + 1})" for i in range(len(result["runs"]))) + " |"
+    lines += [head, "|---" * (1 + 2 * len(result["runs"])) + "|"]
+    for lab in labels:
+        cells = []
+        for run in result["runs"]:
+            mn = run["mobilenet_v1|-"]
+            for name in ("condensenet74_c8g8", "condensenet74_c4g4"):
+                key = f"{name}|{lab}"
+                cells.append(f"{run[key] / mn:.2f} ({run[key]:.1f} ms)" if key in run else "-")
+        lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    lines += ["", "MobileNet v1 median per run: " + ", ".join(
+        f"{run['mobilenet_v1|-']:.1f} ms" for run in result["runs"]), ""]
+    s = result["session_options_ms"]
+    lines += ["Session options on the `fast` C=G=8 model (same run, medians): "
+              f"default {s['default']:.1f} ms, denormal-as-zero {s['denormal_as_zero']:.1f} ms, "
+              f"spinning off {s['spinning_off']:.1f} ms (MobileNet v1 {s['mobilenet_v1']:.1f} ms).", ""]
+    if result["tuned_forms"]:
+        lines += ["Tuned choices (grouped convs per form): " + "; ".join(
+            f"{n}: " + ", ".join(f"{k} {v}" for k, v in sorted(f.items()))
+            for n, f in result["tuned_forms"].items()), ""]
+    lines += ["## Per-op-type profile (ms per run, onnxruntime profiler, kernel time)", ""]
+    names = list(result["profiles_ms"])
+    ops = sorted({op for p in result["profiles_ms"].values() for op in p},
+                 key=lambda op: -max(p.get(op, 0) for p in result["profiles_ms"].values()))
+    lines += ["| op | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for op in ops:
+        lines.append(f"| {op} | " + " | ".join(
+            f"{result['profiles_ms'][n].get(op, 0):.2f}" for n in names) + " |")
+    lines.append("| **total** | " + " | ".join(
+        f"**{sum(result['profiles_ms'][n].values()):.2f}**" for n in names) + " |")
+    lines += ["", f"Whole run took {result['seconds']} s.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
