@@ -119,15 +119,15 @@ def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
     return meta if mode == optimize and "condense_deploy.flops" in meta else None
 
 
-def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool, on_step: Step,
-            on_fraction: Fraction) -> dict[str, dict[str, Any]]:
+def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
+            on_step: Step) -> dict[str, dict[str, Any]]:
     """Export (or reuse: same zoo name and optimize mode in its metadata) each model; returns
     name -> {path, flops, params, reused}."""
     from .export import export_source
 
     onnx_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, Any]] = {}
-    for k, name in enumerate(models):
+    for name in models:
         path = onnx_dir / f"{name}.{optimize}.onnx"
         meta = None if reexport else _reusable(path, name, optimize)
         reused = meta is not None
@@ -136,7 +136,6 @@ def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool, on
             meta = export_source(name, path, optimize=optimize, force=True).metadata
         out[name] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
                      "params": int(meta["condense_deploy.params"]), "reused": reused}
-        on_fraction("exporting", (k + 1) / len(models))
     return out
 
 
@@ -352,7 +351,7 @@ def run_table(options: TableOptions, on_step: Step | None = None,
         _fsutil.check_writable(path, options.force)
     require_matplotlib()
     exported = _export(models, Path(options.onnx_dir or default_onnx_dir()), options.optimize,
-                       options.reexport, step, fraction)
+                       options.reexport, step)
     order = [REFERENCE, *[m for m in models if m != REFERENCE]] if REFERENCE in models else models
     load_before = _load_average()
     step(f"benching {len(order)} models with onnxruntime at {', '.join(map(str, threads))} thread(s), "

@@ -152,7 +152,8 @@ def test_table_command_and_errors(tmp_path: Path, runner) -> None:
 def test_demo_runs_all_seven_quick_into_demo_output_and_overwrites(tmp_path: Path, runner,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    _stand_ins(tmp_path / "demo-output" / "onnx", list(T.TABLE_MODELS))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _stand_ins(tmp_path / "cache" / "condense-deploy" / "onnx", list(T.TABLE_MODELS))
     for _ in range(2):  # the second run replaces the first one's files
         result = runner.invoke(cli, ["demo"])
         assert result.exit_code == 0, result.output
