@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import json
 from collections.abc import Callable
 from fnmatch import fnmatch
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,17 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _cards_dir() -> Path:
     """The cards folder: ``models/`` in a source checkout, the packaged copy in an installed wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "models"
-    if checkout.is_dir():
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "models"
+    if checkout.is_dir() and (package.parent / "pyproject.toml").is_file():
         return checkout
-    return Path(str(resources.files("condense_deploy.cards")))
+    # An installed wheel: condense_deploy/cards (a namespace package, whose resources.files() is a
+    # MultiplexedPath, so its str() is not a path).
+    spec = importlib.util.find_spec("condense_deploy.cards")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise RuntimeError("the model cards (condense_deploy.cards) are not installed")
+    return Path(locations[0])
 
 
 @functools.lru_cache(maxsize=1)
