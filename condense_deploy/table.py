@@ -106,8 +106,20 @@ def _metadata(path: Path) -> dict[str, str] | None:
         return None
 
 
+# The code an exported file depends on: a file older than any of them is exported again, so a
+# toolkit upgrade (or a change in a checkout) never leaves the table timing stale exports.
+_EXPORT_SOURCES = ("export.py", "optimize.py", "onnx_passes.py", "baselines.py", "condensenet.py",
+                   "layers.py", "convert.py", "count.py")
+
+
+def _exporter_mtime() -> float:
+    here = Path(__file__).resolve().parent
+    return max((here / name).stat().st_mtime for name in _EXPORT_SOURCES if (here / name).exists())
+
+
 def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
-    if not path.is_file():
+    """The metadata of ``path`` if it is an export of ``name`` with ``optimize``, newer than the code."""
+    if not path.is_file() or path.stat().st_mtime < _exporter_mtime():
         return None
     meta = _metadata(path)
     if not meta or meta.get("condense_deploy.architecture") != name:

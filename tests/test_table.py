@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,10 @@ def test_existing_results_need_force_and_stale_exports_are_redone(tmp_path: Path
     monkeypatch.setattr(export, "export_source", fake_export)
     T.run_table(T.TableOptions(**{**options.__dict__, "force": True}))
     assert exported == ["shufflenet_v2_x1_0"]
+    # a file older than the export code is stale: exported again
+    os.utime(onnx_dir / "mobilenet_v1.fast.onnx", (0, 0))
+    T.run_table(T.TableOptions(**{**options.__dict__, "force": True}))
+    assert exported == ["shufflenet_v2_x1_0", "mobilenet_v1", "shufflenet_v2_x1_0"]  # fake wrote no file
 
 
 def test_torch_column(tmp_path: Path) -> None:
