@@ -136,3 +136,14 @@ def test_bench_command_on_emulated_aarch64(jobs: list[dict[str, str]], tmp_path:
     [result] = report["results"]
     assert result["model"] == "condensenet74_c8g8_fast" and result["runs"] == 1
     assert result["latency_p50_ms"] > 0
+
+
+def test_installed_toolkit_finds_zoo_cards_on_aarch64() -> None:
+    """The emulated side has the toolkit installed from a built wheel (not this checkout), so this is
+    the board's `pip install .`: the cards must come from the package."""
+    _setup_emulation()
+    done = subprocess.run(["bash", str(SCRIPT), "run", "-m", "condense_deploy", "list", "condensenet74_*"],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    assert {"condensenet74_c4g4", "condensenet74_c8g8", "condensenet74_cifar"} <= set(names)
