@@ -36,10 +36,14 @@ def _remote_args(threads: str, batch: int, warmup: int, runs: int | None, durati
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--threads", default="1", show_default=True,
               help="Intra-op thread counts to sweep, comma-separated ('all' = every usable core).")
-@click.option("--batch", default=1, show_default=True, type=int, help="Batch size (symbolic batch inputs).")
-@click.option("--warmup", default=10, show_default=True, type=int, help="Untimed runs per model first.")
-@click.option("--runs", type=int, default=None, help=f"Timed runs per model [default: {DEFAULT_RUNS}].")
-@click.option("--duration", type=float, default=None, help="Instead of --runs: time each model ~S seconds.")
+@click.option("--batch", default=1, show_default=True, type=int, metavar="N",
+              help="Batch size (symbolic batch inputs).")
+@click.option("--warmup", default=10, show_default=True, type=int, metavar="N",
+              help="Untimed runs per model first.")
+@click.option("--runs", type=int, default=None, metavar="N",
+              help=f"Timed runs per model [default: {DEFAULT_RUNS}].")
+@click.option("--duration", type=float, default=None, metavar="S",
+              help="Instead of --runs: time each model ~S seconds.")
 @click.option("--graph-opt-level", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
               help="onnxruntime graph optimization level.")
 @click.option("--profile", is_flag=True, help="Profile with onnxruntime and show time share per op type.")

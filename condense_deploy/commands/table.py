@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
+from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
+
 DEMO_DIR = Path("demo-output")
-_TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "condensenet74_c8g8",
-                 "mobilenet_v2", "shufflenet_v2_x1_0")
 
 
 class _Progress:
@@ -40,8 +40,6 @@ class _Progress:
 
 
 def _run(**kwargs: Any) -> Any:
-    from ..table import TableOptions, run_table
-
     progress = _Progress()
     try:
         return run_table(TableOptions(**kwargs), on_step=progress.step, on_fraction=progress.fraction)
@@ -59,7 +57,7 @@ def _models(text: str) -> list[str]:
               help="Folder for <machine>.md, .csv, .json and .png.")
 @click.option("--onnx-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where exported .onnx files are kept and reused [default: ~/.cache/condense-deploy/onnx].")
-@click.option("--models", default=",".join(_TABLE_MODELS), show_default=True,
+@click.option("--models", default=",".join(TABLE_MODELS), show_default=True,
               help="Comma-separated subset of the table's models.")
 @click.option("--runs", type=int, default=None,
               help="Timed runs per model and setting [default: 30; 5 quick].")
@@ -100,6 +98,6 @@ def demo_command() -> None:
     # The demo owns demo-output/ (force). Its .onnx files live in the table's cache, so a demo after
     # a table run (or a second demo) reuses them instead of exporting again.
     result = _run(out_dir=DEMO_DIR, quick=True, force=True,
-                  models=list(_TABLE_MODELS))
+                  models=list(TABLE_MODELS))
     click.echo(result.markdown, nl=False)
     click.echo("wrote " + ", ".join(str(p) for p in result.paths.values()), err=True)
