@@ -70,21 +70,58 @@ def _cpuinfo_fields(text: str) -> dict[str, str]:
 def notable_features(flags: list[str], arch: str) -> list[str]:
     """The CPU features that change which onnxruntime kernels run, in a fixed order, deduplicated."""
     present = set(flags)
-    if arch.startswith(("arm", "aarch")):
+    if _is_arm(arch):
         names = [_ARM_FEATURES[f] for f in _ARM_FEATURES if f in present]
         return list(dict.fromkeys(names))
     return [f for f in _X86_FEATURES if f in present]
 
 
+def _is_arm(arch: str) -> bool:
+    return arch.startswith(("arm", "aarch"))
+
+
+def _emulated_on(fields: dict[str, str], arch: str) -> str | None:
+    """The host CPU when this ARM Python runs under qemu-user, which shows the host's /proc/cpuinfo."""
+    if _is_arm(arch) and ("vendor_id" in fields or ("flags" in fields and "Features" not in fields)):
+        return re.sub(r"\s+", " ", fields.get("model name", "x86 host"))
+    return None
+
+
 def _cpu_model(fields: dict[str, str], arch: str) -> str:
-    if fields.get("model name"):
-        return re.sub(r"\s+", " ", fields["model name"])
+    """ARM cores by part number (armv7 kernels print a vague "model name"), else the model name."""
     part = ARM_PARTS.get((fields.get("CPU implementer", "").lower(), fields.get("CPU part", "").lower()))
     if part:
         return part
     if fields.get("CPU part"):
         return f"ARM implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
+    if _emulated_on(fields, arch):
+        return f"{os.environ.get('QEMU_CPU', 'unknown ARM CPU')} (emulated)"
+    if fields.get("model name"):
+        return re.sub(r"\s+", " ", fields["model name"])
     return platform.processor() or arch
+
+
+# Linux hwcap bits (asm/hwcap.h) for when /proc/cpuinfo does not describe this CPU (qemu-user).
+_AARCH64_HWCAP = {1 << 1: "asimd", 1 << 9: "fphp", 1 << 10: "asimdhp", 1 << 20: "asimddp", 1 << 22: "sve"}
+_AARCH64_HWCAP2 = {1 << 13: "i8mm", 1 << 14: "bf16"}
+_ARM32_HWCAP = {1 << 12: "neon", 1 << 16: "vfpv4"}
+
+
+def _auxv_flags(arch: str) -> list[str]:
+    """ARM feature names from getauxval(AT_HWCAP/AT_HWCAP2): what the kernel (or qemu) grants us."""
+    try:
+        import ctypes
+
+        getauxval = ctypes.CDLL(None).getauxval
+        getauxval.restype = ctypes.c_ulong
+        getauxval.argtypes = [ctypes.c_ulong]
+        hwcap, hwcap2 = getauxval(16), getauxval(26)  # AT_HWCAP, AT_HWCAP2
+    except (OSError, AttributeError):
+        return []
+    if arch == "aarch64":
+        return [n for b, n in _AARCH64_HWCAP.items() if hwcap & b] + [
+            n for b, n in _AARCH64_HWCAP2.items() if hwcap2 & b]
+    return [n for b, n in _ARM32_HWCAP.items() if hwcap & b]
 
 
 def _board() -> str | None:
@@ -162,17 +199,21 @@ def describe_machine() -> dict[str, Any]:
     arch = platform.machine() or "unknown"
     fields = _cpuinfo_fields(_read(_CPUINFO) or "")
     flags = (fields.get("flags") or fields.get("Features") or "").split()
+    emulated_on = _emulated_on(fields, arch)
+    if emulated_on:
+        flags = _auxv_flags(arch)
     info: dict[str, Any] = {
         "slug": "",
         "hostname": socket.gethostname(),
         "arch": arch,
         "cpu_model": _cpu_model(fields, arch),
         "board": _board(),
+        "emulated_on": emulated_on,
         "cores_logical": os.cpu_count(),
         "cores_physical": _physical_cores(),
         "cores_usable": usable_cores(),
         "cpu_features": notable_features(flags, arch),
-        **_frequency(fields),
+        **_frequency({} if emulated_on else fields),  # the host's "cpu MHz" is not the emulated CPU's
         "temperature_c": _temperature_c(),
         "os": _os_name(),
         "python": platform.python_version(),

@@ -124,6 +124,8 @@ def _machine_line(machine: dict[str, Any]) -> str:
     if machine.get("max_mhz"):
         freq.append(f"max {machine['max_mhz']:g} MHz")
     board = f" on {machine['board']}" if machine.get("board") else ""
+    if machine.get("emulated_on"):
+        board += f" under qemu-user on {machine['emulated_on']} (timings say nothing about a board)"
     parts = [
         f"{machine.get('cpu_model', '?')}{board} ({machine.get('arch', '?')}, "
         f"{machine.get('cores_usable', '?')} usable cores)",

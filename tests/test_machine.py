@@ -34,8 +34,10 @@ Model\t\t: Raspberry Pi 4 Model B Rev 1.4
 def test_describe_machine_has_every_field_with_sane_values() -> None:
     info = M.describe_machine()
     assert list(info)[:4] == ["slug", "hostname", "arch", "cpu_model"]
-    for key in ("cores_logical", "cores_physical", "cores_usable", "cpu_features", "governor", "cur_mhz",
-                "min_mhz", "max_mhz", "temperature_c", "os", "python", "python_bits", "onnxruntime", "numpy"):
+    assert info["emulated_on"] is None
+    for key in ("board", "cores_logical", "cores_physical", "cores_usable", "cpu_features", "governor",
+                "cur_mhz", "min_mhz", "max_mhz", "temperature_c", "os", "python", "python_bits",
+                "onnxruntime", "numpy"):
         assert key in info
     assert info["arch"] in ("x86_64", "aarch64", "armv7l", "arm64", "AMD64")
     assert info["cores_usable"] >= 1 and info["cores_usable"] <= (info["cores_logical"] or 1_000)
@@ -71,6 +73,22 @@ def test_arm_core_name_and_board_from_cpuinfo(monkeypatch: pytest.MonkeyPatch, t
     assert info["cpu_features"] == ["neon"]
     assert info["governor"] is None and info["max_mhz"] is None
     assert info["slug"].startswith("aarch64-raspberry-pi-4-model-b-")
+
+
+def test_qemu_user_emulation_is_named_not_mistaken_for_the_host(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"  # qemu-user shows the x86 host's /proc/cpuinfo to the aarch64 guest
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
+                       "cpu MHz\t\t: 2445.4\nflags\t\t: fpu sse2 avx2\n")
+    monkeypatch.setattr(M, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(M, "_CPUFREQ", tmp_path / "none")
+    monkeypatch.setattr(M.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(M, "_auxv_flags", lambda arch: ["asimd", "asimddp"])
+    monkeypatch.setenv("QEMU_CPU", "cortex-a76")
+    info = M.describe_machine()
+    assert info["cpu_model"] == "cortex-a76 (emulated)" and info["emulated_on"] == "AMD EPYC"
+    assert info["cpu_features"] == ["neon", "dotprod"] and info["cur_mhz"] is None
+    assert info["slug"] == f"aarch64-cortex-a76-emulated-{info['cores_usable']}c"
 
 
 def test_governor_and_frequency_read_from_cpufreq(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
