@@ -23,6 +23,7 @@ __all__ = [
     "CSV_COLUMNS",
     "TABLE_SCHEMA",
     "append_csv",
+    "check_csv",
     "format_markdown",
     "format_text",
     "load_results",
@@ -82,6 +83,31 @@ def _csv_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _existing_csv(target: Path) -> str:
+    """The CSV's current text ("" when new or empty); a folder, or a foreign header, is an error."""
+    if not target.exists():
+        _fsutil.check_writable(target, force=False)
+        return ""
+    if not target.is_file():
+        raise CondenseDeployError(f"{target}: is not a file")
+    try:
+        old = target.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CondenseDeployError(f"{target}: cannot read it as a CSV file ({e})") from e
+    if not old.strip():
+        return ""
+    header = next(csv.reader(io.StringIO(old)), [])
+    if tuple(header) != CSV_COLUMNS:
+        raise CondenseDeployError(f"{target}: its header has {len(header)} columns that differ from the "
+                                  f"bench CSV's {len(CSV_COLUMNS)}; write to a new file")
+    return old if old.endswith("\n") else old + "\n"
+
+
+def check_csv(path: str | os.PathLike[str]) -> None:
+    """Fail before a long bench if ``append_csv(path, ...)`` would fail."""
+    _existing_csv(Path(path))
+
+
 def append_csv(path: str | os.PathLike[str], report: dict[str, Any]) -> Path:
     """Append one row per model x thread count; the header is written only when the file is new.
 
@@ -89,25 +115,10 @@ def append_csv(path: str | os.PathLike[str], report: dict[str, Any]) -> Path:
     mixed. The whole file is rewritten atomically, so an interrupted append loses nothing.
     """
     target = Path(path)
-    old = ""
-    if target.exists():
-        if not target.is_file():
-            raise CondenseDeployError(f"{target}: is not a file")
-        old = target.read_text()
-        if old.strip():
-            header = next(csv.reader(io.StringIO(old)), [])
-            if tuple(header) != CSV_COLUMNS:
-                raise CondenseDeployError(
-                    f"{target}: its header has {len(header)} columns that differ from the bench CSV's "
-                    f"{len(CSV_COLUMNS)}; write to a new file")
-            if not old.endswith("\n"):
-                old += "\n"
-    else:
-        _fsutil.check_writable(target, force=False)
+    old = _existing_csv(target)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if not old.strip():
-        old = ""
+    if not old:
         writer.writerow(CSV_COLUMNS)
     writer.writerows(_csv_rows(report))
     _fsutil.write_text(target, old + buffer.getvalue())

@@ -66,7 +66,11 @@ def test_csv_with_another_header_is_refused_untouched(report: dict, tmp_path: Pa
     path.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(CondenseDeployError, match="header"):
         R.append_csv(path, report)
+    with pytest.raises(CondenseDeployError, match="header"):
+        R.check_csv(path)
     assert path.read_text() == "a,b,c\n1,2,3\n"
+    with pytest.raises(CondenseDeployError, match="does not exist"):
+        R.check_csv(tmp_path / "no-such-folder" / "runs.csv")
 
 
 def test_markdown_and_text_show_every_result(report: dict) -> None:

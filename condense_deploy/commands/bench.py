@@ -67,6 +67,8 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
         raise click.UsageError("give --runs or --duration, not both")
     if json_path is not None:
         check_writable(json_path, force)
+    if csv_path is not None:
+        reports.check_csv(csv_path)
     if remote:
         from ..remote import run_remote_bench
 
