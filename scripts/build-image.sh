@@ -101,7 +101,7 @@ for arch in "${PLATFORMS[@]}"; do
     fi
     log "podman build linux/$arch target $TARGET -> $TAG-$arch"
     start=$(date +%s)
-    podman build --arch "$arch" --target "$TARGET" --network host --layers=false \
+    podman build --arch "$arch" --build-arg "TARGETARCH=$arch" --target "$TARGET" --network host --layers=false \
         "${ca_mount[@]}" "${base_arg[@]}" -t "$TAG-$arch" "$@" "$PROJECT"
     log "linux/$arch built in $(( $(date +%s) - start )) s"
     podman manifest add "$TAG" "containers-storage:localhost/$TAG-$arch" >/dev/null
@@ -118,7 +118,7 @@ if [ -n "$SMOKE" ]; then
         fi
         log "condense-deploy bench inside linux/$arch"
         podman run --rm --arch "$arch" --network none "${mask[@]}" \
-            --volume "$model:/home/condense/model.onnx:ro" "localhost/$TAG-$arch" \
-            bench /home/condense/model.onnx "${bench_args[@]}"
+            --volume "$model:/home/condense/$(basename "$model"):ro" "localhost/$TAG-$arch" \
+            bench "/home/condense/$(basename "$model")" "${bench_args[@]}"
     done
 fi
