@@ -6,6 +6,7 @@ cumulatively (and ``tuned``), then times every variant and MobileNet interleaved
 (onnxruntime CPU, 1 intra-op thread, batch 1, 224x224, medians), and profiles per op type.
 
     .venv/bin/python benchmarks/lowering_ablation.py [--rounds 25] [--inner 2] [--out benchmarks/results]
+    .venv/bin/python benchmarks/lowering_ablation.py --cifar   # CondenseNet-86: converted vs masked
 
 Writes ``lowering_ablation_<machine>.md`` and ``.json``. Only run it on a real machine: emulated
 (qemu) timings mean nothing.
@@ -118,6 +119,47 @@ def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
     return {op: v["ms_per_run"] for op, v in rolled.items()}
 
 
+def cifar_comparison(rounds: int, inner: int, out: Path) -> None:
+    """CondenseNet-86 (CIFAR-10, 32x32): unconverted (masked dense 1x1 convs) vs converted, straight
+    and optimized exports, at 1 and 2 threads: does the conversion itself pay off?"""
+    import torch
+
+    from condense_deploy.export import export_onnx
+    from condense_deploy.registry import create_model
+
+    torch.manual_seed(0)
+    trained = create_model("condensenet86_cifar")
+    trained.condense(1.0)  # final stage: masks prune 1 - 1/C of every learned group conv
+    converted = create_model("condensenet86_cifar", converted=True)
+    _randomize(converted)
+    models: dict[str, onnx.ModelProto] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, model in (("unconverted (masked)", trained), ("converted", converted)):
+            path = Path(tmp) / "m.onnx"
+            export_onnx(model.eval(), path, input_size=(3, 32, 32), optimize="none", force=True)
+            models[f"{label}, straight export"] = onnx.load(str(path))
+    models["converted, fast"] = optimize_onnx(models["converted, straight export"], "fast")[0]
+    models["unconverted (masked), fast"] = optimize_onnx(models["unconverted (masked), straight export"],
+                                                         "fast")[0]
+    result: dict[str, Any] = {"command": "python benchmarks/lowering_ablation.py --cifar " + " ".join(
+        a for a in sys.argv[1:] if a != "--cifar"), "machine": platform.machine(), "ms": {}}
+    for threads in (1, 2):
+        times = time_models(list(models.values()), threads=threads, rounds=rounds, inner=inner * 5)
+        result["ms"][str(threads)] = dict(zip(models, times, strict=True))
+    lines = [f"# CondenseNet-86 (CIFAR-10, 32x32): conversion pays off? ({result['machine']})", "",
+             f"`{result['command'].strip()}`; batch 1, {rounds} interleaved rounds, medians (ms); "
+             "random weights; the unconverted model is the training form at its final condensing "
+             "stage (pruned weights masked to zero, dense 1x1 convs).", "",
+             "| export | 1 thread | 2 threads |", "|---|---|---|"]
+    for label in models:
+        lines.append(f"| {label} | {result['ms']['1'][label]:.2f} | {result['ms']['2'][label]:.2f} |")
+    from condense_deploy._fsutil import write_json, write_text
+
+    write_json(out / f"lowering_ablation_cifar_{result['machine']}.json", result)
+    write_text(out / f"lowering_ablation_cifar_{result['machine']}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=25)
@@ -125,7 +167,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="whole interleaved runs (to see spread)")
     parser.add_argument("--no-tuned", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--cifar", action="store_true",
+                        help="only the CIFAR CondenseNet-86 converted vs unconverted comparison")
     args = parser.parse_args()
+    if args.cifar:
+        cifar_comparison(args.rounds, args.inner, Path(args.out))
+        return
     machine = platform.machine()
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
