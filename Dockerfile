@@ -9,7 +9,9 @@
 # imported from a debootstrap rootfs where no image registry is reachable.
 # torch on amd64: PyPI's default torch wheel is a multi-GB CUDA build, so the full target takes torch
 # from TORCH_INDEX (PyTorch's CPU wheel index); on arm64 PyPI's torch wheel is already the CPU build.
-# Set TORCH_INDEX=https://pypi.org/simple to take torch from PyPI on amd64 as well (CUDA build).
+# Set TORCH_INDEX=https://pypi.org/simple to take torch from PyPI on amd64 as well (CUDA build), or
+# TORCH_FIND_LINKS=DIR for a folder with the CPU wheel mounted into the build (scripts/build-image.sh
+# does this with TORCH_WHEELS=DIR).
 ARG BASE=python:3.11.14-slim-bookworm
 
 # ---- build: the toolkit wheel and a venv with the pinned runtime set ----------------------------------
@@ -47,8 +49,12 @@ CMD ["--help"]
 FROM build AS build-full
 ARG TARGETARCH
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# A folder holding a torch==2.13.0 CPU wheel (mounted into the build), instead of TORCH_INDEX.
+ARG TORCH_FIND_LINKS=""
 # amd64: torch from the CPU index (PyPI's amd64 torch is the CUDA build); arm64: PyPI's CPU build.
-RUN set -- ; if [ "$TARGETARCH" = "amd64" ]; then set -- --index-url "$TORCH_INDEX"; fi \
+RUN set -- ; \
+    if [ -n "$TORCH_FIND_LINKS" ]; then set -- --find-links "$TORCH_FIND_LINKS"; \
+    elif [ "$TARGETARCH" = "amd64" ]; then set -- --index-url "$TORCH_INDEX"; fi \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "$@" "torch==2.13.0" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
         "onnxsim==0.8.1" "matplotlib==3.11.2" "pillow==13.0.0"

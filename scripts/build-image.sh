@@ -16,6 +16,7 @@
 #                  the host's CPU topology); BENCH_ARGS adds options to that bench
 # CA_BUNDLE (default: the host's /etc/ssl/certs/ca-certificates.crt when it exists) is mounted into the
 # podman build steps, for networks whose TLS goes through a local certificate authority.
+# TORCH_WHEELS=DIR (podman): a folder with a torch==2.13.0 CPU wheel, mounted for the full target.
 set -euo pipefail
 
 PROJECT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,9 +87,13 @@ local_base() {  # local_base ARCH: import a debootstrap rootfs of bookworm as lo
     tar -C "$rootfs" -c . | podman import --arch "$arch" - "localhost/condense-base:$arch" >/dev/null
 }
 
-ca_mount=()
+extra_mounts=()
 bundle="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
-[ -f "$bundle" ] && ca_mount=(--volume "$bundle:/etc/ssl/certs/ca-certificates.crt:ro")
+[ -f "$bundle" ] && extra_mounts=(--volume "$bundle:/etc/ssl/certs/ca-certificates.crt:ro")
+# TORCH_WHEELS=DIR: a folder with a torch CPU wheel for the full target, where TORCH_INDEX is unreachable.
+if [ -n "${TORCH_WHEELS:-}" ]; then
+    extra_mounts+=(--volume "$(cd "$TORCH_WHEELS" && pwd):/torch-wheels:ro" --build-arg TORCH_FIND_LINKS=/torch-wheels)
+fi
 
 podman manifest rm "$TAG" >/dev/null 2>&1 || true
 podman manifest create "$TAG" >/dev/null
@@ -102,7 +107,7 @@ for arch in "${PLATFORMS[@]}"; do
     log "podman build linux/$arch target $TARGET -> $TAG-$arch"
     start=$(date +%s)
     podman build --arch "$arch" --build-arg "TARGETARCH=$arch" --target "$TARGET" --network host --layers=false \
-        "${ca_mount[@]}" "${base_arg[@]}" -t "$TAG-$arch" "$@" "$PROJECT"
+        "${extra_mounts[@]}" "${base_arg[@]}" -t "$TAG-$arch" "$@" "$PROJECT"
     log "linux/$arch built in $(( $(date +%s) - start )) s"
     podman manifest add "$TAG" "containers-storage:localhost/$TAG-$arch" >/dev/null
 done
