@@ -56,7 +56,8 @@ def optimize_command(source: str, output: str, tuned: bool, threads: int, force:
         forms: dict[str, int] = {}
         for choice in report["choices"].values():
             forms[choice["form"]] = forms.get(choice["form"], 0) + 1
-        click.echo("grouped conv forms chosen: " + ", ".join(f"{k} {v}" for k, v in sorted(forms.items())))
+        chosen = ", ".join(f"{k} {v}" for k, v in sorted(forms.items())) or "none (no grouped convs)"
+        click.echo("grouped conv forms chosen: " + chosen)
 
 
 @click.command("quantize")
