@@ -140,7 +140,7 @@ def _is_depthwise(model: onnx.ModelProto, node: onnx.NodeProto) -> bool:
     return w is not None and w.dims[1] == 1
 
 
-def _site(model: onnx.ModelProto, conv_name: str) -> onnx.ModelProto:
+def _site(model: onnx.ModelProto, conv_name: str, shapes: dict[str, list[int]]) -> onnx.ModelProto:
     """A stand-alone model of one grouped conv and the per-channel chain feeding it (index/shuffle
     Gather, BN, ReLU), with the chain's input as graph input and static shapes."""
     g = P.GraphView(model)
@@ -158,7 +158,6 @@ def _site(model: onnx.ModelProto, conv_name: str) -> onnx.ModelProto:
                 break
             continue
         break
-    shapes = _shapes(model)
     if tensor not in shapes or conv.output[0] not in shapes:
         raise CondenseDeployError(f"tuned: no static shape for the input of {conv_name}")
     names = {i for n in nodes for i in n.input}
@@ -170,20 +169,14 @@ def _site(model: onnx.ModelProto, conv_name: str) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=list(model.opset_import))
 
 
-_SHAPE_CACHE: dict[int, dict[str, list[int]]] = {}
-
-
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    key = id(model)
-    if key not in _SHAPE_CACHE:
-        inferred = onnx.shape_inference.infer_shapes(model)
-        shapes = {}
-        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-            dims = [d.dim_value if d.HasField("dim_value") else 1 for d in info.type.tensor_type.shape.dim]
-            shapes[info.name] = dims
-        _SHAPE_CACHE.clear()
-        _SHAPE_CACHE[key] = shapes
-    return _SHAPE_CACHE[key]
+    """Every tensor's inferred shape, symbolic dimensions (the batch) set to 1."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in info.type.tensor_type.shape.dim]
+        shapes[info.name] = dims
+    return shapes
 
 
 def _tune(model: onnx.ModelProto, threads: int,
@@ -191,8 +184,9 @@ def _tune(model: onnx.ModelProto, threads: int,
     """Time every applicable form of every grouped conv in isolation and apply the fastest."""
     choices: dict[str, dict[str, Any]] = {}
     convs = _grouped_convs(model)
+    shapes = _shapes(model)
     for k, name in enumerate(convs):
-        site = _site(model, name)
+        site = _site(model, name, shapes)
         forms: list[str] = []
         variants: list[onnx.ModelProto] = []
         for form, rewrite in FORMS.items():
