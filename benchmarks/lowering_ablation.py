@@ -169,7 +169,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--cifar", action="store_true",
                         help="only the CIFAR CondenseNet-86 converted vs unconverted comparison")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite the .md from a saved .json")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        labels = [key.split("|", 1)[1] for key in saved["runs"][0] if key.startswith("condensenet74_c8g8|")]
+        from condense_deploy._fsutil import write_text
+
+        write_text(Path(args.render).with_suffix(".md"), render(saved, labels))
+        return
     if args.cifar:
         cifar_comparison(args.rounds, args.inner, Path(args.out))
         return
@@ -276,7 +284,8 @@ def render(result: dict[str, Any], labels: list[str]) -> str:
     names = list(result["profiles_ms"])
     ops = sorted({op for p in result["profiles_ms"].values() for op in p},
                  key=lambda op: -max(p.get(op, 0) for p in result["profiles_ms"].values()))
-    lines += ["| op | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    lines += ["| op | " + " | ".join(n.replace("|", ": ") for n in names) + " |",
+              "|---" * (1 + len(names)) + "|"]
     for op in ops:
         lines.append(f"| {op} | " + " | ".join(
             f"{result['profiles_ms'][n].get(op, 0):.2f}" for n in names) + " |")
