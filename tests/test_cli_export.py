@@ -66,9 +66,10 @@ def test_checkpoint_to_onnx_to_onnxruntime(runner, tmp_path: Path, checkpoint) -
     assert len(info["metadata"]["condense_deploy.source_sha256"]) == 64
 
 
-def test_flags_reach_the_file(runner, tmp_path: Path) -> None:
+def test_flags_reach_the_file(runner, tmp_path: Path, checkpoint) -> None:
+    source, _ = checkpoint
     out = tmp_path / "fixed.onnx"
-    result = runner.invoke(cli, ["export", "condensenet50_cifar", "-o", str(out), "--opset", "13", "--batch",
+    result = runner.invoke(cli, ["export", str(source), "-o", str(out), "--opset", "13", "--batch",
                                  "2", "--no-simplify", "--optimize", "none", "--exporter", "torchscript",
                                  "--json"])
     assert result.exit_code == 0, result.output

@@ -85,9 +85,8 @@ def test_every_condense_group_combination_exports_exactly(tmp_path: Path, conden
     result = export_onnx(model, tmp_path / "m.onnx", input_size=size)  # default: simplify + optimize fast
     assert set(result.max_abs_diff) == {1, 3}
     assert max(result.max_abs_diff.values()) <= SPEC.atol
-    # independently of the built-in check: another input, two batch sizes, against PyTorch
-    for batch in (1, 3):
-        assert np.abs(run(result.path, batch, size) - torch_logits(model, batch, size)).max() < 1e-4
+    # independently of the built-in check: another input and batch size (the trace used 2 as well)
+    assert np.abs(run(result.path, 2, size) - torch_logits(model, 2, size)).max() < 1e-4
     assert "GatherElements" not in {n.op_type for n in onnx.load(result.path).graph.node}
 
 
@@ -99,7 +98,13 @@ def test_unconverted_training_form_exports_too(tmp_path: Path) -> None:
     assert "Gather" not in {n.op_type for n in onnx.load(result.path).graph.node}
 
 
-@pytest.mark.parametrize("name", [n for n in list_models(family="condensenet") if n.endswith("_cifar")])
+_FAST_CIFAR_CARDS = {"condensenet50_cifar"}  # the deeper cards take 10-60 s each here: slow tier
+
+
+@pytest.mark.parametrize("name", [
+    n if n in _FAST_CIFAR_CARDS else pytest.param(n, marks=pytest.mark.slow)
+    for n in list_models(family="condensenet") if n.endswith("_cifar")
+])
 def test_zoo_cifar_condensenets(tmp_path: Path, name: str) -> None:
     result = export_source(name, tmp_path / f"{name}.onnx")
     assert max(result.max_abs_diff.values()) <= SPEC.atol
@@ -210,7 +215,9 @@ def test_fixed_batch_and_other_opset(tmp_path: Path) -> None:
     assert {i.domain: i.version for i in proto.opset_import}[""] == 13
 
 
+@pytest.mark.slow
 def test_dynamo_exporter(tmp_path: Path) -> None:
+    """torch.export-based exporter with a symbolic batch Dim (example batch 2); ~10-20 s here."""
     pytest.importorskip("onnxscript")
     model = converted(4, 2)
     result = export_onnx(model, tmp_path / "dyn.onnx", input_size=CIFAR, exporter="dynamo")
@@ -278,11 +285,19 @@ def test_original_converted_file_and_verify(tmp_path: Path) -> None:
         verify_source(out, other)
 
 
-def test_zoo_name_has_no_sha_and_same_weights_every_time(tmp_path: Path) -> None:
-    result = export_source("condensenet50_cifar", tmp_path / "a.onnx", optimize="none")
-    assert META + "source_sha256" not in result.metadata
-    assert result.metadata[META + "weights"].startswith("random")
-    verify_source(result.path, "condensenet50_cifar")  # a second load builds the same weights
+@pytest.fixture(scope="module")
+def zoo50(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("zoo") / "condensenet50_cifar.onnx"
+    export_source("condensenet50_cifar", path, optimize="none")
+    return path
+
+
+def test_zoo_name_has_no_sha_and_same_weights_every_time(zoo50: Path) -> None:
+    meta = read_metadata(zoo50)
+    assert META + "source_sha256" not in meta
+    assert meta[META + "weights"].startswith("random")
+    assert meta[META + "architecture"] == "condensenet50_cifar"
+    verify_source(zoo50, "condensenet50_cifar")  # a second load builds the same weights
 
 
 # ----------------------------------------------------------------------------------- torch-free run
@@ -397,12 +412,10 @@ def test_validate_rejects_a_file_for_another_input_size(plain_export) -> None:
         validate_onnx(path, model, (3, 64, 64))
 
 
-def test_verify_names_the_architecture_the_file_came_from(tmp_path: Path) -> None:
-    out = tmp_path / "c50.onnx"
-    export_source("condensenet50_cifar", out, optimize="none")
+def test_verify_names_the_architecture_the_file_came_from(zoo50: Path) -> None:
     with pytest.raises(CondenseDeployError,
                        match="exported from condensenet50_cifar, not condensenet74_cifar"):
-        verify_source(out, "condensenet74_cifar")
+        verify_source(zoo50, "condensenet74_cifar")
 
 
 def test_loaded_model_state_is_untouched(tmp_path: Path) -> None:
@@ -416,7 +429,10 @@ def test_loaded_model_state_is_untouched(tmp_path: Path) -> None:
 
 def test_load_model_then_export_api(tmp_path: Path) -> None:
     """The Python API under the CLI, as the docs show it."""
-    loaded = load_model("condensenet50_cifar")
-    result = export_onnx(loaded.model, tmp_path / "api.onnx", input_size=loaded.input_size,
+    model = trained_model(tiny_config(2, 2))
+    ckpt = original_training_checkpoint(model, tmp_path / "ckpt.pth.tar")
+    loaded = load_model(ckpt)
+    deployed = convert_model(loaded.model)
+    result = export_onnx(deployed, tmp_path / "api.onnx", input_size=loaded.input_size,
                          metadata={"note": {"k": 1}})
     assert read_metadata(result.path)["note"] == '{"k": 1}'
