@@ -137,7 +137,11 @@ def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
     name -> {path, flops, params, reused}."""
     from .export import export_source
 
-    onnx_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        onnx_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CondenseDeployError(f"{onnx_dir}: cannot create the folder for exported models "
+                                  f"({e.strerror})") from e
     out: dict[str, dict[str, Any]] = {}
     for name in models:
         path = onnx_dir / f"{name}.{optimize}.onnx"

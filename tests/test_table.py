@@ -133,11 +133,13 @@ def test_torch_column(tmp_path: Path) -> None:
         ({"optimize": "max"}, "optimize 'max'"),
         ({"runs": 0}, "runs 0"),
         ({"out_dir": Path("/nonexistent/folder")}, "does not exist"),
+        ({"onnx_dir": Path("/proc/no/such/folder")}, "cannot create the folder"),
     ],
 )
 def test_bad_options(tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(CondenseDeployError, match=message):
-        T.run_table(T.TableOptions(**{"out_dir": tmp_path, "onnx_dir": tmp_path, **options}))
+        T.run_table(T.TableOptions(**{"out_dir": tmp_path, "onnx_dir": tmp_path, "models": ["mobilenet_v1"],
+                                      **options}))
 
 
 def test_table_command_and_errors(tmp_path: Path, runner) -> None:
