@@ -254,6 +254,21 @@ def _bench_reports(data: Any, path: Path) -> list[dict[str, Any]]:
     raise CondenseDeployError(f"{path}: schema {schema!r} is not {BENCH_SCHEMA!r} or {TABLE_SCHEMA!r}")
 
 
+_NEEDED = ("model", "threads", "batch", "latency_p50_ms", "latency_mean_ms", "latency_p90_ms")
+
+
+def _check_report(report: Any, path: Path) -> None:
+    """Every field the merged table and plot read is there, so a damaged file is one clear error."""
+    if not isinstance(report, dict) or not isinstance(report.get("machine"), dict):
+        raise CondenseDeployError(f"{path}: no 'machine' in the bench result")
+    if not isinstance(report.get("results"), list):
+        raise CondenseDeployError(f"{path}: no 'results' list in the bench result")
+    for k, result in enumerate(report["results"]):
+        missing = [key for key in _NEEDED if not isinstance(result, dict) or key not in result]
+        if missing:
+            raise CondenseDeployError(f"{path}: result {k} has no {', '.join(missing)}")
+
+
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Read bench (or inference-table) JSON files into a list of bench report dicts."""
     reports: list[dict[str, Any]] = []
@@ -266,9 +281,7 @@ def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise CondenseDeployError(f"{path}: not a JSON file ({e})") from e
         for report in _bench_reports(data, path):
-            for key in ("machine", "results"):
-                if key not in report:
-                    raise CondenseDeployError(f"{path}: no {key!r} in the bench result")
+            _check_report(report, path)
             reports.append(report)
     if not reports:
         raise CondenseDeployError("no bench results in the given files")

@@ -112,6 +112,10 @@ def test_load_results_rejects_bad_files(tmp_path: Path) -> None:
         R.load_results([tmp_path / "bad.json"])
     with pytest.raises(CondenseDeployError, match="schema 'something-else'"):
         R.load_results([tmp_path / "other.json"])
+    (tmp_path / "cut.json").write_text(json.dumps({"schema": R.BENCH_SCHEMA, "machine": {},
+                                                   "results": [{"model": "m", "threads": 1}]}))
+    with pytest.raises(CondenseDeployError, match="result 0 has no batch, latency_p50_ms"):
+        R.load_results([tmp_path / "cut.json"])
 
 
 def test_table_results_merge_through_their_bench_section(report: dict, tmp_path: Path) -> None:
