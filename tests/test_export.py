@@ -149,7 +149,8 @@ def test_baselines_export(tmp_path: Path, name: str) -> None:
 def test_vgg16_export(tmp_path: Path) -> None:
     result = export_source("vgg16", tmp_path / "vgg16.onnx")
     assert max(result.max_abs_diff.values()) <= SPEC.atol
-    assert result.size_bytes > 138_357_544 * 4
+    # onnxsim stores identical (all-zero) biases once, so the file is a little under 4 bytes x params
+    assert 0.999 * 138_357_544 * 4 < result.size_bytes < 138_357_544 * 4 + 1_000_000
 
 
 # --------------------------------------------------------------------------------- graph contract
