@@ -16,6 +16,9 @@ _LAZY = {
     "create_model": "condense_deploy.registry",
     "list_models": "condense_deploy.registry",
     "get_card": "condense_deploy.registry",
+    "export_onnx": "condense_deploy.export",
+    "validate_onnx": "condense_deploy.export",
+    "describe_onnx": "condense_deploy.onnx_info",
 }
 
 

@@ -437,3 +437,10 @@ def test_load_model_then_export_api(tmp_path: Path) -> None:
     result = export_onnx(deployed, tmp_path / "api.onnx", input_size=loaded.input_size,
                          metadata={"note": {"k": 1}})
     assert read_metadata(result.path)["note"] == '{"k": 1}'
+
+
+def test_top_level_api_names() -> None:
+    import condense_deploy
+
+    assert condense_deploy.export_onnx is export_onnx
+    assert condense_deploy.validate_onnx is validate_onnx
