@@ -247,6 +247,12 @@ def test_optimize_report_and_modes(tmp_path: Path, plain_export) -> None:
     assert "Transpose" not in ops
 
 
+def test_tuned_optimization_is_validated_too(tmp_path: Path) -> None:
+    result = export_onnx(converted(4, 4), tmp_path / "tuned.onnx", input_size=CIFAR, optimize="tuned")
+    assert result.optimize["mode"] == "tuned" and "choices" in result.optimize
+    assert max(result.max_abs_diff.values()) <= SPEC.atol
+
+
 # ---------------------------------------------------------------------------------------- metadata
 
 
