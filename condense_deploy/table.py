@@ -296,10 +296,10 @@ def _markdown(data: dict[str, Any], png_name: str | None) -> str:
         "MobileNetV2 and ShuffleNetV2 have no paper ARM time.",
     ]
     busiest = max((v for v in (load["before"], load["after"]) if v is not None), default=None)
-    if busiest is not None and busiest >= machine["cores_usable"] and len(threads) > 1:
-        lines.append(f"- This run shared the machine with other work (load average {busiest} on "
+    if busiest is not None and busiest >= machine["cores_usable"] / 2 and len(threads) > 1:
+        lines.append(f"- This run shared the machine with other work (load average up to {busiest} on "
                      f"{machine['cores_usable']} cores): the multi-thread columns measure contention for "
-                     "cores more than scaling, and can be slower than 1 thread.")
+                     "cores as much as scaling, and can be slower than 1 thread.")
     if data["torch"] is not None:
         lines.append(f"- PyTorch eager column: torch {data['torch']['torch']}, 1 thread, "
                      "`inference_mode`, the same interleaving, converted CondenseNets.")
