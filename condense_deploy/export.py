@@ -68,6 +68,7 @@ class OnnxExportSpec:
 SPEC = OnnxExportSpec()
 
 Step = Callable[[str], None]
+Progress = Callable[[int, int], None]  # (done, total) of a long step: tuning
 
 
 @dataclass
@@ -110,6 +111,7 @@ def export_onnx(
     force: bool = False,
     atol: float = SPEC.atol,
     on_step: Step | None = None,
+    on_progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``model`` to ``path``: export, full check, simplify, optimize, store metadata, then
     validate the file in onnxruntime against PyTorch; only a file that passes replaces ``path``.
@@ -140,7 +142,7 @@ def export_onnx(
             report: dict[str, Any] = {"mode": "none"}
             if optimize != "none":
                 step(f"optimizing for onnxruntime ({optimize})")
-                proto, report = _optimize(proto, optimize, target)
+                proto, report = _optimize(proto, optimize, on_progress)
                 _check_batch_axis(proto, fixed_batch, target)
             props = {
                 **{k: _as_text(v) for k, v in (metadata or {}).items()},
@@ -285,11 +287,13 @@ def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
     return simplified
 
 
-def _optimize(proto: onnx.ModelProto, mode: str, target: Path) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def _optimize(proto: onnx.ModelProto, mode: str,
+              on_progress: Progress | None) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The performance rewrites (``condense_deploy.optimize``); ``tuned`` times on 1 thread, the
+    deployment setting the bench measures."""
     from .optimize import optimize_onnx
 
-    optimized, report = optimize_onnx(proto, mode)
-    return optimized, report
+    return optimize_onnx(proto, mode, threads=1, progress=on_progress)
 
 
 def _check_batch_axis(proto: onnx.ModelProto, fixed_batch: int, target: Path) -> None:
@@ -467,6 +471,7 @@ def export_source(
     trust_checkpoint: bool = False,
     num_classes: int | None = None,
     on_step: Step | None = None,
+    on_progress: Progress | None = None,
 ) -> ExportResult:
     """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
     verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed)."""
@@ -481,7 +486,7 @@ def export_source(
     metadata = _source_metadata(source, loaded, flops, params)
     return export_onnx(loaded.model, output, input_size=loaded.input_size, opset=opset, batch=batch,
                        simplify=simplify, exporter=exporter, optimize=optimize, metadata=metadata,
-                       force=force, on_step=on_step)
+                       force=force, on_step=on_step, on_progress=on_progress)
 
 
 def verify_source(

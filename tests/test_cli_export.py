@@ -156,3 +156,13 @@ def test_verify_mismatch_and_missing_file(runner, tmp_path: Path, checkpoint) ->
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not onnx")
     _fails(runner.invoke(cli, ["verify", str(junk), str(source)]), "junk.onnx")
+
+
+def test_optimize_tuned_from_the_cli(runner, tmp_path: Path, checkpoint) -> None:
+    source, _ = checkpoint
+    out = tmp_path / "tuned.onnx"
+    result = runner.invoke(cli, ["export", str(source), "-o", str(out), "--optimize", "tuned"])
+    assert result.exit_code == 0, result.output
+    assert "optimize tuned" in result.stdout and "tuning grouped convs" in result.stderr
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert "choices" in json.loads(meta["condense_deploy.optimize"])

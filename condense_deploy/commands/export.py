@@ -44,6 +44,22 @@ def _step(message: str) -> None:
     click.echo(f"  {message}...", err=True)
 
 
+class _TuningBar:
+    """A (done, total) callback drawing a click progress bar on stderr, opened on the first call."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=click.get_text_stream("stderr"))
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self.bar.__exit__(None, None, None)
+
+
 @click.command("export")
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -75,7 +91,8 @@ def export_command(source: str, output: str, arch: str | None, opset: int, batch
     click.echo(f"exporting {source} -> {output}", err=True)
     result = export_source(source, output, arch=arch, opset=opset, batch=batch, simplify=simplify,
                            exporter=exporter, optimize=optimize, force=force,
-                           trust_checkpoint=trust_checkpoint, num_classes=num_classes, on_step=_step)
+                           trust_checkpoint=trust_checkpoint, num_classes=num_classes, on_step=_step,
+                           on_progress=_TuningBar("  tuning grouped convs") if optimize == "tuned" else None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
