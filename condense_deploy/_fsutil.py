@@ -19,6 +19,13 @@ from .errors import CondenseDeployError
 __all__ = ["atomic_path", "atomic_write", "check_writable", "write_json", "write_text"]
 
 
+def _default_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask); mkstemp uses 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
     """Refuse to overwrite without ``force`` and fail early when the folder is missing."""
     target = Path(path)
@@ -44,6 +51,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any
     except OSError as e:
         raise CondenseDeployError(f"{target}: cannot write ({e.strerror})") from e
     try:
+        os.chmod(tmp_name, _default_mode())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -70,6 +78,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _default_mode())
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
