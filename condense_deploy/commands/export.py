@@ -7,6 +7,7 @@ commands on a board without torch stays possible.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -53,7 +54,7 @@ class _TuningBar:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=click.get_text_stream("stderr"))
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.bar.pos)
         if done >= total:
