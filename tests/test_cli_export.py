@@ -166,3 +166,12 @@ def test_optimize_tuned_from_the_cli(runner, tmp_path: Path, checkpoint) -> None
     assert "optimize tuned" in result.stdout and "tuning grouped convs" in result.stderr
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert "choices" in json.loads(meta["condense_deploy.optimize"])
+
+
+def test_command_module_leaves_torch_out() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, condense_deploy.commands.export; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
