@@ -125,6 +125,7 @@ def export_onnx(
     step = on_step or (lambda _message: None)
     input_size = _check_input_size(input_size)
     fixed_batch = _check_options(opset, batch, exporter, optimize)
+    batch = fixed_batch or "dynamic"  # "2" -> 2 in the result and the metadata
     target = check_writable(path, force)
     was_training = model.training
     model.eval()
