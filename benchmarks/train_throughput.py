@@ -136,9 +136,10 @@ def main() -> None:
         lines.append(f"| {label} | {med[kind]:.1f} | {rounds} | {med_eval[kind]:.1f} |")
     lines += [
         "",
-        f"- masked / plain training time: **{statistics.median(ratios):.3f}x** (median of per-round ratios "
-        f"{', '.join(f'{v:.3f}' for v in ratios)}): the mask multiply is what the training form costs "
-        "over an unpruned DenseNet of the same shape; pruned connections save nothing until conversion.",
+        f"- training form / plain step time: **{statistics.median(ratios):.3f}x** (median of per-round "
+        f"ratios {', '.join(f'{v:.3f}' for v in ratios)}): the training form pays the full dense cost of "
+        "an unpruned DenseNet of the same shape plus the mask multiply; pruned connections save nothing "
+        "until conversion.",
         f"- augmentation (crop 32 pad 4, flip, normalise; torch ops on uint8): {aug_rate:.0f} img/s, "
         "not the bottleneck.",
         f"- one CIFAR-10 epoch (50,000 train + 10,000 val images): about {epoch_s / 60:.1f} min; "
