@@ -19,6 +19,7 @@ from . import _fsutil
 from .errors import CondenseDeployError
 
 __all__ = [
+    "require_full_install",
     "BENCH_SCHEMA",
     "CSV_COLUMNS",
     "TABLE_SCHEMA",
@@ -319,6 +320,22 @@ def merged_markdown(reports: Sequence[dict[str, Any]]) -> str:
     for slug, machine in machines.items():
         lines.append(f"- **{slug}**: {_machine_line(machine)}")
     return "\n".join(lines) + "\n"
+
+
+def require_full_install(command: str) -> None:
+    """Fail in one line, before any work, when ``command`` needs torch and matplotlib and they are absent."""
+    import importlib.util
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except ImportError:
+            return True
+
+    missing = [name for name in ("torch", "matplotlib") if absent(name)]
+    if missing:
+        raise CondenseDeployError(f"'{command}' needs {' and '.join(missing)}, which the runtime install "
+                                  "leaves out: pip install 'condense-deploy[full]'")
 
 
 def require_matplotlib() -> Any:

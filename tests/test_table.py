@@ -179,3 +179,30 @@ def test_real_export_of_two_mobile_models(tmp_path: Path) -> None:
     assert abs(rows["mobilenet_v1"]["flops"] - 569e6) / 569e6 < 0.02  # count agrees with the paper
     assert rows["shufflenet_v2_x1_0"]["p50_ms_ort_1t"] > 0
     assert (tmp_path / "onnx" / "mobilenet_v1.fast.onnx").is_file()
+
+
+def test_demo_on_a_runtime_install_says_which_install_and_leaves_nothing(tmp_path) -> None:
+    """Where torch and matplotlib cannot be imported, demo fails in one line before creating anything."""
+    import subprocess
+    import sys
+    import textwrap
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "matplotlib"):
+                    raise ImportError(f"{name} is blocked in this test")
+                return None
+        sys.meta_path.insert(0, _Block())
+    """))
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)])}
+    done = subprocess.run([sys.executable, "-m", "condense_deploy", "demo"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "needs torch and matplotlib" in done.stderr and "condense-deploy[full]" in done.stderr
+    assert not (tmp_path / "demo-output").exists()

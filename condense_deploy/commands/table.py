@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
 
 DEMO_DIR = Path("demo-output")
@@ -94,6 +95,7 @@ def demo_command() -> None:
 
     The first run exports the seven models to ~/.cache/condense-deploy/onnx; later runs reuse them.
     """
+    require_full_install("demo")  # before demo-output/ is created: a runtime install leaves nothing behind
     DEMO_DIR.mkdir(exist_ok=True)
     # The demo owns demo-output/ (force). Its .onnx files live in the table's cache, so a demo after
     # a table run (or a second demo) reuses them instead of exporting again.
