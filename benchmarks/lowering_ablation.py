@@ -75,8 +75,13 @@ def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
 
     models = {}
     for name in ("condensenet74_c8g8", "condensenet74_c4g4", "mobilenet_v1"):
-        model = create_model(name, converted=True) if name.startswith("condense") else create_model(name)
-        _randomize(model)
+        if name.startswith("condense"):
+            model = create_model(name, converted=True)
+            _randomize(model)  # random BN statistics and index lists, so every rewrite is really exercised
+        else:
+            # MobileNet is only the reference: its BNs fold away in onnxruntime whatever their values,
+            # and random statistics through 27 layers grow logits until float32 alone misses 1e-4.
+            model = create_model(name)
         path = folder / f"{name}.onnx"
         export_onnx(model.eval(), path, input_size=(3, 224, 224), optimize="none", force=True)
         models[name] = onnx.load(str(path))
