@@ -26,15 +26,6 @@ from condense_deploy.errors import CondenseDeployError
 from condense_deploy.registry import create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and the shared 2-core machine stays usable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _same_outputs(a: torch.nn.Module, b: torch.nn.Module, size=(3, 32, 32)) -> bool:
     x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

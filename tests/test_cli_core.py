@@ -21,14 +21,6 @@ from condense_deploy.cli import cli
 from condense_deploy.convert import convert_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _fails(result, *fragments: str) -> None:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output

@@ -17,14 +17,6 @@ from condense_deploy.cli import cli
 from condense_deploy.convert import convert_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.Module]:
     """An original-layout training checkpoint, fully condensed (C=4, G=4), and its converted model."""

@@ -12,14 +12,6 @@ from condense_deploy.errors import CondenseDeployError
 from condense_deploy.layers import CondenseConv, LearnedGroupConv
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reference_condensing_conv(layer: LearnedGroupConv) -> dict[str, torch.Tensor]:
     """The original CondensingConv's element loop, restated: walk groups, then input channels in
     ascending order, and take channel j into group i's next slot if row i of the mask keeps it."""

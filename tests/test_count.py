@@ -13,14 +13,6 @@ from condense_deploy.errors import CondenseDeployError
 from condense_deploy.registry import create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("name,flops,params", [
     ("condensenet74_c4g4", 529_328_264, 4_773_944),
     ("condensenet74_c8g8", 274_233_480, 2_935_416),

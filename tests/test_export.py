@@ -43,14 +43,6 @@ CG = [(c, g) for c in FACTORS for g in FACTORS]
 CIFAR, IMAGENET = (3, 32, 32), (3, 224, 224)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models export and run faster on one thread, and the shared machine stays usable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def converted(condense: int, groups: int, kind: str = "cifar", seed: int = 0) -> torch.nn.Module:
     """A small converted CondenseNet with real indices and random BN statistics."""

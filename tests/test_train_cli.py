@@ -18,13 +18,6 @@ from condense_deploy.train.synthetic import write_cifar_archive
 SMALL = ["--stages", "2-2-2", "--growth", "4-8-8"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

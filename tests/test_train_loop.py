@@ -31,14 +31,6 @@ def _options(savedir: Path, data_dir: Path, **kw) -> TrainOptions:
     return TrainOptions(**base)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core box oversubscribe badly; one is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
