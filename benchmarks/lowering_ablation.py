@@ -230,11 +230,13 @@ def main() -> None:
         for lab in ("none (straight export)", fast, "tuned"):
             if lab in table[name]:
                 profiles[f"{name}|{lab}"] = profile(table[name][lab])
-    tuned_choices = {}
+    tuned_choices, tuned_whole = {}, {}
     for name in base:
         if "tuned" in table[name]:
             meta = {p.key: p.value for p in table[name]["tuned"].metadata_props}
-            choices = json.loads(meta["condense_deploy.optimize"])["choices"]
+            report = json.loads(meta["condense_deploy.optimize"])
+            choices = report["choices"]
+            tuned_whole[name] = report.get("whole_model")
             forms: dict[str, int] = {}
             for c in choices.values():
                 forms[c["form"]] = forms.get(c["form"], 0) + 1
@@ -246,7 +248,7 @@ def main() -> None:
                      "statistic": "median", "interleaved": True},
         "runs": runs, "session_options_ms": dict(zip(
             ["default", "denormal_as_zero", "spinning_off", "mobilenet_v1"], session_times, strict=True)),
-        "profiles_ms": profiles, "tuned_forms": tuned_choices,
+        "profiles_ms": profiles, "tuned_forms": tuned_choices, "tuned_whole_model": tuned_whole,
         "seconds": round(time.time() - started, 1),
     }
     out = Path(args.out)
@@ -285,6 +287,12 @@ def render(result: dict[str, Any], labels: list[str]) -> str:
         lines += ["Tuned choices (grouped convs per form): " + "; ".join(
             f"{n}: " + ", ".join(f"{k} {v}" for k, v in sorted(f.items()))
             for n, f in result["tuned_forms"].items()), ""]
+    whole = {n: w for n, w in result.get("tuned_whole_model", {}).items() if w}
+    if whole:
+        lines += ["Tuned keeps its per-conv choices only when the whole model beats `fast` (timed at "
+                  "optimize time): " + "; ".join(
+                      f"{n}: kept {w['kept']} (tuned {w['tuned_ms']:.1f} ms, fast {w['fast_ms']:.1f} ms)"
+                      for n, w in whole.items()), ""]
     lines += ["## Per-op-type profile (ms per run, onnxruntime profiler, kernel time)", ""]
     names = list(result["profiles_ms"])
     ops = sorted({op for p in result["profiles_ms"].values() for op in p},

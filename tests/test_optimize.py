@@ -34,6 +34,11 @@ def test_modes_are_exact_and_recorded(small, mode):
     assert json.loads(meta[O.METADATA_KEY])["mode"] == mode
     if mode == "tuned":
         assert report["choices"] and all(c["form"] in O.FORMS for c in report["choices"].values())
+        whole = report["whole_model"]  # tuned keeps per-conv choices only when they win as a whole
+        assert whole["kept"] == ("tuned" if whole["tuned_ms"] <= whole["fast_ms"] else "fast")
+        if whole["kept"] == "fast":
+            fast, _ = O.optimize_onnx(proto, "fast")
+            assert [n.op_type for n in optimized.graph.node] == [n.op_type for n in fast.graph.node]
     if mode != "none":
         assert "Transpose" not in report["ops_after"]
         assert report["ops_after"]["BatchNormalization"] < report["ops_before"]["BatchNormalization"]
