@@ -327,153 +327,162 @@ def _single_kind(g: GraphView, name: str, op_type: str) -> onnx.NodeProto | None
     return main[0]
 
 
+def _rewrite_until_done(model: onnx.ModelProto,
+                        rewrite: Callable[[GraphView, onnx.NodeProto], bool]) -> onnx.ModelProto:
+    """Apply ``rewrite`` at the first node where it applies (it returns True), then scan again from
+    the start, until no node accepts it. A rewrite changes the node list, so every scan starts over."""
+    g = GraphView(model)
+    while any(rewrite(g, node) for node in list(g.nodes)):
+        pass
+    return eliminate_dead(g.finish())
+
+
 def shuffle_to_gather(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace each Reshape -> Transpose -> Reshape channel shuffle by one constant Gather."""
-    g = GraphView(model)
-    changed = True
-    while changed:
-        changed = False
-        for node in g.nodes:
-            if node.op_type != "Reshape":
-                continue
-            transpose = _single_kind(g, node.output[0], "Transpose")
-            if transpose is None:
-                continue
-            last = _single_kind(g, transpose.output[0], "Reshape")
-            if last is None:
-                continue
-            x = node.input[0]
-            producer = g.producer.get(x)
-            parts = _conv_parts(g, producer) if producer is not None else None
-            if parts is None:
-                continue
-            channels = parts[0].shape[0]
-            chain = _ancestors_until(g, last.output[0], x)
-            if chain is None:
-                continue
-            inside = {id(n) for n in chain}
-            if any(id(user) not in inside for t in (node.output[0], transpose.output[0])
-                   for user in g.consumers[t]):
-                continue  # an intermediate tensor is read outside the shuffle
-            perm = _evaluate_channel_map(g, chain, x, last.output[0], channels, g.spatial(x))
-            if perm is None:
-                continue
-            index = g.add_const("shuffle_index", perm)
-            gather = _node("Gather", [x, index], [last.output[0]], g.fresh("shuffle_gather"), axis=1)
-            g.replace([node, transpose, last], [gather], last)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, node: onnx.NodeProto) -> bool:
+        if node.op_type != "Reshape":
+            return False
+        transpose = _single_kind(g, node.output[0], "Transpose")
+        if transpose is None:
+            return False
+        last = _single_kind(g, transpose.output[0], "Reshape")
+        if last is None:
+            return False
+        x = node.input[0]
+        producer = g.producer.get(x)
+        parts = _conv_parts(g, producer) if producer is not None else None
+        if parts is None:
+            return False
+        channels = parts[0].shape[0]
+        chain = _ancestors_until(g, last.output[0], x)
+        if chain is None:
+            return False
+        inside = {id(n) for n in chain}
+        if any(id(user) not in inside for t in (node.output[0], transpose.output[0])
+               for user in g.consumers[t]):
+            return False  # an intermediate tensor is read outside the shuffle
+        perm = _evaluate_channel_map(g, chain, x, last.output[0], channels, g.spatial(x))
+        if perm is None:
+            return False
+        index = g.add_const("shuffle_index", perm)
+        gather = _node("Gather", [x, index], [last.output[0]], g.fresh("shuffle_gather"), axis=1)
+        g.replace([node, transpose, last], [gather], last)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold BatchNormalization into the Conv before it, also through channel-permuting Gathers."""
-    g = GraphView(model)
-    changed = True
-    while changed:
-        changed = False
-        for bn in g.nodes:
-            if bn.op_type != "BatchNormalization" or len(bn.output) != 1 and any(bn.output[1:]):
-                continue
-            params = [g.const(i) for i in bn.input[1:5]]
-            if any(p is None for p in params):
-                continue
-            scale, shift, mean, var = (p.astype(np.float64) for p in params)
-            eps = float(g.attr(bn, "epsilon", 1e-5))
-            # walk back through permutation Gathers to a Conv with one consumer
-            chain: list[onnx.NodeProto] = []
-            tensor = bn.input[0]
-            conv = None
-            while True:
-                if g.only_consumer(tensor) is None:
-                    break
-                producer = g.producer.get(tensor)
-                if producer is None:
-                    break
-                if producer.op_type == "Conv":
-                    conv = producer
-                    break
-                if _channel_gather(g, producer) is None:
-                    break
-                chain.append(producer)
-                tensor = producer.input[0]
-            if conv is None or _conv_parts(g, conv) is None:
-                continue
-            weight, bias, group = _conv_parts(g, conv)
-            channels = weight.shape[0]
-            if not all(_is_permutation(_channel_gather(g, gather), channels) for gather in chain):
-                continue
-            src = np.arange(channels)  # BN input channel j is conv output channel src[j]
-            for gather in reversed(chain):
-                src = src[_channel_gather(g, gather)]
-            a = scale / np.sqrt(var + eps)
-            b = shift - mean * a
-            a_conv = np.empty(channels)
-            b_conv = np.empty(channels)
-            a_conv[src] = a
-            b_conv[src] = b
-            new_weight = (weight.astype(np.float64) * a_conv[:, None, None, None]).astype(weight.dtype)
-            new_bias = (bias.astype(np.float64) * a_conv + b_conv).astype(weight.dtype)
-            out = conv.output[0]
-            new_conv = _make_conv(g, conv, conv.input[0], out, new_weight, new_bias, group)
-            # the last node of the chain (or the conv) now writes the BN's output
-            if chain:
-                chain[0].output[0] = bn.output[0]
-            else:
-                new_conv.output[0] = bn.output[0]
-            g.replace([conv, bn], [new_conv], conv)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, bn: onnx.NodeProto) -> bool:
+        if bn.op_type != "BatchNormalization" or len(bn.output) != 1 and any(bn.output[1:]):
+            return False
+        params = [g.const(i) for i in bn.input[1:5]]
+        if any(p is None for p in params):
+            return False
+        scale, shift, mean, var = (p.astype(np.float64) for p in params)
+        eps = float(g.attr(bn, "epsilon", 1e-5))
+        # walk back through permutation Gathers to a Conv with one consumer
+        chain: list[onnx.NodeProto] = []
+        tensor = bn.input[0]
+        conv = None
+        while True:
+            if g.only_consumer(tensor) is None:
+                break
+            producer = g.producer.get(tensor)
+            if producer is None:
+                break
+            if producer.op_type == "Conv":
+                conv = producer
+                break
+            if _channel_gather(g, producer) is None:
+                break
+            chain.append(producer)
+            tensor = producer.input[0]
+        if conv is None or _conv_parts(g, conv) is None:
+            return False
+        weight, bias, group = _conv_parts(g, conv)
+        channels = weight.shape[0]
+        if not all(_is_permutation(_channel_gather(g, gather), channels) for gather in chain):
+            return False
+        src = np.arange(channels)  # BN input channel j is conv output channel src[j]
+        for gather in reversed(chain):
+            src = src[_channel_gather(g, gather)]
+        a = scale / np.sqrt(var + eps)
+        b = shift - mean * a
+        a_conv = np.empty(channels)
+        b_conv = np.empty(channels)
+        a_conv[src] = a
+        b_conv[src] = b
+        new_weight = (weight.astype(np.float64) * a_conv[:, None, None, None]).astype(weight.dtype)
+        new_bias = (bias.astype(np.float64) * a_conv + b_conv).astype(weight.dtype)
+        out = conv.output[0]
+        new_conv = _make_conv(g, conv, conv.input[0], out, new_weight, new_bias, group)
+        # the last node of the chain (or the conv) now writes the BN's output
+        if chain:
+            chain[0].output[0] = bn.output[0]
+        else:
+            new_conv.output[0] = bn.output[0]
+        g.replace([conv, bn], [new_conv], conv)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def relu_before_gather(model: onnx.ModelProto) -> onnx.ModelProto:
     """Gather(axis=1) -> Relu becomes Relu -> Gather, so the Relu lands right after the conv."""
-    g = GraphView(model)
-    changed = True
-    while changed:
-        changed = False
-        for relu in g.nodes:
-            if relu.op_type != "Relu":
-                continue
-            gather = g.producer.get(relu.input[0])
-            if (gather is None or _channel_gather(g, gather) is None
-                    or g.only_consumer(gather.output[0]) is None):
-                continue
-            source = gather.input[0]
-            if g.only_consumer(source) is None:
-                continue
-            mid = g.fresh(source + "_relu")
-            new_relu = _node("Relu", [source], [mid], g.fresh(relu.name or "relu"))
-            new_gather = _node("Gather", [mid, gather.input[1]], [relu.output[0]],
-                               g.fresh(gather.name or "gather"), axis=1)
-            g.replace([gather, relu], [new_relu, new_gather], gather)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, relu: onnx.NodeProto) -> bool:
+        if relu.op_type != "Relu":
+            return False
+        gather = g.producer.get(relu.input[0])
+        if (gather is None or _channel_gather(g, gather) is None
+                or g.only_consumer(gather.output[0]) is None):
+            return False
+        source = gather.input[0]
+        if g.only_consumer(source) is None:
+            return False
+        mid = g.fresh(source + "_relu")
+        new_relu = _node("Relu", [source], [mid], g.fresh(relu.name or "relu"))
+        new_gather = _node("Gather", [mid, gather.input[1]], [relu.output[0]],
+                           g.fresh(gather.name or "gather"), axis=1)
+        g.replace([gather, relu], [new_relu, new_gather], gather)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def merge_gathers(model: onnx.ModelProto) -> onnx.ModelProto:
     """Gather(Gather(x, i), j) along axis 1 is Gather(x, i[j])."""
-    g = GraphView(model)
-    changed = True
-    while changed:
-        changed = False
-        for outer in g.nodes:
-            j = _channel_gather(g, outer)
-            if j is None:
-                continue
-            inner = g.producer.get(outer.input[0])
-            if inner is None or _channel_gather(g, inner) is None or g.only_consumer(inner.output[0]) is None:
-                continue
-            i = _channel_gather(g, inner)
-            index = g.add_const("merged_index", i[j])
-            merged = _node("Gather", [inner.input[0], index], [outer.output[0]], g.fresh("merged_gather"),
-                           axis=1)
-            g.replace([inner, outer], [merged], outer)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, outer: onnx.NodeProto) -> bool:
+        j = _channel_gather(g, outer)
+        if j is None:
+            return False
+        inner = g.producer.get(outer.input[0])
+        if inner is None or _channel_gather(g, inner) is None or g.only_consumer(inner.output[0]) is None:
+            return False
+        i = _channel_gather(g, inner)
+        index = g.add_const("merged_index", i[j])
+        merged = _node("Gather", [inner.input[0], index], [outer.output[0]], g.fresh("merged_gather"),
+                       axis=1)
+        g.replace([inner, outer], [merged], outer)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
+
+
+def _grouped_conv_to_rewrite(g: GraphView, conv: onnx.NodeProto, done: set[str],
+                             select: Callable[[str], bool] | None,
+                             ) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(weight, bias, group) of a grouped Conv that a per-conv pass may still rewrite: one it has not
+    rewritten already (``done``) and that ``select`` (if given) picks; None for anything else."""
+    if conv.op_type != "Conv" or conv.name in done or (select and not select(conv.name)):
+        return None
+    parts = _conv_parts(g, conv)
+    return None if parts is None or parts[2] == 1 else parts
 
 
 def _round_up(n: int, block: int) -> int:
@@ -488,75 +497,70 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
     unchanged. BN (if present) gets neutral parameters for them. ``select(conv_name)`` limits it.
     """
     block = block or nchwc_block()
-    g = GraphView(model)
     done: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for conv in g.nodes:
-            if conv.op_type != "Conv" or conv.name in done or (select and not select(conv.name)):
-                continue
-            parts = _conv_parts(g, conv)
-            if parts is None or parts[2] == 1:
-                continue
-            weight, bias, group = parts
-            per_in = weight.shape[1]
-            target = _round_up(per_in, block)
-            if target == per_in or (select is None and target > max_ratio * per_in):
-                continue
-            chain = []  # nodes between the index gather and the conv, elementwise per channel
-            tensor = conv.input[0]
-            gather = None
-            while True:
-                producer = g.producer.get(tensor)
-                if producer is None or g.only_consumer(tensor) is None:
-                    break
-                if producer.op_type in ("Relu", "BatchNormalization"):
-                    if producer.op_type == "BatchNormalization" and any(
-                            g.const(i) is None for i in producer.input[1:5]):
-                        break
-                    chain.append(producer)
-                    tensor = producer.input[0]
-                    continue
-                if _channel_gather(g, producer) is not None:
-                    gather = producer
+
+    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
+        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        if parts is None:
+            return False
+        weight, bias, group = parts
+        per_in = weight.shape[1]
+        target = _round_up(per_in, block)
+        if target == per_in or (select is None and target > max_ratio * per_in):
+            return False
+        chain = []  # nodes between the index gather and the conv, elementwise per channel
+        tensor = conv.input[0]
+        gather = None
+        while True:
+            producer = g.producer.get(tensor)
+            if producer is None or g.only_consumer(tensor) is None:
                 break
-            if gather is None:
+            if producer.op_type in ("Relu", "BatchNormalization"):
+                if producer.op_type == "BatchNormalization" and any(
+                        g.const(i) is None for i in producer.input[1:5]):
+                    break
+                chain.append(producer)
+                tensor = producer.input[0]
                 continue
-            index = _channel_gather(g, gather)
-            slots = np.arange(group)[:, None] * per_in + np.concatenate(
-                [np.arange(per_in), np.zeros(target - per_in, np.int64)])[None, :]
-            slots = slots.reshape(-1)  # padded position -> original position (pads copy slot 0)
-            real = np.concatenate([np.ones(per_in, bool), np.zeros(target - per_in, bool)])
-            real = np.tile(real, group)
-            new_nodes = []
-            new_index = g.add_const("padded_index", index[slots])
-            tensor = g.fresh(gather.output[0])
-            new_nodes.append(_node("Gather", [gather.input[0], new_index], [tensor], g.fresh("padded_gather"),
-                                   axis=1))
-            for node in reversed(chain):
-                out = g.fresh(node.output[0])
-                if node.op_type == "Relu":
-                    new_nodes.append(_node("Relu", [tensor], [out], g.fresh("relu")))
-                else:
-                    params = [g.const(i)[slots] for i in node.input[1:5]]
-                    params[0] = np.where(real, params[0], 1.0).astype(params[0].dtype)
-                    names = [g.add_const("bn", p) for p in params]
-                    new_nodes.append(_node("BatchNormalization", [tensor, *names], [out], g.fresh("bn"),
-                                           epsilon=float(g.attr(node, "epsilon", 1e-5))))
-                tensor = out
-            new_weight = np.zeros((weight.shape[0], target) + weight.shape[2:], weight.dtype)
-            per_out = weight.shape[0] // group
-            for k in range(group):
-                new_weight[k * per_out:(k + 1) * per_out, :per_in] = weight[k * per_out:(k + 1) * per_out]
-            new_conv = _make_conv(g, conv, tensor, conv.output[0], new_weight,
-                                  bias if len(conv.input) > 2 else None, group)
-            new_conv.name = conv.name
-            done.add(conv.name)
-            g.replace([gather, *chain, conv], new_nodes + [new_conv], conv)
-            changed = True
+            if _channel_gather(g, producer) is not None:
+                gather = producer
             break
-    return eliminate_dead(g.finish())
+        if gather is None:
+            return False
+        index = _channel_gather(g, gather)
+        slots = np.arange(group)[:, None] * per_in + np.concatenate(
+            [np.arange(per_in), np.zeros(target - per_in, np.int64)])[None, :]
+        slots = slots.reshape(-1)  # padded position -> original position (pads copy slot 0)
+        real = np.concatenate([np.ones(per_in, bool), np.zeros(target - per_in, bool)])
+        real = np.tile(real, group)
+        new_nodes = []
+        new_index = g.add_const("padded_index", index[slots])
+        tensor = g.fresh(gather.output[0])
+        new_nodes.append(_node("Gather", [gather.input[0], new_index], [tensor], g.fresh("padded_gather"),
+                               axis=1))
+        for node in reversed(chain):
+            out = g.fresh(node.output[0])
+            if node.op_type == "Relu":
+                new_nodes.append(_node("Relu", [tensor], [out], g.fresh("relu")))
+            else:
+                params = [g.const(i)[slots] for i in node.input[1:5]]
+                params[0] = np.where(real, params[0], 1.0).astype(params[0].dtype)
+                names = [g.add_const("bn", p) for p in params]
+                new_nodes.append(_node("BatchNormalization", [tensor, *names], [out], g.fresh("bn"),
+                                       epsilon=float(g.attr(node, "epsilon", 1e-5))))
+            tensor = out
+        new_weight = np.zeros((weight.shape[0], target) + weight.shape[2:], weight.dtype)
+        per_out = weight.shape[0] // group
+        for k in range(group):
+            new_weight[k * per_out:(k + 1) * per_out, :per_in] = weight[k * per_out:(k + 1) * per_out]
+        new_conv = _make_conv(g, conv, tensor, conv.output[0], new_weight,
+                              bias if len(conv.input) > 2 else None, group)
+        new_conv.name = conv.name
+        done.add(conv.name)
+        g.replace([gather, *chain, conv], new_nodes + [new_conv], conv)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_ratio: float = 2.0,
@@ -565,41 +569,36 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
     then Gather the real outputs back (a grouped conv off the fast path costs more than the
     extra MACs when groups have few outputs)."""
     block = block or nchwc_block()
-    g = GraphView(model)
     done: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for conv in g.nodes:
-            if conv.op_type != "Conv" or conv.name in done or (select and not select(conv.name)):
-                continue
-            parts = _conv_parts(g, conv)
-            if parts is None or parts[2] == 1:
-                continue
-            weight, bias, group = parts
-            per_out = weight.shape[0] // group
-            target = _round_up(per_out, block)
-            too_wide = select is None and target > max_ratio * per_out
-            if target == per_out or weight.shape[1] % block or too_wide:
-                continue
-            new_weight = np.zeros((group * target,) + weight.shape[1:], weight.dtype)
-            new_bias = np.zeros(group * target, weight.dtype)
-            keep = []
-            for k in range(group):
-                new_weight[k * target:k * target + per_out] = weight[k * per_out:(k + 1) * per_out]
-                new_bias[k * target:k * target + per_out] = bias[k * per_out:(k + 1) * per_out]
-                keep.extend(range(k * target, k * target + per_out))
-            wide = g.fresh(conv.output[0] + "_padded")
-            new_conv = _make_conv(g, conv, conv.input[0], wide, new_weight,
-                                  new_bias if len(conv.input) > 2 else None, group)
-            new_conv.name = conv.name
-            index = g.add_const("unpad_index", np.array(keep, np.int64))
-            gather = _node("Gather", [wide, index], [conv.output[0]], g.fresh("unpad_gather"), axis=1)
-            done.add(conv.name)
-            g.replace([conv], [new_conv, gather], conv)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
+        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        if parts is None:
+            return False
+        weight, bias, group = parts
+        per_out = weight.shape[0] // group
+        target = _round_up(per_out, block)
+        too_wide = select is None and target > max_ratio * per_out
+        if target == per_out or weight.shape[1] % block or too_wide:
+            return False
+        new_weight = np.zeros((group * target,) + weight.shape[1:], weight.dtype)
+        new_bias = np.zeros(group * target, weight.dtype)
+        keep = []
+        for k in range(group):
+            new_weight[k * target:k * target + per_out] = weight[k * per_out:(k + 1) * per_out]
+            new_bias[k * target:k * target + per_out] = bias[k * per_out:(k + 1) * per_out]
+            keep.extend(range(k * target, k * target + per_out))
+        wide = g.fresh(conv.output[0] + "_padded")
+        new_conv = _make_conv(g, conv, conv.input[0], wide, new_weight,
+                              new_bias if len(conv.input) > 2 else None, group)
+        new_conv.name = conv.name
+        index = g.add_const("unpad_index", np.array(keep, np.int64))
+        gather = _node("Gather", [wide, index], [conv.output[0]], g.fresh("unpad_gather"), axis=1)
+        done.add(conv.name)
+        g.replace([conv], [new_conv, gather], conv)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int = 2,
@@ -613,62 +612,57 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
     ``duplicate_producer`` the conv (+ ReLU) that feeds it computes each channel ``multiplier``
     times instead (its weight rows repeated), so the depthwise conv has multiplier 1.
     """
-    g = GraphView(model)
     done: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for conv in g.nodes:
-            if conv.op_type != "Conv" or conv.name in done or (select and not select(conv.name)):
-                continue
-            parts = _conv_parts(g, conv)
-            if parts is None:
-                continue
-            weight, bias, group = parts
-            out_channels, per_in = weight.shape[:2]
-            in_channels = per_in * group
-            per_out = out_channels // group
-            if group == 1 or per_in == 1 or per_out > max_outputs_per_group:
-                continue
-            removed: list[onnx.NodeProto] = [conv]
-            x = conv.input[0]
-            src = np.arange(in_channels)  # conv input channel c is tensor x channel src[c]
-            producer = g.producer.get(x)
-            if producer is not None and g.only_consumer(x) is not None:
-                index = _channel_gather(g, producer)
-                if index is not None and _is_permutation(index, in_channels):
-                    src = index
-                    x = producer.input[0]
-                    removed.append(producer)
-            # depthwise output channel s*per_out + p = input s convolved with W[o=g*per_out+p, t]
-            dw = np.zeros((in_channels * per_out, 1) + weight.shape[2:], weight.dtype)
-            summ = np.zeros((out_channels, in_channels * per_out, 1, 1), weight.dtype)
-            for c in range(in_channels):
-                k, t = divmod(c, per_in)
-                s = src[c]
-                for p in range(per_out):
-                    o = k * per_out + p
-                    dw[s * per_out + p, 0] = weight[o, t]
-                    summ[o, s * per_out + p] = 1.0
-            dw_groups = in_channels
-            added: list[onnx.NodeProto] = []
-            if duplicate_producer and per_out > 1:
-                duplicated = _duplicate_producer(g, x, per_out)
-                if duplicated is not None:
-                    old, added, x = duplicated
-                    removed.extend(old)
-                    dw_groups = in_channels * per_out
-            mid = g.fresh(conv.output[0] + "_dw")
-            dw_conv = _make_conv(g, conv, x, mid, dw, None, dw_groups)
-            dw_conv.name = conv.name + "_dw"
-            sum_conv = _make_conv(g, conv, mid, conv.output[0], summ,
-                                  bias if len(conv.input) > 2 else None, 1, kernel_like=False)
-            sum_conv.name = conv.name + "_sum"
-            done.update({conv.name, dw_conv.name, sum_conv.name})
-            g.replace(removed, [*added, dw_conv, sum_conv], conv)
-            changed = True
-            break
-    return eliminate_dead(g.finish())
+
+    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
+        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        if parts is None:
+            return False
+        weight, bias, group = parts
+        out_channels, per_in = weight.shape[:2]
+        in_channels = per_in * group
+        per_out = out_channels // group
+        if group == 1 or per_in == 1 or per_out > max_outputs_per_group:
+            return False
+        removed: list[onnx.NodeProto] = [conv]
+        x = conv.input[0]
+        src = np.arange(in_channels)  # conv input channel c is tensor x channel src[c]
+        producer = g.producer.get(x)
+        if producer is not None and g.only_consumer(x) is not None:
+            index = _channel_gather(g, producer)
+            if index is not None and _is_permutation(index, in_channels):
+                src = index
+                x = producer.input[0]
+                removed.append(producer)
+        # depthwise output channel s*per_out + p = input s convolved with W[o=g*per_out+p, t]
+        dw = np.zeros((in_channels * per_out, 1) + weight.shape[2:], weight.dtype)
+        summ = np.zeros((out_channels, in_channels * per_out, 1, 1), weight.dtype)
+        for c in range(in_channels):
+            k, t = divmod(c, per_in)
+            s = src[c]
+            for p in range(per_out):
+                o = k * per_out + p
+                dw[s * per_out + p, 0] = weight[o, t]
+                summ[o, s * per_out + p] = 1.0
+        dw_groups = in_channels
+        added: list[onnx.NodeProto] = []
+        if duplicate_producer and per_out > 1:
+            duplicated = _duplicate_producer(g, x, per_out)
+            if duplicated is not None:
+                old, added, x = duplicated
+                removed.extend(old)
+                dw_groups = in_channels * per_out
+        mid = g.fresh(conv.output[0] + "_dw")
+        dw_conv = _make_conv(g, conv, x, mid, dw, None, dw_groups)
+        dw_conv.name = conv.name + "_dw"
+        sum_conv = _make_conv(g, conv, mid, conv.output[0], summ,
+                              bias if len(conv.input) > 2 else None, 1, kernel_like=False)
+        sum_conv.name = conv.name + "_sum"
+        done.update({conv.name, dw_conv.name, sum_conv.name})
+        g.replace(removed, [*added, dw_conv, sum_conv], conv)
+        return True
+
+    return _rewrite_until_done(model, rewrite)
 
 
 def _duplicate_producer(g: GraphView, x: str, times: int,
