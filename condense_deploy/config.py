@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["CondenseNetConfig", "DenseNetConfig", "parse_int_list"]
 
@@ -13,8 +13,39 @@ def parse_int_list(text: str) -> list[int]:
     return [int(part) for part in text.replace(",", "-").split("-") if part]
 
 
+_Config = TypeVar("_Config", bound="_KindConfig")
+
+
+class _KindConfig:
+    """What follows from ``kind``, as in the original code: ``"cifar"`` (stride-1 stem, 32x32 input,
+    avgpool 8) or ``"imagenet"`` (stride-2 stem, 224x224 input, avgpool 7); and reading a zoo card."""
+
+    kind: str
+
+    @property
+    def init_stride(self) -> int:
+        return 1 if self.kind == "cifar" else 2
+
+    @property
+    def pool_size(self) -> int:
+        return 8 if self.kind == "cifar" else 7
+
+    @property
+    def image_size(self) -> int:
+        return 32 if self.kind == "cifar" else 224
+
+    @classmethod
+    def from_card(cls: type[_Config], card: dict[str, Any], **overrides: Any) -> _Config:
+        """The card's architecture numbers; ``overrides`` that are not None replace them."""
+        arch = dict(card["arch"])
+        arch.setdefault("num_classes", card["num_classes"])
+        arch.setdefault("kind", "cifar" if card["dataset"].startswith("cifar") else "imagenet")
+        arch.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**arch)
+
+
 @dataclass
-class CondenseNetConfig:
+class CondenseNetConfig(_KindConfig):
     """Everything that fixes a CondenseNet's shapes.
 
     ``kind`` is ``"cifar"`` (stride-1 stem, 32x32 input, avgpool 8) or ``"imagenet"`` (stride-2 stem,
@@ -39,18 +70,6 @@ class CondenseNetConfig:
             raise ValueError(f"kind must be 'cifar' or 'imagenet', not {self.kind!r}")
 
     @property
-    def init_stride(self) -> int:
-        return 1 if self.kind == "cifar" else 2
-
-    @property
-    def pool_size(self) -> int:
-        return 8 if self.kind == "cifar" else 7
-
-    @property
-    def image_size(self) -> int:
-        return 32 if self.kind == "cifar" else 224
-
-    @property
     def num_features(self) -> int:
         """Channels entering the classifier."""
         return 2 * self.growth[0] + sum(n * k for n, k in zip(self.stages, self.growth, strict=True))
@@ -65,17 +84,9 @@ class CondenseNetConfig:
         data.pop("extra")
         return data
 
-    @classmethod
-    def from_card(cls, card: dict[str, Any], **overrides: Any) -> CondenseNetConfig:
-        arch = dict(card["arch"])
-        arch.setdefault("num_classes", card["num_classes"])
-        arch.setdefault("kind", "cifar" if card["dataset"].startswith("cifar") else "imagenet")
-        arch.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**arch)
-
 
 @dataclass
-class DenseNetConfig:
+class DenseNetConfig(_KindConfig):
     """DenseNet-BC as in the original repository: 1x1 bottleneck, compressing transitions."""
 
     stages: list[int]
@@ -87,25 +98,5 @@ class DenseNetConfig:
     num_classes: int = 10
     kind: str = "cifar"
 
-    @property
-    def init_stride(self) -> int:
-        return 1 if self.kind == "cifar" else 2
-
-    @property
-    def pool_size(self) -> int:
-        return 8 if self.kind == "cifar" else 7
-
-    @property
-    def image_size(self) -> int:
-        return 32 if self.kind == "cifar" else 224
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_card(cls, card: dict[str, Any], **overrides: Any) -> DenseNetConfig:
-        arch = dict(card["arch"])
-        arch.setdefault("num_classes", card["num_classes"])
-        arch.setdefault("kind", "cifar" if card["dataset"].startswith("cifar") else "imagenet")
-        arch.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**arch)
