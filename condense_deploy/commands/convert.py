@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
+from .options import arch_option, trust_option
+
 
 @click.command("convert")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Converted file to write ({'state_dict'} with module. keys, as the 2017 release).")
-@click.option("--arch", default=None, help="Zoo name to check the checkpoint against (default: inferred).")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Allow full unpickling (runs code from the file: only for files you trust).")
+@arch_option
+@trust_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 def convert_command(checkpoint: str, output: str, arch: str | None, trust_checkpoint: bool,
                     force: bool) -> None:

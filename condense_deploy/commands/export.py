@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from .options import arch_option, classes_option, trust_option
+
 __all__ = ["export_command", "verify_command"]
 
 
@@ -30,15 +32,6 @@ class _BatchType(click.ParamType):
         if size < 1:
             self.fail(f"{value!r} is neither 'dynamic' nor a positive integer", param, ctx)
         return size
-
-
-# options shared by both commands, defined once so they read the same everywhere
-arch_option = click.option("--arch", default=None, metavar="ZOO_NAME",
-                           help="Zoo name the checkpoint must match (default: inferred from its shapes).")
-trust_option = click.option("--trust-checkpoint", is_flag=True,
-                            help="Allow full unpickling (runs code from the file: only for files you trust).")
-classes_option = click.option("--num-classes", type=int, default=None,
-                              help="Classes of a zoo model (e.g. 100 for CIFAR-100).")
 
 
 def _step(message: str) -> None:

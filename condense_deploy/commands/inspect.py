@@ -10,16 +10,16 @@ from typing import Any
 
 import click
 
+from .options import arch_option, classes_option, trust_option
+
 
 @click.command("inspect")
 @click.argument("source")
 @click.option("--form", type=click.Choice(["converted", "training"]), default=None,
               help="Form to count a zoo CondenseNet in (default converted); a checkpoint is counted as is.")
-@click.option("--arch", default=None, help="Zoo name to check a checkpoint against (default: inferred).")
-@click.option("--num-classes", type=int, default=None,
-              help="Classes of a zoo model (e.g. 100 for CIFAR-100).")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Allow full unpickling (runs code from the file: only for files you trust).")
+@arch_option
+@classes_option
+@trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (flops and params are integers).")
 def inspect_command(source: str, form: str | None, arch: str | None, num_classes: int | None,
                     trust_checkpoint: bool, as_json: bool) -> None:

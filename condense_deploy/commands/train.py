@@ -6,6 +6,7 @@ import click
 
 from ..config import parse_int_list
 from ..errors import CondenseDeployError
+from .options import arch_option, trust_option
 
 _DATA = click.option("--data", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default=None,
                      help="Data set (default: the --arch card's, or the checkpoint's).")
@@ -91,8 +92,8 @@ def train_command(**kw: object) -> None:
 @_DATA
 @_DATA_DIR
 @click.option("-b", "--batch-size", type=int, default=64, show_default=True)
-@click.option("--arch", default=None, help="Zoo name, when the checkpoint does not say.")
-@click.option("--trust-checkpoint", is_flag=True, help="Allow pickled (non weights-only) checkpoints.")
+@arch_option
+@trust_option
 @_DEVICE
 @_WORKERS
 def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, arch: str | None,
