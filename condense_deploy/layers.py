@@ -121,14 +121,16 @@ class LearnedGroupConv(nn.Module):
         return removed
 
     def _prune_step(self, delta: int) -> int:
-        weight = (self.conv.weight * self._mask).abs()[:, :, 0, 0]
+        # rows o = k*G + i belong to group i: view them as [d_out, G, in] and treat all groups at once
         d_out = self.out_channels // self.groups
-        for group in range(self.groups):
-            rows = slice(group, None, self.groups)
-            alive = self._mask[rows, :, 0, 0].amax(0) > 0
-            scores = weight[rows].sum(0).masked_fill(~alive, float("inf"))
-            dropped = torch.sort(scores, stable=True).indices[:delta]
-            self._mask[rows, dropped] = 0
+        shape = (d_out, self.groups, self.in_channels)
+        weight = (self.conv.weight * self._mask).abs()[:, :, 0, 0].view(shape)
+        mask = self._mask[:, :, 0, 0].view(shape)  # a view: writing it writes the buffer
+        alive = mask.amax(0) > 0
+        scores = weight.sum(0).masked_fill(~alive, float("inf"))  # [G, in]
+        dropped = torch.sort(scores, dim=1, stable=True).indices[:, :delta]  # [G, delta]
+        keep = torch.ones_like(scores).scatter_(1, dropped, 0.0)
+        mask.mul_(keep)
         self._count.fill_(self.count + delta)
         return delta * d_out * self.groups
 
