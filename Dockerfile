@@ -31,19 +31,22 @@ RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isola
     && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
     && /opt/condense-deploy/bin/pip uninstall --yes setuptools
 
-# ---- runtime: slim, for a board ----------------------------------------------------------------------
-FROM ${BASE} AS runtime
+# ---- what both final images share: the non-root user and the CLI as entrypoint ---------------------
+FROM ${BASE} AS final
 ENV PATH=/opt/condense-deploy/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /opt/condense-deploy /opt/condense-deploy
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
 USER 10001
 WORKDIR /home/condense
 ENTRYPOINT ["condense-deploy"]
 CMD ["--help"]
+
+# ---- runtime: slim, for a board ----------------------------------------------------------------------
+FROM final AS runtime
+COPY --from=build /opt/condense-deploy /opt/condense-deploy
 
 # ---- full: + torch (CPU), onnxsim, matplotlib, pillow -------------------------------------------------
 FROM build AS build-full
@@ -59,15 +62,5 @@ RUN set -- ; \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
         "onnxsim==0.8.1" "matplotlib==3.11.2" "pillow==13.0.0"
 
-FROM ${BASE} AS full
-ENV PATH=/opt/condense-deploy/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM final AS full
 COPY --from=build-full /opt/condense-deploy /opt/condense-deploy
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
-USER 10001
-WORKDIR /home/condense
-ENTRYPOINT ["condense-deploy"]
-CMD ["--help"]
