@@ -166,6 +166,66 @@ def test_bn_to_depthwise_conv(exported):
     _check(proto, after, x, y)
 
 
+def consistent_bn(model) -> None:
+    """Give each converted layer's BN the parameters of its source channel at every slot, as
+    conversion does (the random fixture draws them per slot, so a duplicated channel differs)."""
+    import torch
+
+    from condense_deploy.layers import CondenseConv
+
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, CondenseConv):
+                sources = int(m.index.max()) + 1
+                per_source = [torch.randn(sources, generator=gen), torch.randn(sources, generator=gen) * 0.2,
+                              torch.randn(sources, generator=gen) * 0.2,
+                              torch.rand(sources, generator=gen) + 0.5]
+                norm = m.norm
+                for tensor, values in zip((norm.weight, norm.bias, norm.running_mean, norm.running_var),
+                                          per_source, strict=True):
+                    tensor.copy_(values[m.index])
+
+
+@pytest.mark.parametrize("cg", CONFIGS, ids=[f"C{c}G{g}" for c, g in CONFIGS])
+def test_lgc_as_dense_conv(cg, tmp_path):
+    import torch
+
+    model, x, _ = random_converted(*cg)
+    consistent_bn(model)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)).numpy()
+    proto = export(model, tmp_path / "m.onnx")
+    base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
+    after = P.lgc_as_dense_conv(base, block=8)
+    from condense_deploy.layers import CondenseConv
+
+    layers = sum(isinstance(m, CondenseConv) for m in model.modules())
+    # every layer's input (16, 24, 32, 48 channels) is <= 48 and block-aligned: no index Gather left
+    # in front of a grouped 1x1 conv; the shuffle Gathers stay
+    assert ops(after).count("Gather") == ops(base).count("Gather") - layers
+    graph = P.GraphView(after)
+    assert not [n for n in graph.nodes if n.op_type == "Conv" and graph.attr(n, "group", 1) > 1
+                and graph.const(n.input[1]).shape[2:] == (1, 1)]
+    _check(proto, after, x, y)
+    # in fast's order (after the depthwise rewrite duplicated some 1x1 convs' outputs) it applies
+    # to the same layers and stays exact
+    duplicated = P.grouped_conv_to_depthwise(base, duplicate_producer=True)
+    fast = P.lgc_as_dense_conv(duplicated, block=8)
+    assert ops(fast).count("Gather") == ops(duplicated).count("Gather") - layers
+    _check(proto, P.pad_group_outputs(P.pad_group_inputs(fast, block=8), block=8), x, y)
+
+
+def test_lgc_as_dense_conv_respects_size_alignment_and_bn(exported):
+    proto, x, y, _ = exported
+    base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
+    assert P.lgc_as_dense_conv(base, max_inputs=8, block=8).SerializeToString() == base.SerializeToString()
+    assert P.lgc_as_dense_conv(base, block=7).SerializeToString() == base.SerializeToString()
+    # the fixture draws BN per slot: convs whose index repeats a channel must be left alone, and
+    # whatever is rewritten must stay exact
+    _check(proto, P.lgc_as_dense_conv(base, block=8), x, y)
+
+
 def test_all_passes_on_the_raw_unsimplified_export(tmp_path):
     model, x, y = random_converted(4, 4, seed=3)
     proto = export(model, tmp_path / "raw.onnx", simplify=False)
