@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,48 @@ def test_eval_checkpoint_converted_and_onnx_agree(cli_run, runner, data_dir: Pat
                   str(data_dir)]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 1 and len(_errors(result.output)) == 1, result.output
+
+
+def _image_folder(root: Path) -> Path:
+    """A tiny ImageFolder tree of JPEGs of varied sizes: reddish class0, bluish class1."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("val", 3)):
+        for k, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+            folder = root / split / f"class{k}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                jitter = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in colour)
+                Image.new("RGB", (60 + 5 * i, 50 + 3 * i), jitter).save(folder / f"{i}.jpg")
+    return root
+
+
+def test_image_folder_train_eval_and_export_end_to_end(runner, tmp_path: Path) -> None:
+    """The ImageNet path on real JPEG files: train (ImageNet-style model, 224x224 crops) until
+    condensing ends, evaluate the checkpoint, export the converted model, evaluate the ONNX file."""
+    data = _image_folder(tmp_path / "data")
+    savedir = tmp_path / "run"
+    result = runner.invoke(cli, ["train", "--data", "imagefolder", "--data-dir", str(data), "--savedir",
+                                 str(savedir), "--arch", "condensenet74_c4g4", "--stages", "1-1-1-1-1",
+                                 "--growth", "8-8-8-8-8", "--epochs", "2", "-b", "4", "-j", "1",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "on imagefolder (12 train / 6 val images" in result.output and "'num_classes': 2" in result.output
+    converted = savedir / "save_models" / "converted_model_best.pth.tar"
+    assert converted.is_file()
+    onnx_path = tmp_path / "m.onnx"
+    result = runner.invoke(cli, ["export", str(converted), "-o", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    lines = {}
+    for model in (savedir / "save_models" / "model_best.pth.tar", converted, onnx_path):
+        result = runner.invoke(cli, ["eval", str(model), "--data", "imagefolder", "--data-dir", str(data),
+                                     "-j", "1"])
+        assert result.exit_code == 0, result.output
+        lines[model.name] = result.output.strip().splitlines()[-1]
+        assert "over 6 images" in lines[model.name]
+    figures = lines[converted.name].split(" on imagefolder: ")[1].split(" over")[0]
+    assert figures in lines[onnx_path.name]  # ONNX agrees with the converted PyTorch model
 
 
 def _free_port() -> int:
