@@ -1,7 +1,7 @@
 # condense-deploy images for linux/amd64 and linux/arm64 (Raspberry Pi 4/5 with a 64-bit OS).
 #
 #   runtime  (default for a board): onnxruntime + the toolkit; bench, inspect, optimize. No torch.
-#   full     adds torch (CPU build), onnxsim, matplotlib, pillow: export, convert, train.
+#   full     adds torch (CPU build), onnxsim, onnxscript, matplotlib, pillow: export, convert, train.
 #
 # Build both with scripts/build-image.sh, or by hand:
 #   docker buildx build --platform linux/amd64,linux/arm64 --target runtime -t condense-deploy:runtime .
@@ -48,7 +48,7 @@ CMD ["--help"]
 FROM final AS runtime
 COPY --from=build /opt/condense-deploy /opt/condense-deploy
 
-# ---- full: + torch (CPU), onnxsim, matplotlib, pillow -------------------------------------------------
+# ---- full: + torch (CPU), onnxsim, onnxscript, matplotlib, pillow -------------------------------------
 FROM build AS build-full
 ARG TARGETARCH
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -60,7 +60,7 @@ RUN set -- ; \
     elif [ "$TARGETARCH" = "amd64" ]; then set -- --index-url "$TORCH_INDEX"; fi \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "$@" "torch==2.13.0" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
-        "onnxsim==0.8.1" "matplotlib==3.11.2" "pillow==13.0.0"
+        "onnxsim==0.8.1" "onnxscript==0.7.2" "matplotlib==3.11.2" "pillow==13.0.0"
 
 FROM final AS full
 COPY --from=build-full /opt/condense-deploy /opt/condense-deploy
