@@ -40,7 +40,20 @@ STEPS: list[tuple[str, Any]] = [
     ("+ depthwise via duplicated 1x1 outputs (instead)", None),  # built from step 3, see below
     ("+ pad_group_inputs (<=34% more)", lambda m: P.pad_group_inputs(m, max_ratio=1.34)),
     ("+ pad_group_outputs (<=2x) = fast", lambda m: P.pad_group_outputs(m, max_ratio=2.0)),
-    ("fast + bn_to_depthwise_conv", P.bn_to_depthwise_conv),
+]
+DUPLICATED, FAST = STEPS[5][0], STEPS[-1][0]
+
+
+def _fast_with_dense_lgc(built: dict[str, onnx.ModelProto]) -> onnx.ModelProto:
+    """fast with lgc_as_dense_conv inserted before the padding (padded slots carry neutral BN)."""
+    dense = P.lgc_as_dense_conv(built[DUPLICATED])
+    return P.pad_group_outputs(P.pad_group_inputs(dense, max_ratio=1.34), max_ratio=2.0)
+
+
+# measured beside fast, each on its own (not cumulative)
+ALTERNATIVES: list[tuple[str, Any]] = [
+    ("fast + bn_to_depthwise_conv", lambda built: P.bn_to_depthwise_conv(built[FAST])),
+    (f"fast + lgc_as_dense_conv (<={P.DENSE_LGC_MAX_INPUTS} inputs)", _fast_with_dense_lgc),
 ]
 
 
@@ -67,6 +80,13 @@ def _randomize(model: Any, seed: int = 0) -> None:
                                          for _ in range(m.groups)]))
             elif isinstance(m, CondenseLinear):
                 m.index.copy_(torch.randperm(cfg.num_features, generator=gen)[:m.in_features].sort().values)
+        for m in model.modules():  # as conversion does: a layer's BN is its source channels' BN, gathered
+            if isinstance(m, CondenseConv):
+                norm = m.norm
+                for tensor in (norm.weight, norm.bias, norm.running_mean, norm.running_var):
+                    per_source = torch.zeros(int(m.index.max()) + 1)
+                    per_source[m.index] = tensor.clone()
+                    tensor.copy_(per_source[m.index])
 
 
 def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
@@ -91,17 +111,19 @@ def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
 def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
     out: dict[str, onnx.ModelProto] = {}
     current = model
-    after_relu = None
+    after_merge = None
     for label, rewrite in STEPS:
         if rewrite is None:
-            out[label] = P.grouped_conv_to_depthwise(after_relu, max_outputs_per_group=2,
+            out[label] = P.grouped_conv_to_depthwise(after_merge, max_outputs_per_group=2,
                                                      duplicate_producer=True)
             current = out[label]
             continue
         current = rewrite(current)
         out[label] = current
         if label.startswith("+ relu_before_gather"):
-            after_relu = current
+            after_merge = current
+    for label, build in ALTERNATIVES:
+        out[label] = build(out)
     if tune:
         out["tuned"] = optimize_onnx(model, "tuned")[0]
     return out
@@ -203,7 +225,7 @@ def main() -> None:
         times = time_models([m for _, _, m in flat], threads=1, rounds=args.rounds, inner=args.inner)
         runs.append({f"{n}|{lab}": t for (n, lab, _), t in zip(flat, times, strict=True)})
     # denormals-as-zero session option on the fast models, interleaved with the defaults
-    fast = "+ pad_group_outputs (<=2x) = fast"
+    fast = FAST
     print("timing session options", file=sys.stderr)
     import onnxruntime as ort
 
