@@ -27,7 +27,7 @@ pass exists (measured on onnxruntime 1.32, see docs/performance.md):
   1x1 conv over all input channels, the pruned connections as zero weights. 8x the MACs of that
   conv, but the Gather goes, and with it the NCHWc <-> NCHW reorders around it: the whole block
   then stays in onnxruntime's blocked layout (BN turns into an NCHWc depthwise conv). The whole
-  model gained only within noise, so it is a ``tuned`` form, not part of ``fast``.
+  model gained only within noise, so neither ``fast`` nor ``tuned`` uses it (the ablation does).
 - ``eliminate_dead``: drops nodes and initializers nothing reads any more.
 """
 
@@ -615,7 +615,8 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
 # The largest input (channels) ``lgc_as_dense_conv`` rewrites by default: on CondenseNet-74 (x86,
 # 1 thread) limits of 40 and 48 (the first dense block) were the best, 64 less good, 80 and more
 # slower than no rewrite at all. Even at 48 the whole-model gain is within noise (-1% +- 3%, paired
-# interleaved runs), so ``fast`` leaves it out and ``tuned`` tries it per conv.
+# interleaved runs), so ``fast`` leaves it out; timed per conv (as ``tuned`` times forms) it never
+# won on any of CondenseNet-74 C=G=8's 36 learned group convs, so ``tuned`` leaves it out too.
 DENSE_LGC_MAX_INPUTS = 48
 
 

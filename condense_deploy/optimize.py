@@ -45,7 +45,6 @@ Select = Callable[[str], bool]
 # form name -> rewrite of one conv, chosen by name
 FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
     "as_is": lambda m, sel: m,
-    "dense": lambda m, sel: P.lgc_as_dense_conv(m, select=sel),
     "depthwise": lambda m, sel: P.grouped_conv_to_depthwise(m, max_outputs_per_group=_TUNE_DEPTHWISE_MAX_OUT,
                                                             select=sel),
     "depthwise_dup": lambda m, sel: P.grouped_conv_to_depthwise(
@@ -207,9 +206,8 @@ def _tune(model: onnx.ModelProto, threads: int,
     by_form: dict[str, set[str]] = {}
     for name, choice in choices.items():
         by_form.setdefault(choice["form"], set()).add(name)
-    # depthwise consumes the shuffle Gather, so it goes first; dense before padding (padded index
-    # slots carry neutral BN, which dense refuses); padding outputs after inputs
-    for form in ("depthwise", "depthwise_dup", "dense", "pad_in", "pad_in+pad_out", "pad_out"):
+    # depthwise consumes the shuffle Gather, so it goes first; padding outputs after inputs
+    for form in ("depthwise", "depthwise_dup", "pad_in", "pad_in+pad_out", "pad_out"):
         if form in by_form:
             model = FORMS[form](model, lambda n, names=by_form[form]: n in names)
     return model, {"choices": choices}
