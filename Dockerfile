@@ -7,9 +7,10 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 --target runtime -t condense-deploy:runtime .
 # BASE is any image with python3 (>= 3.10) and its venv module: the default below, or a local base
 # imported from a debootstrap rootfs where no image registry is reachable.
-# torch on amd64: PyPI's default torch wheel is a multi-GB CUDA build, so the full target takes torch
-# from TORCH_INDEX (PyTorch's CPU wheel index); on arm64 PyPI's torch wheel is already the CPU build.
-# Set TORCH_INDEX=https://pypi.org/simple to take torch from PyPI on amd64 as well (CUDA build), or
+# torch: PyPI's torch 2.13.0 wheels are CUDA builds on both arches (on arm64 too: built from PyPI here,
+# the arm64 full image was 5.4 GB with the nvidia-* packages it pulls), so the full target takes torch
+# from TORCH_INDEX (PyTorch's CPU wheel index, which has amd64 and arm64 wheels).
+# Set TORCH_INDEX=https://pypi.org/simple to take torch from PyPI instead (CUDA build), or
 # TORCH_FIND_LINKS=DIR for a folder with the CPU wheel mounted into the build (scripts/build-image.sh
 # does this with TORCH_WHEELS=DIR).
 ARG BASE=python:3.11.14-slim-bookworm
@@ -50,14 +51,12 @@ COPY --from=build /opt/condense-deploy /opt/condense-deploy
 
 # ---- full: + torch (CPU), onnxsim, onnxscript, matplotlib, pillow -------------------------------------
 FROM build AS build-full
-ARG TARGETARCH
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # A folder holding a torch==2.13.0 CPU wheel (mounted into the build), instead of TORCH_INDEX.
 ARG TORCH_FIND_LINKS=""
-# amd64: torch from the CPU index (PyPI's amd64 torch is the CUDA build); arm64: PyPI's CPU build.
-RUN set -- ; \
-    if [ -n "$TORCH_FIND_LINKS" ]; then set -- --find-links "$TORCH_FIND_LINKS"; \
-    elif [ "$TARGETARCH" = "amd64" ]; then set -- --index-url "$TORCH_INDEX"; fi \
+# torch from the CPU index on both arches, or from a mounted folder of wheels.
+RUN set -- --index-url "$TORCH_INDEX"; \
+    if [ -n "$TORCH_FIND_LINKS" ]; then set -- --find-links "$TORCH_FIND_LINKS"; fi \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "$@" "torch==2.13.0" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
         "onnxsim==0.8.1" "onnxscript==0.7.2" "matplotlib==3.11.2" "pillow==13.0.0"
