@@ -651,8 +651,8 @@ def _scatter_bn(params: list[np.ndarray], index: np.ndarray, channels: int) -> l
 def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_INPUTS,
                       block: int | None = None, select: Callable[[str], bool] | None = None,
                       ) -> onnx.ModelProto:
-    """Gather -> BN -> ReLU -> grouped 1x1 Conv -> BN -> ReLU -> dense 1x1 Conv over the Gather's
-    whole input, when that input has at most ``max_inputs`` channels, a multiple of ``block``.
+    """Rewrite Gather -> BN -> ReLU -> grouped 1x1 Conv as BN -> ReLU -> a dense 1x1 Conv over the
+    Gather's whole input, when that input has at most ``max_inputs`` channels, a multiple of ``block``.
 
     Each pruned connection becomes a zero weight; a channel the index selects twice sums its
     weights. ``select(conv_name)`` picks convs instead of the size rule (alignment still applies).
