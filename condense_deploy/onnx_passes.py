@@ -649,19 +649,18 @@ def _scatter_bn(params: list[np.ndarray], index: np.ndarray, channels: int) -> l
 
 
 def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_INPUTS,
-                      block: int | None = None, select: Callable[[str], bool] | None = None,
-                      ) -> onnx.ModelProto:
+                      block: int | None = None) -> onnx.ModelProto:
     """Rewrite Gather -> BN -> ReLU -> grouped 1x1 Conv as BN -> ReLU -> a dense 1x1 Conv over the
     Gather's whole input, when that input has at most ``max_inputs`` channels, a multiple of ``block``.
 
     Each pruned connection becomes a zero weight; a channel the index selects twice sums its
-    weights. ``select(conv_name)`` picks convs instead of the size rule (alignment still applies).
+    weights.
     """
     block = block or nchwc_block()
     done: set[str] = set()
 
     def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        parts = _grouped_conv_to_rewrite(g, conv, done, None)
         chain = _lgc_chain(g, conv) if parts is not None else None
         if parts is None or chain is None or parts[0].shape[2:] != (1, 1):
             return False
@@ -669,7 +668,7 @@ def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_IN
         gather, bn, relu = chain
         dims = g.dims(gather.input[0])
         channels = dims[1] if len(dims) == 4 else 0
-        if channels <= 0 or channels % block or (select is None and channels > max_inputs):
+        if channels <= 0 or channels % block or channels > max_inputs:
             return False
         params = [g.const(i) for i in bn.input[1:5]]
         index = _channel_gather(g, gather)
