@@ -27,7 +27,9 @@ import numpy as np
 import onnx
 
 from condense_deploy import onnx_passes as P
-from condense_deploy.optimize import optimize_onnx, session_options, time_models
+from condense_deploy.optimize import optimize_onnx
+from condense_deploy.runtime.sessions import create_session, session_options
+from condense_deploy.runtime.timing import interleaved, time_models
 
 # cumulative steps: (label, rewrite applied on top of the previous step)
 STEPS: list[tuple[str, Any]] = [
@@ -130,15 +132,10 @@ def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
 
 
 def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
-    import onnxruntime as ort
-
     from condense_deploy.bench import roll_up_profile
 
     with tempfile.TemporaryDirectory() as tmp:
-        options = session_options(1)
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "p")
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = create_session(model, 1, profile_prefix=str(Path(tmp) / "p"))
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
         for _ in range(3 + runs):
             session.run(None, {session.get_inputs()[0].name: x})
@@ -231,17 +228,12 @@ def main() -> None:
 
     def timed_with(options_list: list[Any], models: list[onnx.ModelProto]) -> list[float]:
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-        sessions = [ort.InferenceSession(m.SerializeToString(), o, providers=["CPUExecutionProvider"])
-                    for m, o in zip(models, options_list, strict=True)]
-        samples: list[list[float]] = [[] for _ in sessions]
-        for s in sessions:
-            s.run(None, {s.get_inputs()[0].name: x})
-        for _ in range(args.rounds):
-            for i, s in enumerate(sessions):
-                t0 = time.perf_counter()
-                for _ in range(args.inner):
-                    s.run(None, {s.get_inputs()[0].name: x})
-                samples[i].append((time.perf_counter() - t0) / args.inner * 1e3)
+        sessions = [create_session(m, options=o) for m, o in zip(models, options_list, strict=True)]
+        feeds = [{s.get_inputs()[0].name: x} for s in sessions]
+        for s, f in zip(sessions, feeds, strict=True):
+            s.run(None, f)
+        calls = [lambda s=s, f=f: s.run(None, f) for s, f in zip(sessions, feeds, strict=True)]
+        samples = interleaved(calls, rounds=args.rounds, inner=args.inner)
         return [float(np.median(v)) for v in samples]
 
     c8 = table["condensenet74_c8g8"][fast]

@@ -8,14 +8,12 @@ never imports torch or onnx, so it runs on a board with the runtime install.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +24,8 @@ import numpy as np
 from . import __version__
 from .errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
+from .runtime.sessions import GRAPH_OPT_LEVELS, create_session, first_line, session_options
+from .runtime.timing import interleaved
 
 __all__ = [
     "DEFAULT_RUNS",
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 SCHEMA = "condense-deploy/bench-v1"
-GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 DEFAULT_RUNS = 100
 _PROFILE_RUNS = 20  # profiled runs per model: enough for stable shares, short even for VGG-16
 
@@ -188,32 +187,6 @@ def _current_rss_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
-def _ort() -> Any:
-    import onnxruntime
-
-    return onnxruntime
-
-
-def _session_options(settings: BenchSettings, threads: int, profile_prefix: str | None = None) -> Any:
-    ort = _ort()
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = levels[settings.graph_opt_level]
-    options.log_severity_level = 3
-    if profile_prefix is not None:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
-    return options
-
-
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise CondenseDeployError(f"{path}: no such file")
@@ -222,12 +195,8 @@ def _check_file(path: Path) -> None:
 
 
 def _open_session(path: Path, options: Any) -> Any:
-    ort = _ort()
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CondenseDeployError(f"{path}: onnxruntime cannot load it as an ONNX model ({first})") from e
+    return create_session(path, options=options,
+                          load_error=f"{path}: onnxruntime cannot load it as an ONNX model ({{reason}})")
 
 
 def _input_feed(session: Any, path: Path, batch: int,
@@ -276,8 +245,7 @@ def _run(session: Any, feed: dict[str, np.ndarray], path: Path) -> None:
     try:
         session.run(None, feed)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CondenseDeployError(f"{path}: inference failed ({first})") from e
+        raise CondenseDeployError(f"{path}: inference failed ({first_line(e)})") from e
 
 
 def _open(label: str, path: Path, settings: BenchSettings, threads: int) -> _Open:
@@ -294,42 +262,18 @@ def _open(label: str, path: Path, settings: BenchSettings, threads: int) -> _Ope
     return _Open(label, path, session, feed, name, shape, create_ms, first_ms, growth)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No garbage collection pauses inside timed runs (as timeit does)."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+def _session_options(settings: BenchSettings, threads: int, profile_prefix: str | None = None) -> Any:
+    return session_options(threads, graph_opt_level=settings.graph_opt_level, profile_prefix=profile_prefix)
 
 
 def _timed_rounds(opened: list[_Open], settings: BenchSettings, report: Callable[[float], None]) -> None:
     """Rounds of one run per model, in turn (A B A B ...), until the run count or time budget is met."""
     budget = None if settings.duration_s is None else settings.duration_s * len(opened)
     runs = settings.runs if settings.runs is not None else (None if budget else DEFAULT_RUNS)
-    clock = time.perf_counter
-    rounds = 0
-    with _gc_paused():
-        start = clock()
-        while True:
-            for item in opened:
-                t0 = clock()
-                item.session.run(None, item.feed)
-                item.times_ms.append((clock() - t0) * 1e3)
-            rounds += 1
-            if runs is not None:
-                report(rounds / runs)
-                if rounds >= runs:
-                    return
-            else:
-                elapsed = clock() - start
-                report(min(1.0, elapsed / budget))
-                if elapsed >= budget:
-                    return
+    calls = [lambda item=item: item.session.run(None, item.feed) for item in opened]
+    samples = interleaved(calls, rounds=runs, budget_s=budget, progress=report)
+    for item, times in zip(opened, samples, strict=True):
+        item.times_ms.extend(times)
 
 
 def roll_up_profile(profile_json: str | os.PathLike[str],

@@ -353,14 +353,13 @@ def validate_onnx(
     then values within ``atol``. Batches default to 1 and 3 for a dynamic batch axis, else the file's
     fixed batch size.
     """
-    import onnxruntime as ort
+    from .runtime.sessions import create_session
 
     name = label or os.fspath(onnx_path)
     input_size = _check_input_size(input_size)
-    try:
-        session = ort.InferenceSession(os.fspath(onnx_path), providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise CondenseDeployError(f"{name}: onnxruntime cannot load it: {_first_line(e)}") from e
+    # onnxruntime's own thread count and log level, as before the session factory
+    session = create_session(onnx_path, threads=None, log_severity=None,
+                             load_error=lambda e: f"{name}: onnxruntime cannot load it: {_first_line(e)}")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [SPEC.input_name] or SPEC.output_name not in [o.name for o in outputs]:
         raise CondenseDeployError(

@@ -78,11 +78,13 @@ _BLOCK: int | None = None
 
 def _probe_block() -> int:
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401 - only asks whether it is installed
     except ImportError:
         return 8
     import os
     import tempfile
+
+    from .runtime.sessions import create_session
     for block in (4, 8, 16):
         weight = numpy_helper.from_array(np.ones((2 * block, block, 1, 1), np.float32), "w")
         graph = helper.make_graph(
@@ -91,11 +93,9 @@ def _probe_block() -> int:
             [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2 * block, 4, 4])], [weight])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         with tempfile.TemporaryDirectory() as tmp:
-            so = ort.SessionOptions()
-            so.optimized_model_filepath = os.path.join(tmp, "o.onnx")
-            so.log_severity_level = 3
-            ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-            optimized = onnx.load(so.optimized_model_filepath)
+            path = os.path.join(tmp, "o.onnx")
+            create_session(model, threads=None, optimized_model_path=path)
+            optimized = onnx.load(path)
         if any(n.op_type == "ReorderInput" for n in optimized.graph.node):
             return block
     return 8

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +18,14 @@ from onnx import helper
 
 from . import onnx_passes as P
 from .errors import CondenseDeployError
+from .runtime.sessions import create_session, random_feeds
+from .runtime.timing import time_models
 
-__all__ = ["FORMS", "MODES", "METADATA_KEY", "optimize_onnx", "session_options", "time_models"]
+__all__ = ["FORMS", "MODES", "METADATA_KEY", "optimize_onnx"]
 
 MODES = ("none", "fast", "tuned")
 METADATA_KEY = "condense_deploy.optimize"
+LOAD_ERROR = "onnxruntime cannot load the rewritten model: {reason}"
 
 # Always-on, exact and never slower (measured): the shuffle as one Gather, BN folded into the conv
 # before it through the shuffle, ReLU moved next to that conv so it fuses, Gathers merged.
@@ -53,67 +55,6 @@ FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
     "pad_out": lambda m, sel: P.pad_group_outputs(m, select=sel),
     "pad_in+pad_out": lambda m, sel: P.pad_group_outputs(P.pad_group_inputs(m, select=sel), select=sel),
 }
-
-
-def session_options(threads: int = 1, spinning: bool | None = None, denormal_as_zero: bool = False) -> Any:
-    """onnxruntime SessionOptions for latency: all graph optimizations (NCHWc layout, fusions),
-    ``threads`` intra-op threads, sequential execution; optional spin control and flush-to-zero."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    if spinning is not None:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    if denormal_as_zero:
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-    return options
-
-
-def _session(model: onnx.ModelProto, threads: int) -> Any:
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(model.SerializeToString(), session_options(threads),
-                                    providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types
-        message = str(e).splitlines()[0]
-        raise CondenseDeployError(f"onnxruntime cannot load the rewritten model: {message}") from e
-
-
-def _random_feeds(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for info in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in info.shape]
-        feeds[info.name] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
-def time_models(models: list[onnx.ModelProto], threads: int = 1, rounds: int = 15, inner: int = 5,
-                warmup: int = 3, statistic: str = "median") -> list[float]:
-    """Latency (ms) of each model, measured interleaved (A B C A B C ...) on one input.
-
-    ``statistic`` is ``median`` (whole models) or ``min`` (sub-millisecond sites on a shared CPU,
-    where the minimum is the steadiest estimate of the uncontended time).
-    """
-    sessions = [_session(m, threads) for m in models]
-    feeds = [_random_feeds(s) for s in sessions]
-    for s, f in zip(sessions, feeds, strict=True):
-        for _ in range(warmup):
-            s.run(None, f)
-    samples: list[list[float]] = [[] for _ in sessions]
-    for _ in range(rounds):
-        for i, (s, f) in enumerate(zip(sessions, feeds, strict=True)):
-            start = time.perf_counter()
-            for _ in range(inner):
-                s.run(None, f)
-            samples[i].append((time.perf_counter() - start) / inner * 1e3)
-    reduce = np.min if statistic == "min" else np.median
-    return [float(reduce(t)) for t in samples]
 
 
 def _base(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -286,13 +227,9 @@ def _set_metadata(model: onnx.ModelProto, report: dict[str, Any]) -> None:
 def max_abs_diff(reference: onnx.ModelProto, candidate: onnx.ModelProto, seed: int = 0,
                  batch: int = 2) -> float:
     """Largest |difference| of every output of two models on one random input, in onnxruntime."""
-    ref = _session(reference, 1)
-    cand = _session(candidate, 1)
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for info in ref.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else batch for d in info.shape]
-        feeds[info.name] = rng.standard_normal(shape).astype(np.float32)
+    ref = create_session(reference, 1, load_error=LOAD_ERROR)
+    cand = create_session(candidate, 1, load_error=LOAD_ERROR)
+    feeds = random_feeds(ref, seed, batch)
     a = ref.run(None, feeds)
     b = cand.run(None, feeds)
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):

@@ -197,7 +197,9 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     """Quantize ``source`` into ``target``; returns calibration size, top-1 (with labels),
     int8/fp32 agreement and interleaved median latencies."""
     from ._fsutil import atomic_path, check_writable
-    from .optimize import _session, time_models
+    from .optimize import LOAD_ERROR
+    from .runtime.sessions import create_session
+    from .runtime.timing import time_models
 
     check_writable(target, force)
     try:
@@ -214,7 +216,7 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     calibration, evaluation = images[:calibration_size], images[calibration_size:]
     quantized = quantize_onnx(model, calibration)
     report: dict[str, Any] = {"calibration_images": len(calibration), "eval_images": len(evaluation)}
-    fp32, int8 = _session(model, threads), _session(quantized, threads)
+    fp32, int8 = (create_session(m, threads, load_error=LOAD_ERROR) for m in (model, quantized))
     if len(evaluation):
         a, b = _predict(fp32, evaluation), _predict(int8, evaluation)
         report["agreement"] = float(np.mean(a == b))

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from _ckpt_factory import original_training_checkpoint, tiny_config, trained_model
 
 from condense_deploy.cli import cli
 from condense_deploy.convert import convert_model
+from condense_deploy.runtime.sessions import create_session
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_checkpoint_to_onnx_to_onnxruntime(runner, tmp_path: Path, checkpoint) -
     assert "max abs diff vs PyTorch: batch 1 " in result.stdout and "batch 3 " in result.stdout
     assert "validating in onnxruntime" in result.stderr  # progress goes to stderr
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32)
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    session = create_session(out, threads=None, log_severity=None)
     with torch.no_grad():
         want = deployed(torch.from_numpy(x)).numpy()
     assert np.abs(session.run(["logits"], {"input": x})[0] - want).max() < 1e-4

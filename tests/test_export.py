@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from _ckpt_factory import (
@@ -37,6 +36,7 @@ from condense_deploy.export import (
     verify_source,
 )
 from condense_deploy.registry import list_models
+from condense_deploy.runtime.sessions import create_session
 
 FACTORS = [2, 4, 8]
 CG = [(c, g) for c in FACTORS for g in FACTORS]
@@ -50,7 +50,7 @@ def converted(condense: int, groups: int, kind: str = "cifar", seed: int = 0) ->
 
 
 def run(path: Path, batch: int, size: tuple[int, int, int], seed: int = 5) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = create_session(path, threads=None, log_severity=None)
     x = np.random.default_rng(seed).standard_normal((batch, *size), dtype=np.float32)
     return session.run(["logits"], {"input": x})[0]
 
@@ -304,9 +304,10 @@ def test_written_file_runs_with_torch_unimportable(plain_export) -> None:
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # any 'import torch' now raises ImportError\n"
-        "import numpy as np, onnxruntime as ort\n"
+        "import numpy as np\n"
+        "from condense_deploy.runtime.sessions import create_session\n"
         "from condense_deploy.onnx_info import describe_onnx\n"
-        f"s = ort.InferenceSession({str(path)!r}, providers=['CPUExecutionProvider'])\n"
+        f"s = create_session({str(path)!r}, threads=None, log_severity=None)\n"
         "x = np.random.default_rng(5).standard_normal((3, 3, 32, 32), dtype=np.float32)\n"
         "np.save(sys.argv[1], s.run(['logits'], {'input': x})[0])\n"
         f"assert describe_onnx({str(path)!r})['inputs'][0]['name'] == 'input'\n"

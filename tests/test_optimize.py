@@ -12,6 +12,7 @@ from test_onnx_passes import consistent_bn, export, random_converted, run
 from condense_deploy import optimize as O
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
+from condense_deploy.runtime.sessions import session_options
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -93,5 +94,5 @@ def test_not_an_onnx_file(tmp_path, runner):
 
 
 def test_session_options():
-    options = O.session_options(2, spinning=False, denormal_as_zero=True)
+    options = session_options(2, spinning=False, denormal_as_zero=True)
     assert options.intra_op_num_threads == 2

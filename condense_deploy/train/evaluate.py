@@ -45,14 +45,11 @@ def _counts(logits: np.ndarray, target: np.ndarray) -> tuple[int, int]:
 
 def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None]:
     """A function batch -> logits, the fixed batch size (None if dynamic) and the image size."""
-    import onnxruntime as ort
+    from ..runtime.sessions import create_session
 
-    try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # exporters' stale fixed output shapes only warn; keep stderr clean
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise CondenseDeployError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from e
+    # onnxruntime's own thread count; log level 3: exporters' stale fixed output shapes only warn
+    session = create_session(path, threads=None,
+                             load_error=f"{path}: onnxruntime cannot load it ({{reason}})")
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise CondenseDeployError(f"{path}: has {len(inputs)} inputs; expected one image input")

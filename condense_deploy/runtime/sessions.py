@@ -1,0 +1,149 @@
+"""The one place onnxruntime sessions are made. onnxruntime + numpy only (no onnx, no torch).
+
+``create_session(model, threads=...)`` takes a path, serialized bytes or an ``onnx.ModelProto``
+(anything with ``SerializeToString``) and builds its options with ``session_options``: latency
+settings (sequential execution, one inter-op thread), the graph optimization level, spinning,
+flush-to-zero and profiling. Custom-op libraries are registered here and nowhere else: explicitly
+with ``custom_op_libraries=``, and automatically for every domain in ``CUSTOM_OP_LIBRARIES`` that
+the model imports (see ``libraries_for``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Union
+
+from ..errors import CondenseDeployError
+
+__all__ = [
+    "CUSTOM_OP_LIBRARIES",
+    "GRAPH_OPT_LEVELS",
+    "ModelSource",
+    "create_session",
+    "first_line",
+    "libraries_for",
+    "random_feeds",
+    "session_options",
+]
+
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+DEFAULT_LOAD_ERROR = "onnxruntime cannot load the model: {reason}"
+
+
+class _Serializable(Protocol):
+    def SerializeToString(self) -> bytes: ...  # noqa: N802 - protobuf's name
+
+
+ModelSource = Union[str, "os.PathLike[str]", bytes, _Serializable]
+
+# Custom-op domain -> shared library implementing it. Empty until a mode that emits custom ops
+# fills it (the ``native`` optimize mode: "ai.condense_deploy" ->
+# condense_deploy/_native/libcondense_deploy_ops.so). Every session whose model imports one of these
+# domains registers that library; nothing else in the package calls register_custom_ops_library.
+CUSTOM_OP_LIBRARIES: dict[str, str] = {}
+
+
+def _ort() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
+                    graph_opt_level: str = "all", profile_prefix: str | None = None,
+                    optimized_model_path: str | None = None, log_severity: int | None = 3) -> Any:
+    """onnxruntime SessionOptions for latency: ``graph_opt_level`` graph optimizations (``all``:
+    NCHWc layout, fusions), ``threads`` intra-op threads (None: onnxruntime's default), sequential
+    execution; optional spin control, flush-to-zero, profiling and saving the optimized graph."""
+    ort = _ort()
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    if graph_opt_level not in levels:
+        raise CondenseDeployError(f"graph optimization level {graph_opt_level!r}: "
+                                  f"expected one of {', '.join(GRAPH_OPT_LEVELS)}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[graph_opt_level]
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if log_severity is not None:
+        options.log_severity_level = log_severity
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if denormal_as_zero:
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_model_path is not None:
+        options.optimized_model_filepath = optimized_model_path
+    return options
+
+
+def libraries_for(model: ModelSource, registry: Mapping[str, str] | None = None) -> list[str]:
+    """The custom-op libraries (from ``CUSTOM_OP_LIBRARIES``) whose domain ``model`` imports.
+
+    Without onnx the check is on the serialized bytes (a domain name is stored verbatim in the
+    model's opset imports); registering a library a model does not need is harmless.
+    """
+    registry = CUSTOM_OP_LIBRARIES if registry is None else registry
+    if not registry:
+        return []
+    if isinstance(model, (str, os.PathLike)):
+        data = Path(model).read_bytes()
+    elif isinstance(model, bytes):
+        data = model
+    else:
+        data = model.SerializeToString()
+    return [library for domain, library in registry.items() if domain.encode() in data]
+
+
+def create_session(model: ModelSource, threads: int | None = 1, *, options: Any = None,
+                   custom_op_libraries: Sequence[str] = (),
+                   load_error: str | Callable[[BaseException], str] = DEFAULT_LOAD_ERROR,
+                   **option_kwargs: Any) -> Any:
+    """An onnxruntime CPU InferenceSession for ``model`` (path, bytes or ModelProto).
+
+    Options come from ``session_options(threads, **option_kwargs)`` unless ``options`` is given.
+    ``custom_op_libraries`` plus ``libraries_for(model)`` are registered on the options. A model
+    onnxruntime cannot load raises ``CondenseDeployError`` with ``load_error`` formatted with the
+    error's first line as ``reason`` (or, when callable, called with the exception).
+    """
+    if options is None:
+        options = session_options(threads, **option_kwargs)
+    for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
+        options.register_custom_ops_library(library)
+    ort = _ort()
+    source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
+    if not isinstance(source, (str, bytes)):
+        source = source.SerializeToString()
+    try:
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        message = load_error(e) if callable(load_error) else load_error.format(reason=first_line(e))
+        raise CondenseDeployError(message) from e
+
+
+def random_feeds(session: Any, seed: int = 0, batch: int = 1) -> dict[str, Any]:
+    """Standard-normal float32 inputs for every input of ``session`` (symbolic dims -> ``batch``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for info in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in info.shape]
+        feeds[info.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
