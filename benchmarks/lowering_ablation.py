@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from condense_deploy import onnx_passes as P
-from condense_deploy.optimize import optimize_onnx
+from condense_deploy.graph import passes as P
+from condense_deploy.graph.optimize import optimize_onnx
 from condense_deploy.runtime.sessions import create_session, session_options
 from condense_deploy.runtime.timing import interleaved, time_models
 
@@ -63,7 +63,7 @@ def _randomize(model: Any, seed: int = 0) -> None:
     import torch
     from torch import nn
 
-    from condense_deploy.layers import CondenseConv, CondenseLinear
+    from condense_deploy.models.layers import CondenseConv, CondenseLinear
 
     gen = torch.Generator().manual_seed(seed)
     cfg = getattr(model, "cfg", None)
@@ -93,7 +93,7 @@ def _randomize(model: Any, seed: int = 0) -> None:
 
 def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
     from condense_deploy.export import export_onnx
-    from condense_deploy.registry import create_model
+    from condense_deploy.models.registry import create_model
 
     models = {}
     for name in ("condensenet74_c8g8", "condensenet74_c4g4", "mobilenet_v1"):
@@ -132,7 +132,7 @@ def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
 
 
 def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
-    from condense_deploy.bench import roll_up_profile
+    from condense_deploy.runtime.bench import roll_up_profile
 
     with tempfile.TemporaryDirectory() as tmp:
         session = create_session(model, 1, profile_prefix=str(Path(tmp) / "p"))
@@ -149,7 +149,7 @@ def cifar_comparison(rounds: int, inner: int, out: Path) -> None:
     import torch
 
     from condense_deploy.export import export_onnx
-    from condense_deploy.registry import create_model
+    from condense_deploy.models.registry import create_model
 
     torch.manual_seed(0)
     trained = create_model("condensenet86_cifar")

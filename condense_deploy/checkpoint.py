@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from ._fsutil import atomic_path, check_writable
-from .config import CondenseNetConfig, DenseNetConfig
 from .convert import convert_model, one_thread
 from .errors import CondenseDeployError
-from .registry import create_model, get_card, list_models
+from .models.config import CondenseNetConfig, DenseNetConfig
+from .models.registry import create_model, get_card, list_models
 
 __all__ = ["LoadedModel", "infer_config", "load_model", "save_converted"]
 
@@ -138,7 +138,7 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
         if num_classes is not None:
             config.num_classes = num_classes
         name = _match_card(config)
-    from .condensenet import CondenseNet
+    from .models.condensenet import CondenseNet
 
     model = CondenseNet(config, converted=form == "converted")
     _load_state(model, state, path, f"--arch {arch}" if arch else "the inferred architecture")
@@ -482,7 +482,7 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, ag
 
 def _check_condensing_buffers(model: nn.Module, path: Path, arch: str | None) -> None:
     """With --arch the training shapes cannot show C; ``_count``/``_stage`` must agree with it."""
-    from .layers import LearnedGroupConv
+    from .models.layers import LearnedGroupConv
 
     against = f"--arch {arch}" if arch else "the inferred architecture"
     for name, layer in model.named_modules():
@@ -502,7 +502,7 @@ def _check_condensing_buffers(model: nn.Module, path: Path, arch: str | None) ->
 
 def _load_densenet(state, path: Path, container: str, arch: str | None, num_classes: int | None):
     """DenseNet-BC state dicts (the original repository trains those too), by zoo name or the one card."""
-    from .densenet import DenseNet
+    from .models.densenet import DenseNet
 
     if container == "container":
         container = "state-dict"

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .condensenet import CondenseNet
 from .errors import CondenseDeployError
-from .layers import CondenseConv, CondenseLinear, LearnedGroupConv
+from .models.condensenet import CondenseNet
+from .models.layers import CondenseConv, CondenseLinear, LearnedGroupConv
 
-__all__ = ["ATOL", "ConvertResult", "check_equivalence", "convert_checkpoint", "convert_model", "one_thread"]
+__all__ = ["ATOL", "check_equivalence", "convert_model", "one_thread"]
 
 ATOL = 1e-5
 
@@ -157,37 +155,3 @@ def check_equivalence(
             f"atol {ATOL:.0e}"
         )
     return diff
-
-
-@dataclass
-class ConvertResult:
-    """What ``convert`` did: the files, the equivalence figure and the converted model's counts."""
-
-    source: str
-    output: str
-    name: str | None
-    max_abs_diff: float
-    flops: int
-    params: int
-
-
-def convert_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], arch: str | None = None,
-    trust_checkpoint: bool = False, force: bool = False,
-) -> ConvertResult:
-    """Load a training checkpoint, convert it, prove equivalence, save in the original converted format."""
-    from ._fsutil import check_writable
-    from .checkpoint import load_model, save_converted
-    from .count import count_model
-
-    check_writable(output, force)
-    loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint)
-    if loaded.family != "condensenet":
-        raise CondenseDeployError(f"{source}: a {loaded.family} model has nothing to convert")
-    if loaded.form != "training":
-        raise CondenseDeployError(f"{source}: already in {loaded.form} form; nothing to convert")
-    converted = convert_model(loaded.model)
-    diff = check_equivalence(loaded.model, converted, loaded.input_size)
-    flops, params = count_model(converted, loaded.input_size)
-    save_converted(converted, output, force=force)
-    return ConvertResult(str(source), str(output), loaded.name, diff, flops, params)

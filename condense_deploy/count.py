@@ -11,16 +11,15 @@ type is an error, so a new layer is never silently counted as free.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import CondenseDeployError
-from .layers import LearnedGroupConv
+from .models.layers import LearnedGroupConv
 
-__all__ = ["count_model", "describe_model"]
+__all__ = ["count_model"]
 
 _FREE = (nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Identity)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -115,32 +114,3 @@ def count_model(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[int
             handle.remove()
         model.train(was_training)
     return int(totals["flops"]), int(totals["params"])
-
-
-def describe_model(
-    source: str | os.PathLike[str], form: str | None = None, arch: str | None = None,
-    trust_checkpoint: bool = False, num_classes: int | None = None,
-) -> dict[str, Any]:
-    """What ``inspect`` prints: name, family, form, architecture, input, FLOPs and params.
-
-    A zoo name is counted in ``form`` (CondenseNets default to converted); a checkpoint in its own form.
-    """
-    from .checkpoint import load_model
-
-    text = os.fspath(source)
-    loaded = load_model(text, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes,
-                        form=form)
-    flops, params = count_model(loaded.model, loaded.input_size)
-    config = loaded.config.to_dict() if loaded.config is not None else None
-    return {
-        "source": text,
-        "name": loaded.name,
-        "family": loaded.family,
-        "form": loaded.form,
-        "source_format": loaded.source_format,
-        "sha256": loaded.sha256,
-        "input_size": list(loaded.input_size),
-        "config": config,
-        "flops": flops,
-        "params": params,
-    }

@@ -4,9 +4,9 @@ Three pieces, as in Optimum's exporter: a declarative spec (``SPEC``: names, dyn
 tolerance), the export itself (``export_onnx``), and validation that reopens the written file in
 onnxruntime (``validate_onnx``). The file is built at a temp path beside the target and replaces it
 only after every check passed, so a failed export leaves neither a half-written nor an unverified
-file (and an existing file survives byte for byte). ``export_source`` / ``verify_source`` are what
-the CLI calls: load any checkpoint or zoo name, convert a training-form CondenseNet, record where
-the weights came from in the file's ``metadata_props``.
+file (and an existing file survives byte for byte). ``pipeline.export_source`` / ``verify_source``
+are what the CLI calls: load any checkpoint or zoo name, convert a training-form CondenseNet,
+record where the weights came from in the file's ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,8 @@ __all__ = [
     "ExportResult",
     "OnnxExportSpec",
     "export_onnx",
-    "export_source",
     "read_metadata",
     "validate_onnx",
-    "verify_source",
 ]
 
 EXPORTERS = ("torchscript", "dynamo")
@@ -124,7 +122,7 @@ def export_onnx(
     started = time.perf_counter()
     step = on_step or (lambda _message: None)
     input_size = _check_input_size(input_size)
-    fixed_batch = _check_options(opset, batch, exporter, optimize)
+    fixed_batch = check_options(opset, batch, exporter, optimize)
     batch = fixed_batch or "dynamic"  # "2" -> 2 in the result and the metadata
     target = check_writable(path, force)
     was_training = model.training
@@ -179,7 +177,7 @@ def _check_input_size(input_size: tuple[int, int, int] | list[int]) -> tuple[int
     return size  # type: ignore[return-value]
 
 
-def _check_options(opset: int, batch: str | int, exporter: str, optimize: str) -> int:
+def check_options(opset: int, batch: str | int, exporter: str, optimize: str) -> int:
     """Validate the options before any work; returns the fixed batch size, or 0 for dynamic."""
     newest = onnx.defs.onnx_opset_version()
     if not SPEC.min_opset <= opset <= newest:
@@ -292,7 +290,7 @@ def _optimize(proto: onnx.ModelProto, mode: str,
               on_progress: Progress | None) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The performance rewrites (``condense_deploy.optimize``); ``tuned`` times on 1 thread, the
     deployment setting the bench measures."""
-    from .optimize import optimize_onnx
+    from .graph.optimize import optimize_onnx
 
     return optimize_onnx(proto, mode, threads=1, progress=on_progress)
 
@@ -405,116 +403,3 @@ def validate_onnx(
     if failures:
         raise CondenseDeployError(f"{name}: differs from PyTorch: " + "; ".join(failures))
     return diffs
-
-
-# ------------------------------------------------------------------------------- from a checkpoint
-
-
-def _deployable(source: str | os.PathLike[str], arch: str | None, trust_checkpoint: bool,
-                num_classes: int | None) -> Any:
-    """Load ``source`` and bring a training-form CondenseNet to its converted (deployed) form."""
-    from .checkpoint import load_model
-
-    loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes)
-    if loaded.family == "condensenet" and loaded.form == "training":
-        from .convert import convert_model
-
-        loaded.model = convert_model(loaded.model).eval()
-        loaded.form = "converted"
-    return loaded
-
-
-def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, params: int) -> dict[str, Any]:
-    """Where the weights came from and what the network is: what a board needs to use the file."""
-    config = loaded.config.to_dict() if hasattr(loaded.config, "to_dict") else {}
-    linears = [m for m in loaded.model.modules() if isinstance(m, nn.Linear)]
-    if linears and "num_classes" not in config:
-        config["num_classes"] = linears[-1].out_features
-    dataset = "unknown"
-    if loaded.name is not None:
-        from .registry import get_card
-
-        dataset = get_card(loaded.name)["dataset"]
-    elif getattr(loaded.config, "kind", None):
-        dataset = loaded.config.kind
-    meta: dict[str, Any] = {
-        META + "architecture": loaded.name or loaded.family,
-        META + "family": loaded.family,
-        META + "form": loaded.form,
-        META + "arch_params": config,
-        META + "flops": str(flops),
-        META + "params": str(params),
-        META + "input_size": list(loaded.input_size),
-        META + "dataset": dataset,
-        META + "mean": loaded.mean,
-        META + "std": loaded.std,
-        META + "source": os.path.basename(os.fspath(source)),
-        META + "source_format": loaded.source_format,
-        META + "weights": "random (zoo name, seed 0)" if loaded.sha256 is None else "checkpoint",
-    }
-    if loaded.sha256 is not None:
-        meta[META + "source_sha256"] = loaded.sha256
-    return meta
-
-
-def export_source(
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    arch: str | None = None,
-    opset: int = SPEC.opset,
-    batch: str | int = "dynamic",
-    simplify: bool = True,
-    exporter: str = "torchscript",
-    optimize: str = "fast",
-    force: bool = False,
-    trust_checkpoint: bool = False,
-    num_classes: int | None = None,
-    on_step: Step | None = None,
-    on_progress: Progress | None = None,
-) -> ExportResult:
-    """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
-    verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed)."""
-    from .count import count_model
-
-    _check_options(opset, batch, exporter, optimize)
-    check_writable(output, force)  # fail before minutes of work
-    step = on_step or (lambda _message: None)
-    step(f"loading {source}")
-    loaded = _deployable(source, arch, trust_checkpoint, num_classes)
-    flops, params = count_model(loaded.model, loaded.input_size)
-    metadata = _source_metadata(source, loaded, flops, params)
-    return export_onnx(loaded.model, output, input_size=loaded.input_size, opset=opset, batch=batch,
-                       simplify=simplify, exporter=exporter, optimize=optimize, metadata=metadata,
-                       force=force, on_step=on_step, on_progress=on_progress)
-
-
-def verify_source(
-    onnx_path: str | os.PathLike[str],
-    source: str | os.PathLike[str],
-    *,
-    arch: str | None = None,
-    trust_checkpoint: bool = False,
-    num_classes: int | None = None,
-    atol: float = SPEC.atol,
-) -> dict[int, float]:
-    """``condense-deploy verify``: the export's onnxruntime-vs-PyTorch check on an existing file."""
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise CondenseDeployError(f"{path}: no such ONNX file")
-    loaded = _deployable(source, arch, trust_checkpoint, num_classes)
-    try:
-        return validate_onnx(path, loaded.model, loaded.input_size, atol)
-    except CondenseDeployError as e:
-        exported_from = _metadata_or_empty(path).get(META + "architecture")
-        ours = loaded.name or loaded.family
-        if exported_from and exported_from != ours:
-            raise CondenseDeployError(f"{e} (the file was exported from {exported_from}, not {ours})") from e
-        raise
-
-
-def _metadata_or_empty(path: Path) -> dict[str, str]:
-    try:
-        return read_metadata(path)
-    except Exception:  # a file onnxruntime could not load already failed above with its own message
-        return {}

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, _fsutil
-from .bench import BenchSettings, latency_stats, parse_threads, run_bench
 from .errors import CondenseDeployError
-from .machine import describe_machine, usable_cores
-from .registry import get_card
-from .reports import TABLE_SCHEMA, require_matplotlib
+from .models.registry import get_card
+from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
+from .runtime.machine import describe_machine, usable_cores
+from .runtime.reports import TABLE_SCHEMA, require_matplotlib
 
 __all__ = ["DEFAULT_THREADS", "REFERENCE", "TABLE_MODELS", "TableOptions", "TableResult", "run_table"]
 
@@ -108,8 +108,8 @@ def _metadata(path: Path) -> dict[str, str] | None:
 
 # The code an exported file depends on: a file older than any of them is exported again, so a
 # toolkit upgrade (or a change in a checkout) never leaves the table timing stale exports.
-_EXPORT_SOURCES = ("export.py", "optimize.py", "onnx_passes.py", "baselines.py", "condensenet.py",
-                   "layers.py", "convert.py", "count.py")
+_EXPORT_SOURCES = ("export.py", "graph/optimize.py", "graph/passes.py", "models/baselines.py",
+                   "models/condensenet.py", "models/layers.py", "convert.py", "count.py")
 
 
 def _exporter_mtime() -> float:
@@ -135,7 +135,7 @@ def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
             on_step: Step) -> dict[str, dict[str, Any]]:
     """Export (or reuse: same zoo name and optimize mode in its metadata) each model; returns
     name -> {path, flops, params, reused}."""
-    from .export import export_source
+    from .pipeline import export_source
 
     try:
         onnx_dir.mkdir(parents=True, exist_ok=True)

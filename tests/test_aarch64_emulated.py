@@ -35,7 +35,7 @@ _DRIVER = textwrap.dedent("""
     import json, platform, sys
     import numpy as np
     from pathlib import Path
-    from condense_deploy.bench import BenchSettings, _open_session, _session_options
+    from condense_deploy.runtime.bench import BenchSettings, _open_session, _session_options
     def make_session(path):  # exactly the session `condense-deploy bench` measures
         return _open_session(Path(path), _session_options(BenchSettings(), 1))
     jobs = json.loads(open(sys.argv[1]).read())
@@ -65,7 +65,7 @@ def _export(name: str, plain: Path, fast: Path) -> None:
     import torch
 
     from condense_deploy.export import export_onnx
-    from condense_deploy.registry import create_model
+    from condense_deploy.models.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(name, converted=True).eval()

@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 from _onnx_models import conv_net, int_image_net, vector_net
 
-from condense_deploy import bench as B
-from condense_deploy.bench import BenchSettings, latency_stats, parse_threads, roll_up_profile, run_bench
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
+from condense_deploy.runtime import bench as B
+from condense_deploy.runtime.bench import (
+    BenchSettings,
+    latency_stats,
+    parse_threads,
+    roll_up_profile,
+    run_bench,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -223,7 +229,7 @@ def test_cli_errors_are_one_line(models: dict[str, Path], tmp_path: Path, runner
 
 def test_cli_remote_hands_off_and_keeps_outputs_local(models: dict[str, Path], tmp_path: Path, runner,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import condense_deploy.remote as remote
+    import condense_deploy.runtime.remote as remote
 
     seen: dict[str, object] = {}
 

@@ -49,7 +49,7 @@ def test_convert_end_to_end(runner, tmp_path: Path) -> None:
 
 
 def test_convert_zoo_sized_checkpoint_names_the_card(runner, tmp_path: Path) -> None:
-    from condense_deploy.registry import create_model
+    from condense_deploy.models.registry import create_model
 
     model = create_model("condensenet50_cifar")
     model.condense(1.0)
@@ -134,7 +134,7 @@ def test_inspect_checkpoint_in_its_own_form(runner, tmp_path: Path) -> None:
 
 def test_inspect_onnx_file(runner, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
-    pytest.importorskip("condense_deploy.onnx_info")
+    pytest.importorskip("condense_deploy.graph.onnx_info")
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(

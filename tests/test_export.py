@@ -26,16 +26,9 @@ from condense_deploy.checkpoint import load_model
 from condense_deploy.convert import convert_model
 from condense_deploy.count import count_model
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.export import (
-    META,
-    SPEC,
-    export_onnx,
-    export_source,
-    read_metadata,
-    validate_onnx,
-    verify_source,
-)
-from condense_deploy.registry import list_models
+from condense_deploy.export import META, SPEC, export_onnx, read_metadata, validate_onnx
+from condense_deploy.models.registry import list_models
+from condense_deploy.pipeline import export_source, verify_source
 from condense_deploy.runtime.sessions import create_session
 
 FACTORS = [2, 4, 8]
@@ -306,7 +299,7 @@ def test_written_file_runs_with_torch_unimportable(plain_export) -> None:
         "sys.modules['torch'] = None  # any 'import torch' now raises ImportError\n"
         "import numpy as np\n"
         "from condense_deploy.runtime.sessions import create_session\n"
-        "from condense_deploy.onnx_info import describe_onnx\n"
+        "from condense_deploy.graph.onnx_info import describe_onnx\n"
         f"s = create_session({str(path)!r}, threads=None, log_severity=None)\n"
         "x = np.random.default_rng(5).standard_normal((3, 3, 32, 32), dtype=np.float32)\n"
         "np.save(sys.argv[1], s.run(['logits'], {'input': x})[0])\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from condense_deploy import machine as M
+from condense_deploy.runtime import machine as M
 
 PI4_CPUINFO = """processor\t: 0
 BogoMIPS\t: 108.00
@@ -132,7 +132,7 @@ def test_arm_part_table_names_the_pi_cores() -> None:
 
 
 def test_import_is_torch_free() -> None:
-    code = "import sys, condense_deploy.machine, condense_deploy.bench, condense_deploy.reports; " \
-           "print(sorted({'torch', 'onnx'} & set(sys.modules)))"
+    code = "import sys, condense_deploy.runtime.machine, condense_deploy.runtime.bench, " \
+           "condense_deploy.runtime.reports; print(sorted({'torch', 'onnx'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

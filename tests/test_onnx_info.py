@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.onnx_info import describe_onnx, format_description
+from condense_deploy.graph.onnx_info import describe_onnx, format_description
 
 
 def small_model(path: Path, batch: int | str = "N") -> Path:
@@ -108,7 +108,7 @@ def test_torch_free(tmp_path: Path) -> None:
     path = small_model(tmp_path / "m.onnx")
     code = (
         "import sys\nsys.modules['torch'] = None\n"
-        "from condense_deploy.onnx_info import describe_onnx, format_description\n"
+        "from condense_deploy.graph.onnx_info import describe_onnx, format_description\n"
         f"print(format_description(describe_onnx({str(path)!r})).splitlines()[2])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from condense_deploy import onnx_passes as P
+from condense_deploy.graph import passes as P
 from condense_deploy.runtime.sessions import create_session
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -27,9 +27,9 @@ def random_converted(c: int, g: int, seed: int = 0):  # -> (model, torch input, 
     import torch
     from torch import nn
 
-    from condense_deploy.condensenet import CondenseNet
-    from condense_deploy.config import CondenseNetConfig
-    from condense_deploy.layers import CondenseConv, CondenseLinear
+    from condense_deploy.models.condensenet import CondenseNet
+    from condense_deploy.models.config import CondenseNetConfig
+    from condense_deploy.models.layers import CondenseConv, CondenseLinear
 
     torch.manual_seed(seed)
     growth = [8, 16]
@@ -168,7 +168,7 @@ def consistent_bn(model) -> None:
     conversion does (the random fixture draws them per slot, so a duplicated channel differs)."""
     import torch
 
-    from condense_deploy.layers import CondenseConv
+    from condense_deploy.models.layers import CondenseConv
 
     gen = torch.Generator().manual_seed(5)
     with torch.no_grad():
@@ -195,7 +195,7 @@ def test_lgc_as_dense_conv(cg, tmp_path):
     proto = export(model, tmp_path / "m.onnx")
     base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
     after = P.lgc_as_dense_conv(base, block=8)
-    from condense_deploy.layers import CondenseConv
+    from condense_deploy.models.layers import CondenseConv
 
     layers = sum(isinstance(m, CondenseConv) for m in model.modules())
     # every layer's input (16, 24, 32, 48 channels) is <= 48 and block-aligned: no index Gather left
@@ -277,7 +277,7 @@ def test_passes_leave_the_input_model_untouched(exported):
 
 
 def test_torch_free_modules():
-    code = ("import sys; import condense_deploy.onnx_passes, condense_deploy.optimize, "
-            "condense_deploy.quantize, condense_deploy.commands.optimize; "
+    code = ("import sys; import condense_deploy.graph.passes, condense_deploy.graph.optimize, "
+            "condense_deploy.graph.quantize, condense_deploy.commands.optimize; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

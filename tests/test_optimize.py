@@ -9,9 +9,9 @@ import onnx
 import pytest
 from test_onnx_passes import consistent_bn, export, random_converted, run
 
-from condense_deploy import optimize as O
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
+from condense_deploy.graph import optimize as O
 from condense_deploy.runtime.sessions import session_options
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

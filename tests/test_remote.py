@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.remote import REMOTE_PYTHON_ENV, SSH_OPTIONS_ENV, run_remote_bench
+from condense_deploy.runtime.remote import REMOTE_PYTHON_ENV, SSH_OPTIONS_ENV, run_remote_bench
 
 SSHD = "/usr/sbin/sshd"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from _onnx_models import conv_net
 
-from condense_deploy import reports as R
-from condense_deploy.bench import BenchSettings, run_bench
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
+from condense_deploy.runtime import reports as R
+from condense_deploy.runtime.bench import BenchSettings, run_bench
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

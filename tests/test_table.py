@@ -18,8 +18,8 @@ from _onnx_models import table_stand_in
 from condense_deploy import table as T
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.machine import describe_machine
-from condense_deploy.registry import get_card
+from condense_deploy.models.registry import get_card
+from condense_deploy.runtime.machine import describe_machine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SLUG = describe_machine()["slug"]
@@ -102,9 +102,9 @@ def test_existing_results_need_force_and_stale_exports_are_redone(tmp_path: Path
         assert kwargs["optimize"] == "fast" and kwargs["force"] is True
         return Result()
 
-    import condense_deploy.export as export
+    import condense_deploy.pipeline as pipeline
 
-    monkeypatch.setattr(export, "export_source", fake_export)
+    monkeypatch.setattr(pipeline, "export_source", fake_export)
     T.run_table(T.TableOptions(**{**options.__dict__, "force": True}))
     assert exported == ["shufflenet_v2_x1_0"]
     # a file older than the export code is stale: exported again

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from .. import reports
 from .._fsutil import check_writable
-from ..bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
+from ..runtime import reports
+from ..runtime.bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
 
 
 def _progress_bar(label: str) -> Any:
@@ -70,7 +70,7 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
     if csv_path is not None:
         reports.check_csv(csv_path)
     if remote:
-        from ..remote import run_remote_bench
+        from ..runtime.remote import run_remote_bench
 
         args = _remote_args(threads, batch, warmup, runs, duration, graph_opt_level, profile)
         click.echo(f"benching {len(models)} model(s) on {remote} ...", err=True)

@@ -18,7 +18,8 @@ def convert_command(checkpoint: str, output: str, arch: str | None, trust_checkp
                     force: bool) -> None:
     """Convert a fully condensed training CHECKPOINT to the deployed form, prove the two compute the
     same outputs, and write it to OUTPUT."""
-    from ..convert import ATOL, convert_checkpoint
+    from ..convert import ATOL
+    from ..pipeline import convert_checkpoint
 
     result = convert_checkpoint(checkpoint, output, arch=arch, trust_checkpoint=trust_checkpoint, force=force)
     click.echo(f"model:        {result.name or 'CondenseNet (no zoo card matches)'}")

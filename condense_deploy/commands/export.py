@@ -80,7 +80,7 @@ def export_command(source: str, output: str, arch: str | None, opset: int, batch
     compared with PyTorch in onnxruntime at batch 1 and 3; it is written only if the logits agree
     within 1e-4.
     """
-    from ..export import export_source
+    from ..pipeline import export_source
 
     click.echo(f"exporting {source} -> {output}", err=True)
     result = export_source(source, output, arch=arch, opset=opset, batch=batch, simplify=simplify,
@@ -109,7 +109,8 @@ def verify_command(onnx_file: str, source: str, arch: str | None, trust_checkpoi
     Runs both on the same random input at batch 1 and 3 (or the file's fixed batch) and fails when
     the logits differ by more than 1e-4.
     """
-    from ..export import SPEC, verify_source
+    from ..export import SPEC
+    from ..pipeline import verify_source
 
     diffs = verify_source(onnx_file, source, arch=arch, trust_checkpoint=trust_checkpoint,
                           num_classes=num_classes)

@@ -25,12 +25,12 @@ def inspect_command(source: str, form: str | None, arch: str | None, num_classes
                     trust_checkpoint: bool, as_json: bool) -> None:
     """Print the architecture, FLOPs and params of SOURCE: a zoo name, a checkpoint or an .onnx file."""
     if source.lower().endswith(".onnx"):
-        from ..onnx_info import describe_onnx, format_description
+        from ..graph.onnx_info import describe_onnx, format_description
 
         info = describe_onnx(source)
         click.echo(json.dumps(info, indent=2) if as_json else format_description(info))
         return
-    from ..count import describe_model
+    from ..pipeline import describe_model
 
     info = describe_model(source, form=form, arch=arch, trust_checkpoint=trust_checkpoint,
                           num_classes=num_classes)

@@ -44,7 +44,7 @@ def optimize_command(source: str, output: str, tuned: bool, threads: int, force:
 
     The result is checked against SOURCE in onnxruntime on random input; above 1e-4 nothing is written.
     """
-    from ..optimize import optimize_file
+    from ..graph.optimize import optimize_file
 
     report = optimize_file(source, output, "tuned" if tuned else "fast", threads, force,
                            progress=_bar("tuning") if tuned else None)
@@ -77,7 +77,7 @@ def optimize_command(source: str, output: str, tuned: bool, threads: int, force:
 def quantize_command(source: str, output: str, calibration_data: str, card: str | None,
                      calibration_size: int, eval_size: int, threads: int, force: bool) -> None:
     """Static int8 QDQ quantization of SOURCE (per-channel weights), calibrated on real images."""
-    from ..quantize import quantize_file
+    from ..graph.quantize import quantize_file
 
     report = quantize_file(source, output, calibration_data, card=card, calibration_size=calibration_size,
                            eval_size=eval_size, threads=threads, force=force)

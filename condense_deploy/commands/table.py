@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..reports import require_full_install
+from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
 
 DEMO_DIR = Path("demo-output")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..config import parse_int_list
 from ..errors import CondenseDeployError
+from ..models.config import parse_int_list
 from .options import arch_option, trust_option
 
 _DATA = click.option("--data", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default=None,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..registry import get_card, list_models
+from ..models.registry import get_card, list_models
 
 
 @click.command("list")

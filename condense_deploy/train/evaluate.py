@@ -86,7 +86,7 @@ def _torch_runner(
 
 
 def _default_data(loaded: Any) -> str:
-    from ..registry import get_card
+    from ..models.registry import get_card
 
     name = getattr(loaded, "name", None)
     if name:

@@ -21,10 +21,10 @@ import click
 import torch
 from torch import nn
 
-from ..condensenet import CondenseNet, learned_group_convs
-from ..config import CondenseNetConfig
 from ..errors import CondenseDeployError
-from ..registry import get_card
+from ..models.condensenet import CondenseNet, learned_group_convs
+from ..models.config import CondenseNetConfig
+from ..models.registry import get_card
 from . import distributed
 from .checkpoints import CheckpointPaths, add_module, load_training_checkpoint, save_epoch, strip_module
 from .data import DATASETS, TrainData, open_dataset
@@ -419,9 +419,7 @@ class _Run:
         return result
 
     def _convert_best(self, result: TrainResult) -> None:
-        from ..checkpoint import save_converted
-        from ..convert import check_equivalence, convert_model
-        from ..count import count_model
+        from ..pipeline import convert_and_save
 
         source, epoch = self.paths.best, self.best_epoch
         condensed = [h for h in self.history if h.condensed]
@@ -436,12 +434,9 @@ class _Run:
         model = CondenseNet(self.cfg)
         model.load_state_dict(strip_module(load_training_checkpoint(source)["state_dict"]))
         model.eval()
-        converted = convert_model(model)
         size = (3, self.cfg.image_size, self.cfg.image_size)
-        max_diff = check_equivalence(model, converted, size, batch=2, seed=0)
-        save_converted(converted, self.paths.converted, force=True)
+        converted, max_diff, flops, params = convert_and_save(model, size, self.paths.converted, force=True)
         err1, err5 = self.validate(converted.to(self.dist.device), shard=False)
-        flops, params = count_model(converted, size)
         result.converted_path, result.converted_epoch = str(self.paths.converted), epoch
         result.converted_err1, result.converted_err5 = err1, err5
         result.converted_max_diff, result.flops, result.params = float(max_diff), int(flops), int(params)

@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .errors import CondenseDeployError
+from ..errors import CondenseDeployError
 
 __all__ = [
     "PASSES",
@@ -84,7 +84,7 @@ def _probe_block() -> int:
     import os
     import tempfile
 
-    from .runtime.sessions import create_session
+    from ..runtime.sessions import create_session
     for block in (4, 8, 16):
         weight = numpy_helper.from_array(np.ones((2 * block, block, 1, 1), np.float32), "w")
         graph = helper.make_graph(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .errors import CondenseDeployError
+from ..errors import CondenseDeployError
 
 __all__ = ["load_images", "quantize_file", "quantize_onnx"]
 
@@ -185,7 +185,7 @@ def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...],
             card = "condensenet86_cifar"
         else:
             return _IMAGENET_MEAN, _IMAGENET_STD
-    from .registry import get_card
+    from ..models.registry import get_card
 
     info = get_card(card)
     return tuple(info["mean"]), tuple(info["std"])
@@ -196,10 +196,10 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
                   force: bool = False) -> dict[str, Any]:
     """Quantize ``source`` into ``target``; returns calibration size, top-1 (with labels),
     int8/fp32 agreement and interleaved median latencies."""
-    from ._fsutil import atomic_path, check_writable
+    from .._fsutil import atomic_path, check_writable
+    from ..runtime.sessions import create_session
+    from ..runtime.timing import time_models
     from .optimize import LOAD_ERROR
-    from .runtime.sessions import create_session
-    from .runtime.timing import time_models
 
     check_writable(target, force)
     try:

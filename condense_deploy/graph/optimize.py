@@ -16,10 +16,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from . import onnx_passes as P
-from .errors import CondenseDeployError
-from .runtime.sessions import create_session, random_feeds
-from .runtime.timing import time_models
+from ..errors import CondenseDeployError
+from ..runtime.sessions import create_session, random_feeds
+from ..runtime.timing import time_models
+from . import passes as P
 
 __all__ = ["FORMS", "MODES", "METADATA_KEY", "optimize_onnx"]
 
@@ -241,7 +241,7 @@ def optimize_file(source: str, target: str, mode: str = "fast", threads: int = 1
                   atol: float = 1e-4, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Optimize the ONNX file ``source`` into ``target``; verify it against ``source`` in onnxruntime
     on random input and write nothing when any output differs by more than ``atol``."""
-    from ._fsutil import atomic_path, check_writable
+    from .._fsutil import atomic_path, check_writable
 
     check_writable(target, force)
     try:

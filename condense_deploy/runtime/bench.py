@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import CondenseDeployError
+from .. import __version__
+from ..errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
-from .runtime.sessions import GRAPH_OPT_LEVELS, create_session, first_line, session_options
-from .runtime.timing import interleaved
+from .sessions import GRAPH_OPT_LEVELS, create_session, first_line, session_options
+from .timing import interleaved
 
 __all__ = [
     "DEFAULT_RUNS",

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .errors import CondenseDeployError
+from ..errors import CondenseDeployError
 
 __all__ = ["describe_onnx", "format_description"]
 

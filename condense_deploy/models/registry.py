@@ -16,19 +16,19 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from .errors import CondenseDeployError
+from ..errors import CondenseDeployError
 
 __all__ = ["create_model", "get_card", "list_models", "register_model", "registered_entrypoints"]
 
 # Which module defines the entrypoints of each card family; imported only when a model is built.
 _FAMILY_MODULES = {
-    "condensenet": "condense_deploy.condensenet",
-    "densenet": "condense_deploy.densenet",
-    "vgg16": "condense_deploy.baselines",
-    "resnet18": "condense_deploy.baselines",
-    "mobilenet_v1": "condense_deploy.baselines",
-    "mobilenet_v2": "condense_deploy.baselines",
-    "shufflenet_v2_x1_0": "condense_deploy.baselines",
+    "condensenet": "condense_deploy.models.condensenet",
+    "densenet": "condense_deploy.models.densenet",
+    "vgg16": "condense_deploy.models.baselines",
+    "resnet18": "condense_deploy.models.baselines",
+    "mobilenet_v1": "condense_deploy.models.baselines",
+    "mobilenet_v2": "condense_deploy.models.baselines",
+    "shufflenet_v2_x1_0": "condense_deploy.models.baselines",
 }
 
 _ENTRYPOINTS: dict[str, Callable[..., Any]] = {}
@@ -44,7 +44,7 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _cards_dir() -> Path:
     """The cards folder: ``models/`` in a source checkout, the packaged copy in an installed wheel."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     checkout = package.parent / "models"
     if checkout.is_dir() and (package.parent / "pyproject.toml").is_file():
         return checkout

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _fsutil
-from .errors import CondenseDeployError
+from .. import _fsutil
+from ..errors import CondenseDeployError
 
 __all__ = [
     "require_full_install",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import CondenseDeployError
+from ..errors import CondenseDeployError
 
 __all__ = ["REMOTE_PYTHON_ENV", "SSH_OPTIONS_ENV", "run_remote_bench", "ssh_options_from_env"]
 
