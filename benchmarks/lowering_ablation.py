@@ -26,10 +26,16 @@ from typing import Any
 import numpy as np
 import onnx
 
+from condense_deploy.graph import experimental as X
 from condense_deploy.graph import passes as P
 from condense_deploy.graph.optimize import optimize_onnx
+from condense_deploy.graph.recipes import settings
 from condense_deploy.runtime.sessions import create_session, session_options
 from condense_deploy.runtime.timing import interleaved, time_models
+
+# fast's settings, from its recipe
+DEPTHWISE = settings("fast", "grouped_conv_to_depthwise")
+PAD_IN, PAD_OUT = settings("fast", "pad_group_inputs"), settings("fast", "pad_group_outputs")
 
 # cumulative steps: (label, rewrite applied on top of the previous step)
 STEPS: list[tuple[str, Any]] = [
@@ -37,25 +43,26 @@ STEPS: list[tuple[str, Any]] = [
     ("+ shuffle_to_gather", P.shuffle_to_gather),
     ("+ fold_bn_into_conv", P.fold_bn_into_conv),
     ("+ relu_before_gather, merge_gathers", lambda m: P.merge_gathers(P.relu_before_gather(m))),
-    ("+ grouped_conv_to_depthwise (<=2 out/group, multiplier 1)",
-     lambda m: P.grouped_conv_to_depthwise(m, max_outputs_per_group=2)),
+    (f"+ grouped_conv_to_depthwise (<={DEPTHWISE['max_outputs_per_group']} out/group, multiplier 1)",
+     lambda m: P.grouped_conv_to_depthwise(m, max_outputs_per_group=DEPTHWISE["max_outputs_per_group"])),
     ("+ depthwise via duplicated 1x1 outputs (instead)", None),  # built from step 3, see below
-    ("+ pad_group_inputs (<=34% more)", lambda m: P.pad_group_inputs(m, max_ratio=1.34)),
-    ("+ pad_group_outputs (<=2x) = fast", lambda m: P.pad_group_outputs(m, max_ratio=2.0)),
+    (f"+ pad_group_inputs (<={PAD_IN['max_ratio'] - 1:.0%} more)", lambda m: P.pad_group_inputs(m, **PAD_IN)),
+    (f"+ pad_group_outputs (<={PAD_OUT['max_ratio']:g}x) = fast",
+     lambda m: P.pad_group_outputs(m, **PAD_OUT)),
 ]
 DUPLICATED, FAST = STEPS[5][0], STEPS[-1][0]
 
 
 def _fast_with_dense_lgc(built: dict[str, onnx.ModelProto]) -> onnx.ModelProto:
     """fast with lgc_as_dense_conv inserted before the padding (padded slots carry neutral BN)."""
-    dense = P.lgc_as_dense_conv(built[DUPLICATED])
-    return P.pad_group_outputs(P.pad_group_inputs(dense, max_ratio=1.34), max_ratio=2.0)
+    dense = X.lgc_as_dense_conv(built[DUPLICATED])
+    return P.pad_group_outputs(P.pad_group_inputs(dense, **PAD_IN), **PAD_OUT)
 
 
 # measured beside fast, each on its own (not cumulative)
 ALTERNATIVES: list[tuple[str, Any]] = [
-    ("fast + bn_to_depthwise_conv", lambda built: P.bn_to_depthwise_conv(built[FAST])),
-    (f"fast + lgc_as_dense_conv (<={P.DENSE_LGC_MAX_INPUTS} inputs)", _fast_with_dense_lgc),
+    ("fast + bn_to_depthwise_conv", lambda built: X.bn_to_depthwise_conv(built[FAST])),
+    (f"fast + lgc_as_dense_conv (<={X.DENSE_LGC_MAX_INPUTS} inputs)", _fast_with_dense_lgc),
 ]
 
 
@@ -116,8 +123,7 @@ def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
     after_merge = None
     for label, rewrite in STEPS:
         if rewrite is None:
-            out[label] = P.grouped_conv_to_depthwise(after_merge, max_outputs_per_group=2,
-                                                     duplicate_producer=True)
+            out[label] = P.grouped_conv_to_depthwise(after_merge, **DEPTHWISE)
             current = out[label]
             continue
         current = rewrite(current)

@@ -30,11 +30,11 @@ from torch import nn
 from . import __version__
 from ._fsutil import atomic_path, check_writable
 from .errors import CondenseDeployError
+from .graph.recipes import MODES
 
 __all__ = [
     "EXPORTERS",
     "META",
-    "OPTIMIZE_MODES",
     "SPEC",
     "ExportResult",
     "OnnxExportSpec",
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 EXPORTERS = ("torchscript", "dynamo")
-OPTIMIZE_MODES = ("none", "fast", "tuned")
 META = "condense_deploy."  # prefix of every metadata_props key we write
 
 
@@ -184,8 +183,8 @@ def check_options(opset: int, batch: str | int, exporter: str, optimize: str) ->
         raise CondenseDeployError(f"opset {opset} is not supported: use {SPEC.min_opset}..{newest}")
     if exporter not in EXPORTERS:
         raise CondenseDeployError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
-    if optimize not in OPTIMIZE_MODES:
-        raise CondenseDeployError(f"optimize must be one of {', '.join(OPTIMIZE_MODES)}, not {optimize!r}")
+    if optimize not in MODES:
+        raise CondenseDeployError(f"optimize must be one of {', '.join(MODES)}, not {optimize!r}")
     if batch == "dynamic":
         return 0
     try:

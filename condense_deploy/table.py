@@ -24,6 +24,7 @@ from typing import Any
 
 from . import __version__, _fsutil
 from .errors import CondenseDeployError
+from .graph.recipes import MODES
 from .models.registry import get_card
 from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
 from .runtime.machine import describe_machine, usable_cores
@@ -36,7 +37,6 @@ TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "cond
                 "mobilenet_v2", "shufflenet_v2_x1_0")
 REFERENCE = "mobilenet_v1"  # the paper compares against MobileNet
 DEFAULT_THREADS = "1,all"
-OPTIMIZE_MODES = ("none", "fast", "tuned")
 _RUNS, _WARMUP = 30, 3
 _QUICK_RUNS, _QUICK_WARMUP = 5, 1
 
@@ -83,9 +83,9 @@ def _check(options: TableOptions) -> tuple[list[str], list[int], int, int]:
     for name in models:
         if name not in TABLE_MODELS:
             raise CondenseDeployError(f"{name}: not a table model; choose from {', '.join(TABLE_MODELS)}")
-    if options.optimize not in OPTIMIZE_MODES:
+    if options.optimize not in MODES:
         raise CondenseDeployError(f"optimize {options.optimize!r}: expected one of "
-                                  f"{', '.join(OPTIMIZE_MODES)}")
+                                  f"{', '.join(MODES)}")
     runs = options.runs if options.runs is not None else (_QUICK_RUNS if options.quick else _RUNS)
     warmup = options.warmup if options.warmup is not None else (_QUICK_WARMUP if options.quick else _WARMUP)
     if runs < 1 or warmup < 0:

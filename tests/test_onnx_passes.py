@@ -12,6 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from condense_deploy.graph import experimental as X
 from condense_deploy.graph import passes as P
 from condense_deploy.runtime.sessions import create_session
 
@@ -158,7 +159,7 @@ def test_pad_group_inputs_and_outputs(exported):
 
 def test_bn_to_depthwise_conv(exported):
     proto, x, y, _ = exported
-    after = P.bn_to_depthwise_conv(proto)
+    after = X.bn_to_depthwise_conv(proto)
     assert "BatchNormalization" not in ops(after)
     _check(proto, after, x, y)
 
@@ -194,7 +195,7 @@ def test_lgc_as_dense_conv(cg, tmp_path):
         y = model(torch.from_numpy(x)).numpy()
     proto = export(model, tmp_path / "m.onnx")
     base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
-    after = P.lgc_as_dense_conv(base, block=8)
+    after = X.lgc_as_dense_conv(base, block=8)
     from condense_deploy.models.layers import CondenseConv
 
     layers = sum(isinstance(m, CondenseConv) for m in model.modules())
@@ -208,7 +209,7 @@ def test_lgc_as_dense_conv(cg, tmp_path):
     # in fast's order (after the depthwise rewrite duplicated some 1x1 convs' outputs) it applies
     # to the same layers and stays exact
     duplicated = P.grouped_conv_to_depthwise(base, duplicate_producer=True)
-    fast = P.lgc_as_dense_conv(duplicated, block=8)
+    fast = X.lgc_as_dense_conv(duplicated, block=8)
     assert ops(fast).count("Gather") == ops(duplicated).count("Gather") - layers
     _check(proto, P.pad_group_outputs(P.pad_group_inputs(fast, block=8), block=8), x, y)
 
@@ -216,11 +217,11 @@ def test_lgc_as_dense_conv(cg, tmp_path):
 def test_lgc_as_dense_conv_respects_size_alignment_and_bn(exported):
     proto, x, y, _ = exported
     base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
-    assert P.lgc_as_dense_conv(base, max_inputs=8, block=8).SerializeToString() == base.SerializeToString()
-    assert P.lgc_as_dense_conv(base, block=7).SerializeToString() == base.SerializeToString()
+    assert X.lgc_as_dense_conv(base, max_inputs=8, block=8).SerializeToString() == base.SerializeToString()
+    assert X.lgc_as_dense_conv(base, block=7).SerializeToString() == base.SerializeToString()
     # the fixture draws BN per slot: convs whose index repeats a channel must be left alone, and
     # whatever is rewritten must stay exact
-    _check(proto, P.lgc_as_dense_conv(base, block=8), x, y)
+    _check(proto, X.lgc_as_dense_conv(base, block=8), x, y)
 
 
 def test_all_passes_on_the_raw_unsimplified_export(tmp_path):
@@ -271,8 +272,8 @@ def test_bn_not_folded_through_a_duplicating_gather():
 def test_passes_leave_the_input_model_untouched(exported):
     proto, _, _, _ = exported
     before = proto.SerializeToString()
-    for name in P.PASSES:
-        P.PASSES[name](proto)
+    for rewrite in [*P.PASSES.values(), *X.PASSES.values()]:
+        rewrite(proto)
     assert proto.SerializeToString() == before
 
 

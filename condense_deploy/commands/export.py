@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..graph.recipes import MODES
 from .options import arch_option, classes_option, trust_option
 
 __all__ = ["export_command", "verify_command"]
@@ -65,7 +66,7 @@ class _TuningBar:
 @click.option("--simplify/--no-simplify", default=True, show_default=True, help="Run onnxsim.")
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript",
               show_default=True, help="torch.onnx exporter (dynamo needs onnxscript).")
-@click.option("--optimize", type=click.Choice(["none", "fast", "tuned"]), default="fast", show_default=True,
+@click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
               help="onnxruntime graph rewrites; tuned times candidates on this machine.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @trust_option

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..graph.recipes import MODES
 from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
 
@@ -65,7 +66,7 @@ def _models(text: str) -> list[str]:
 @click.option("--warmup", type=int, default=None, help="Warm-up runs per model [default: 3; 1 quick].")
 @click.option("--threads", default="1,all", show_default=True,
               help="onnxruntime thread counts ('all' = every usable core).")
-@click.option("--optimize", type=click.Choice(["none", "fast", "tuned"]), default="fast", show_default=True,
+@click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
               help="ONNX optimization passed to export.")
 @click.option("--torch", "with_torch", is_flag=True,
               help="Add PyTorch eager at 1 thread (what the paper timed).")

@@ -1,4 +1,4 @@
-"""Choose and apply the ``onnx_passes`` rewrites: ``none``, ``fast`` (fixed rules) or ``tuned``
+"""Apply the ``passes`` rewrites as ``recipes`` says: ``none``, ``fast`` (fixed rules) or ``tuned``
 (time each grouped conv's equivalent forms on this machine and keep the fastest). Torch-free.
 
 The choices made are returned as a dict and stored in the model's ``metadata_props`` under
@@ -20,24 +20,12 @@ from ..errors import CondenseDeployError
 from ..runtime.sessions import create_session, random_feeds
 from ..runtime.timing import time_models
 from . import passes as P
+from .recipes import MODES, RECIPES, Recipe, pass_names
 
-__all__ = ["FORMS", "MODES", "METADATA_KEY", "optimize_onnx"]
+__all__ = ["FORMS", "LOAD_ERROR", "METADATA_KEY", "MODES", "apply_recipe", "optimize_file", "optimize_onnx"]
 
-MODES = ("none", "fast", "tuned")
 METADATA_KEY = "condense_deploy.optimize"
 LOAD_ERROR = "onnxruntime cannot load the rewritten model: {reason}"
-
-# Always-on, exact and never slower (measured): the shuffle as one Gather, BN folded into the conv
-# before it through the shuffle, ReLU moved next to that conv so it fuses, Gathers merged.
-_BASE = ("shuffle_to_gather", "fold_bn_into_conv", "relu_before_gather", "merge_gathers")
-
-# Fixed rules of "fast" (from the ablation on x86, benchmarks/results/lowering_ablation_*.md):
-# depthwise + sum for <= 2 outputs per group (multiplier 2 made by duplicating the 1x1 conv's
-# outputs), pad group inputs when it costs <= 34% more input
-# channels, pad group outputs when it at most doubles them.
-_FAST_DEPTHWISE_MAX_OUT = 2
-_FAST_PAD_IN_RATIO = 1.34
-_FAST_PAD_OUT_RATIO = 2.0
 
 # tuned mode never tries depthwise beyond this many outputs per group (always far slower: the
 # multiplier form runs off the fast path)
@@ -57,17 +45,11 @@ FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
 }
 
 
-def _base(model: onnx.ModelProto) -> onnx.ModelProto:
-    for name in _BASE:
-        model = P.PASSES[name](model)
+def apply_recipe(model: onnx.ModelProto, recipe: Recipe) -> onnx.ModelProto:
+    """Apply each (pass, settings) step of ``recipe`` in order (``recipes.RECIPES``)."""
+    for name, kwargs in recipe:
+        model = P.PASSES[name](model, **kwargs)
     return model
-
-
-def _fast(model: onnx.ModelProto) -> onnx.ModelProto:
-    model = P.grouped_conv_to_depthwise(model, max_outputs_per_group=_FAST_DEPTHWISE_MAX_OUT,
-                                        duplicate_producer=True)
-    model = P.pad_group_inputs(model, max_ratio=_FAST_PAD_IN_RATIO)
-    return P.pad_group_outputs(model, max_ratio=_FAST_PAD_OUT_RATIO)
 
 
 def _grouped_convs(model: onnx.ModelProto) -> list[str]:
@@ -86,19 +68,10 @@ def _site(model: onnx.ModelProto, conv_name: str, shapes: dict[str, list[int]]) 
     Gather, BN, ReLU), with the chain's input as graph input and static shapes."""
     g = P.GraphView(model)
     conv = next(n for n in g.nodes if n.name == conv_name)
-    nodes = [conv]
-    tensor = conv.input[0]
-    while True:
-        producer = g.producer.get(tensor)
-        if producer is None or g.only_consumer(tensor) is None:
-            break
-        if producer.op_type in ("Relu", "BatchNormalization") or P._channel_gather(g, producer) is not None:
-            nodes.insert(0, producer)
-            tensor = producer.input[0]
-            if producer.op_type == "Gather":
-                break
-            continue
-        break
+    chain, gather = g.walk_up(conv.input[0], through=lambda n: n.op_type in ("Relu", "BatchNormalization"),
+                              stop=lambda n: P.channel_gather(g, n) is not None)
+    nodes = [*([gather] if gather is not None else []), *reversed(chain), conv]
+    tensor = nodes[0].input[0]
     if tensor not in shapes or conv.output[0] not in shapes:
         raise CondenseDeployError(f"tuned: no static shape for the input of {conv_name}")
     names = {i for n in nodes for i in n.input}
@@ -154,12 +127,6 @@ def _tune(model: onnx.ModelProto, threads: int,
     return model, {"choices": choices}
 
 
-def _base_of(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return _base(copy)
-
-
 def _keep_faster_than_fast(tuned: onnx.ModelProto, fast: onnx.ModelProto,
                            threads: int) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Time the whole tuned model against the ``fast`` one, interleaved, and keep the faster.
@@ -189,15 +156,13 @@ def optimize_onnx(model: onnx.ModelProto, mode: str = "fast", threads: int = 1,
     out.CopyFrom(model)
     if mode != "none":
         before = _op_counts(out)
-        out = _base(out)
-        report["passes"] = list(_BASE)
-        if mode == "fast":
-            out = _fast(out)
-            report["passes"] += ["grouped_conv_to_depthwise", "pad_group_inputs", "pad_group_outputs"]
-        else:
+        out = apply_recipe(out, RECIPES[mode])
+        report["passes"] = pass_names(mode)
+        if mode == "tuned":
             out, tuned = _tune(out, threads, progress)
             report.update(tuned)
-            out, report["whole_model"] = _keep_faster_than_fast(out, _fast(_base_of(model)), threads)
+            out, report["whole_model"] = _keep_faster_than_fast(out, apply_recipe(model, RECIPES["fast"]),
+                                                                threads)
             report["threads"] = threads
             report["machine"] = f"{platform.machine()} {platform.processor() or platform.node()}".strip()
         report["block"] = P.nchwc_block()

@@ -33,14 +33,14 @@ pass exists (measured on onnxruntime 1.32, see docs/performance.md):
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import CondenseDeployError
+from .view import GraphView
 
 __all__ = [
     "PASSES",
@@ -48,7 +48,6 @@ __all__ = [
     "eliminate_dead",
     "fold_bn_into_conv",
     "grouped_conv_to_depthwise",
-    "lgc_as_dense_conv",
     "merge_gathers",
     "nchwc_block",
     "pad_group_inputs",
@@ -101,124 +100,7 @@ def _probe_block() -> int:
     return 8
 
 
-# ---------------------------------------------------------------------------------------------
-# A small mutable view of a graph: producers, consumers, constant initializers.
-# ---------------------------------------------------------------------------------------------
-
-class GraphView:
-    """Index a model's graph so passes can find producers/consumers and read/write constants."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = onnx.ModelProto()
-        self.model.CopyFrom(model)
-        self.graph = self.model.graph
-        self.consts: dict[str, np.ndarray] = {
-            init.name: numpy_helper.to_array(init) for init in self.graph.initializer
-        }
-        for node in self.graph.node:
-            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-        self.nodes: list[onnx.NodeProto] = list(self.graph.node)
-        self._counter = 0
-        self._shapes: dict[str, list[int]] | None = None
-        self._used: set[str] | None = None
-        self.reindex()
-
-    def reindex(self) -> None:
-        self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for node in self.nodes:
-            for out in node.output:
-                self.producer[out] = node
-            for inp in node.input:
-                if inp:
-                    self.consumers[inp].append(node)
-        self.graph_outputs = {o.name for o in self.graph.output}
-
-    def dims(self, name: str) -> list[int]:
-        """Static shape of a tensor from ONNX shape inference (0 for unknown dims, [] if unknown)."""
-        if self._shapes is None:
-            self._shapes = {}
-            try:
-                inferred = onnx.shape_inference.infer_shapes(self.model)
-            except Exception:  # noqa: BLE001 - shapes are only a hint for the passes
-                inferred = self.model
-            graph = inferred.graph
-            for info in [*graph.value_info, *graph.input, *graph.output]:
-                self._shapes[info.name] = [d.dim_value if d.HasField("dim_value") else 0
-                                           for d in info.type.tensor_type.shape.dim]
-        return self._shapes.get(name, [])
-
-    def spatial(self, name: str) -> tuple[int, int]:
-        """Static (H, W) of a 4-D tensor, (2, 3) when unknown."""
-        dims = self.dims(name)
-        if len(dims) == 4 and dims[2] > 0 and dims[3] > 0:
-            return dims[2], dims[3]
-        return 2, 3
-
-    def only_consumer(self, name: str) -> onnx.NodeProto | None:
-        """The single node reading ``name`` (None if several, none, or it is a graph output)."""
-        users = self.consumers.get(name, [])
-        if len(users) != 1 or name in self.graph_outputs:
-            return None
-        return users[0]
-
-    def fresh(self, base: str) -> str:
-        """A name no tensor, initializer or node of the graph uses yet."""
-        if self._used is None:
-            self._used = {i.name for i in self.graph.initializer} | {i.name for i in self.graph.input}
-            for node in self.nodes:
-                self._used.update(node.input)
-                self._used.update(node.output)
-                self._used.add(node.name)
-        base = base.split("__cd")[0]
-        while True:
-            self._counter += 1
-            name = f"{base}__cd{self._counter}"
-            if name not in self._used:
-                self._used.add(name)
-                return name
-
-    def add_const(self, base: str, value: np.ndarray) -> str:
-        name = self.fresh(base)
-        self.consts[name] = value
-        self.graph.initializer.append(numpy_helper.from_array(value, name))
-        return name
-
-    def const(self, name: str) -> np.ndarray | None:
-        return self.consts.get(name)
-
-    def set_const(self, name: str, value: np.ndarray) -> str:
-        """Store a new constant for a tensor that was ``name``; returns the new name (never reused)."""
-        return self.add_const(name.split("__cd")[0], value)
-
-    def replace(self, old: Iterable[onnx.NodeProto], new: Iterable[onnx.NodeProto],
-                at: onnx.NodeProto) -> None:
-        """Remove nodes ``old`` and insert ``new`` where ``at`` was (keeps a topological order)."""
-        old_ids = {id(n) for n in old}
-        position = next(i for i, n in enumerate(self.nodes) if n is at)
-        before = [n for n in self.nodes[:position] if id(n) not in old_ids]
-        after = [n for n in self.nodes[position:] if id(n) not in old_ids]
-        self.nodes = before + list(new) + after
-        self.reindex()
-
-    def attr(self, node: onnx.NodeProto, name: str, default: object = None) -> object:
-        for a in node.attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
-
-    def finish(self) -> onnx.ModelProto:
-        del self.graph.node[:]
-        self.graph.node.extend(self.nodes)
-        used = {i for n in self.nodes for i in n.input} | self.graph_outputs
-        keep = [init for init in self.graph.initializer if init.name in used]
-        del self.graph.initializer[:]
-        self.graph.initializer.extend(keep)
-        return self.model
-
-
-def _node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs: object) -> onnx.NodeProto:
+def make_node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs: object) -> onnx.NodeProto:
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
 
 
@@ -236,7 +118,7 @@ def _conv_parts(g: GraphView, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndar
     return weight, bias, int(g.attr(conv, "group", 1))
 
 
-def _channel_gather(g: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
+def channel_gather(g: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
     """The constant 1-D index of a Gather along axis 1, else None."""
     if node.op_type != "Gather" or int(g.attr(node, "axis", 0)) != 1:
         return None
@@ -250,7 +132,7 @@ def _is_permutation(index: np.ndarray, channels: int) -> bool:
     return len(index) == channels and np.array_equal(np.sort(index), np.arange(channels))
 
 
-def _make_conv(g: GraphView, like: onnx.NodeProto, x: str, y: str, weight: np.ndarray,
+def make_conv(g: GraphView, like: onnx.NodeProto, x: str, y: str, weight: np.ndarray,
                bias: np.ndarray | None, group: int, kernel_like: bool = True) -> onnx.NodeProto:
     """A Conv with ``like``'s spatial attributes (or 1x1 defaults when ``kernel_like`` is False)."""
     inputs = [x, g.add_const((like.name or "conv") + "_w", weight.astype(np.float32))]
@@ -262,7 +144,7 @@ def _make_conv(g: GraphView, like: onnx.NodeProto, x: str, y: str, weight: np.nd
             value = g.attr(like, key)
             if value is not None:
                 attrs[key] = value.decode() if isinstance(value, bytes) else value
-    return _node("Conv", inputs, [y], like.name or g.fresh("conv"), **attrs)
+    return make_node("Conv", inputs, [y], like.name or g.fresh("conv"), **attrs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +220,7 @@ def _single_kind(g: GraphView, name: str, op_type: str) -> onnx.NodeProto | None
     return main[0]
 
 
-def _rewrite_until_done(model: onnx.ModelProto,
+def rewrite_until_done(model: onnx.ModelProto,
                         rewrite: Callable[[GraphView, onnx.NodeProto], bool]) -> onnx.ModelProto:
     """Apply ``rewrite`` at the first node where it applies (it returns True), then scan again from
     the start, until no node accepts it. A rewrite changes the node list, so every scan starts over."""
@@ -377,11 +259,11 @@ def shuffle_to_gather(model: onnx.ModelProto) -> onnx.ModelProto:
         if perm is None:
             return False
         index = g.add_const("shuffle_index", perm)
-        gather = _node("Gather", [x, index], [last.output[0]], g.fresh("shuffle_gather"), axis=1)
+        gather = make_node("Gather", [x, index], [last.output[0]], g.fresh("shuffle_gather"), axis=1)
         g.replace([node, transpose, last], [gather], last)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -396,31 +278,17 @@ def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
         scale, shift, mean, var = (p.astype(np.float64) for p in params)
         eps = float(g.attr(bn, "epsilon", 1e-5))
         # walk back through permutation Gathers to a Conv with one consumer
-        chain: list[onnx.NodeProto] = []
-        tensor = bn.input[0]
-        conv = None
-        while True:
-            if g.only_consumer(tensor) is None:
-                break
-            producer = g.producer.get(tensor)
-            if producer is None:
-                break
-            if producer.op_type == "Conv":
-                conv = producer
-                break
-            if _channel_gather(g, producer) is None:
-                break
-            chain.append(producer)
-            tensor = producer.input[0]
+        chain, conv = g.walk_up(bn.input[0], through=lambda n: channel_gather(g, n) is not None,
+                                stop=lambda n: n.op_type == "Conv")
         if conv is None or _conv_parts(g, conv) is None:
             return False
         weight, bias, group = _conv_parts(g, conv)
         channels = weight.shape[0]
-        if not all(_is_permutation(_channel_gather(g, gather), channels) for gather in chain):
+        if not all(_is_permutation(channel_gather(g, gather), channels) for gather in chain):
             return False
         src = np.arange(channels)  # BN input channel j is conv output channel src[j]
         for gather in reversed(chain):
-            src = src[_channel_gather(g, gather)]
+            src = src[channel_gather(g, gather)]
         a = scale / np.sqrt(var + eps)
         b = shift - mean * a
         a_conv = np.empty(channels)
@@ -430,7 +298,7 @@ def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
         new_weight = (weight.astype(np.float64) * a_conv[:, None, None, None]).astype(weight.dtype)
         new_bias = (bias.astype(np.float64) * a_conv + b_conv).astype(weight.dtype)
         out = conv.output[0]
-        new_conv = _make_conv(g, conv, conv.input[0], out, new_weight, new_bias, group)
+        new_conv = make_conv(g, conv, conv.input[0], out, new_weight, new_bias, group)
         # the last node of the chain (or the conv) now writes the BN's output
         if chain:
             chain[0].output[0] = bn.output[0]
@@ -439,7 +307,7 @@ def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
         g.replace([conv, bn], [new_conv], conv)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def relu_before_gather(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -449,43 +317,50 @@ def relu_before_gather(model: onnx.ModelProto) -> onnx.ModelProto:
         if relu.op_type != "Relu":
             return False
         gather = g.producer.get(relu.input[0])
-        if (gather is None or _channel_gather(g, gather) is None
+        if (gather is None or channel_gather(g, gather) is None
                 or g.only_consumer(gather.output[0]) is None):
             return False
         source = gather.input[0]
         if g.only_consumer(source) is None:
             return False
         mid = g.fresh(source + "_relu")
-        new_relu = _node("Relu", [source], [mid], g.fresh(relu.name or "relu"))
-        new_gather = _node("Gather", [mid, gather.input[1]], [relu.output[0]],
+        new_relu = make_node("Relu", [source], [mid], g.fresh(relu.name or "relu"))
+        new_gather = make_node("Gather", [mid, gather.input[1]], [relu.output[0]],
                            g.fresh(gather.name or "gather"), axis=1)
         g.replace([gather, relu], [new_relu, new_gather], gather)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def merge_gathers(model: onnx.ModelProto) -> onnx.ModelProto:
     """Gather(Gather(x, i), j) along axis 1 is Gather(x, i[j])."""
 
     def rewrite(g: GraphView, outer: onnx.NodeProto) -> bool:
-        j = _channel_gather(g, outer)
+        j = channel_gather(g, outer)
         if j is None:
             return False
         inner = g.producer.get(outer.input[0])
-        if inner is None or _channel_gather(g, inner) is None or g.only_consumer(inner.output[0]) is None:
+        if inner is None or channel_gather(g, inner) is None or g.only_consumer(inner.output[0]) is None:
             return False
-        i = _channel_gather(g, inner)
+        i = channel_gather(g, inner)
         index = g.add_const("merged_index", i[j])
-        merged = _node("Gather", [inner.input[0], index], [outer.output[0]], g.fresh("merged_gather"),
+        merged = make_node("Gather", [inner.input[0], index], [outer.output[0]], g.fresh("merged_gather"),
                        axis=1)
         g.replace([inner, outer], [merged], outer)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
-def _grouped_conv_to_rewrite(g: GraphView, conv: onnx.NodeProto, done: set[str],
+def _per_channel(g: GraphView, node: onnx.NodeProto) -> bool:
+    """A Relu, or a BatchNormalization with constant parameters: elementwise per channel."""
+    if node.op_type == "Relu":
+        return True
+    return node.op_type == "BatchNormalization" and all(g.const(i) is not None for i in node.input[1:5])
+
+
+def grouped_conv_to_rewrite(g: GraphView, conv: onnx.NodeProto, done: set[str],
                              select: Callable[[str], bool] | None,
                              ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(weight, bias, group) of a grouped Conv that a per-conv pass may still rewrite: one it has not
@@ -511,7 +386,7 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
     done: set[str] = set()
 
     def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        parts = grouped_conv_to_rewrite(g, conv, done, select)
         if parts is None:
             return False
         weight, bias, group = parts
@@ -519,26 +394,12 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
         target = _round_up(per_in, block)
         if target == per_in or (select is None and target > max_ratio * per_in):
             return False
-        chain = []  # nodes between the index gather and the conv, elementwise per channel
-        tensor = conv.input[0]
-        gather = None
-        while True:
-            producer = g.producer.get(tensor)
-            if producer is None or g.only_consumer(tensor) is None:
-                break
-            if producer.op_type in ("Relu", "BatchNormalization"):
-                if producer.op_type == "BatchNormalization" and any(
-                        g.const(i) is None for i in producer.input[1:5]):
-                    break
-                chain.append(producer)
-                tensor = producer.input[0]
-                continue
-            if _channel_gather(g, producer) is not None:
-                gather = producer
-            break
+        # nodes between the index gather and the conv, elementwise per channel
+        chain, gather = g.walk_up(conv.input[0], through=lambda n: _per_channel(g, n),
+                                  stop=lambda n: channel_gather(g, n) is not None)
         if gather is None:
             return False
-        index = _channel_gather(g, gather)
+        index = channel_gather(g, gather)
         slots = np.arange(group)[:, None] * per_in + np.concatenate(
             [np.arange(per_in), np.zeros(target - per_in, np.int64)])[None, :]
         slots = slots.reshape(-1)  # padded position -> original position (pads copy slot 0)
@@ -547,31 +408,31 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
         new_nodes = []
         new_index = g.add_const("padded_index", index[slots])
         tensor = g.fresh(gather.output[0])
-        new_nodes.append(_node("Gather", [gather.input[0], new_index], [tensor], g.fresh("padded_gather"),
+        new_nodes.append(make_node("Gather", [gather.input[0], new_index], [tensor], g.fresh("padded_gather"),
                                axis=1))
         for node in reversed(chain):
             out = g.fresh(node.output[0])
             if node.op_type == "Relu":
-                new_nodes.append(_node("Relu", [tensor], [out], g.fresh("relu")))
+                new_nodes.append(make_node("Relu", [tensor], [out], g.fresh("relu")))
             else:
                 params = [g.const(i)[slots] for i in node.input[1:5]]
                 params[0] = np.where(real, params[0], 1.0).astype(params[0].dtype)
                 names = [g.add_const("bn", p) for p in params]
-                new_nodes.append(_node("BatchNormalization", [tensor, *names], [out], g.fresh("bn"),
+                new_nodes.append(make_node("BatchNormalization", [tensor, *names], [out], g.fresh("bn"),
                                        epsilon=float(g.attr(node, "epsilon", 1e-5))))
             tensor = out
         new_weight = np.zeros((weight.shape[0], target) + weight.shape[2:], weight.dtype)
         per_out = weight.shape[0] // group
         for k in range(group):
             new_weight[k * per_out:(k + 1) * per_out, :per_in] = weight[k * per_out:(k + 1) * per_out]
-        new_conv = _make_conv(g, conv, tensor, conv.output[0], new_weight,
+        new_conv = make_conv(g, conv, tensor, conv.output[0], new_weight,
                               bias if len(conv.input) > 2 else None, group)
         new_conv.name = conv.name
         done.add(conv.name)
         g.replace([gather, *chain, conv], new_nodes + [new_conv], conv)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_ratio: float = 2.0,
@@ -583,7 +444,7 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
     done: set[str] = set()
 
     def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        parts = grouped_conv_to_rewrite(g, conv, done, select)
         if parts is None:
             return False
         weight, bias, group = parts
@@ -600,98 +461,16 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
             new_bias[k * target:k * target + per_out] = bias[k * per_out:(k + 1) * per_out]
             keep.extend(range(k * target, k * target + per_out))
         wide = g.fresh(conv.output[0] + "_padded")
-        new_conv = _make_conv(g, conv, conv.input[0], wide, new_weight,
+        new_conv = make_conv(g, conv, conv.input[0], wide, new_weight,
                               new_bias if len(conv.input) > 2 else None, group)
         new_conv.name = conv.name
         index = g.add_const("unpad_index", np.array(keep, np.int64))
-        gather = _node("Gather", [wide, index], [conv.output[0]], g.fresh("unpad_gather"), axis=1)
+        gather = make_node("Gather", [wide, index], [conv.output[0]], g.fresh("unpad_gather"), axis=1)
         done.add(conv.name)
         g.replace([conv], [new_conv, gather], conv)
         return True
 
-    return _rewrite_until_done(model, rewrite)
-
-
-# The largest input (channels) ``lgc_as_dense_conv`` rewrites by default: on CondenseNet-74 (x86,
-# 1 thread) limits of 40 and 48 (the first dense block) were the best, 64 less good, 80 and more
-# slower than no rewrite at all. Even at 48 the whole-model gain is within noise (-1% +- 3%, paired
-# interleaved runs), so ``fast`` leaves it out; timed per conv (as ``tuned`` times forms) it never
-# won on any of CondenseNet-74 C=G=8's 36 learned group convs, so ``tuned`` leaves it out too.
-DENSE_LGC_MAX_INPUTS = 48
-
-
-def _lgc_chain(g: GraphView, conv: onnx.NodeProto,
-               ) -> tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto] | None:
-    """(Gather, BN, Relu) feeding ``conv`` as the converted learned group conv exports it, each
-    read only by the next; None for any other shape of graph."""
-    relu = g.producer.get(conv.input[0])
-    if relu is None or relu.op_type != "Relu" or g.only_consumer(relu.output[0]) is None:
-        return None
-    bn = g.producer.get(relu.input[0])
-    if bn is None or bn.op_type != "BatchNormalization" or g.only_consumer(bn.output[0]) is None:
-        return None
-    gather = g.producer.get(bn.input[0])
-    if gather is None or _channel_gather(g, gather) is None or g.only_consumer(gather.output[0]) is None:
-        return None
-    return gather, bn, relu
-
-
-def _scatter_bn(params: list[np.ndarray], index: np.ndarray, channels: int) -> list[np.ndarray] | None:
-    """BN parameters per gathered slot -> per source channel (neutral for unused channels); None
-    when one source channel has two different parameter sets (then BN does not commute)."""
-    neutral = (1.0, 0.0, 0.0, 1.0)  # scale, shift, mean, var
-    full = [np.full(channels, value, p.dtype) for value, p in zip(neutral, params, strict=True)]
-    for f, p in zip(full, params, strict=True):
-        f[index] = p
-        if not np.array_equal(f[index], p):
-            return None
-    return full
-
-
-def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_INPUTS,
-                      block: int | None = None) -> onnx.ModelProto:
-    """Rewrite Gather -> BN -> ReLU -> grouped 1x1 Conv as BN -> ReLU -> a dense 1x1 Conv over the
-    Gather's whole input, when that input has at most ``max_inputs`` channels, a multiple of ``block``.
-
-    Each pruned connection becomes a zero weight; a channel the index selects twice sums its
-    weights.
-    """
-    block = block or nchwc_block()
-    done: set[str] = set()
-
-    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = _grouped_conv_to_rewrite(g, conv, done, None)
-        chain = _lgc_chain(g, conv) if parts is not None else None
-        if parts is None or chain is None or parts[0].shape[2:] != (1, 1):
-            return False
-        weight, bias, group = parts
-        gather, bn, relu = chain
-        dims = g.dims(gather.input[0])
-        channels = dims[1] if len(dims) == 4 else 0
-        if channels <= 0 or channels % block or channels > max_inputs:
-            return False
-        params = [g.const(i) for i in bn.input[1:5]]
-        index = _channel_gather(g, gather)
-        full = None if any(p is None for p in params) else _scatter_bn(params, index, channels)
-        if full is None:
-            return False
-        per_out, per_in = weight.shape[0] // group, weight.shape[1]
-        dense = np.zeros((weight.shape[0], channels, 1, 1), weight.dtype)
-        for k in range(group):
-            rows = slice(k * per_out, (k + 1) * per_out)
-            for j, source in enumerate(index[k * per_in:(k + 1) * per_in]):
-                dense[rows, source] += weight[rows, j]
-        normed, activated = g.fresh(bn.output[0]), g.fresh(relu.output[0])
-        new_bn = _node("BatchNormalization", [gather.input[0], *(g.add_const("bn", f) for f in full)],
-                       [normed], g.fresh("bn"), epsilon=float(g.attr(bn, "epsilon", 1e-5)))
-        new_relu = _node("Relu", [normed], [activated], g.fresh("relu"))
-        new_conv = _make_conv(g, conv, activated, conv.output[0], dense,
-                              bias if len(conv.input) > 2 else None, 1)
-        done.add(conv.name)
-        g.replace([gather, bn, relu, conv], [new_bn, new_relu, new_conv], conv)
-        return True
-
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int = 2,
@@ -708,7 +487,7 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
     done: set[str] = set()
 
     def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = _grouped_conv_to_rewrite(g, conv, done, select)
+        parts = grouped_conv_to_rewrite(g, conv, done, select)
         if parts is None:
             return False
         weight, bias, group = parts
@@ -722,7 +501,7 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
         src = np.arange(in_channels)  # conv input channel c is tensor x channel src[c]
         producer = g.producer.get(x)
         if producer is not None and g.only_consumer(x) is not None:
-            index = _channel_gather(g, producer)
+            index = channel_gather(g, producer)
             if index is not None and _is_permutation(index, in_channels):
                 src = index
                 x = producer.input[0]
@@ -746,69 +525,42 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
                 removed.extend(old)
                 dw_groups = in_channels * per_out
         mid = g.fresh(conv.output[0] + "_dw")
-        dw_conv = _make_conv(g, conv, x, mid, dw, None, dw_groups)
+        dw_conv = make_conv(g, conv, x, mid, dw, None, dw_groups)
         dw_conv.name = conv.name + "_dw"
-        sum_conv = _make_conv(g, conv, mid, conv.output[0], summ,
+        sum_conv = make_conv(g, conv, mid, conv.output[0], summ,
                               bias if len(conv.input) > 2 else None, 1, kernel_like=False)
         sum_conv.name = conv.name + "_sum"
         done.update({conv.name, dw_conv.name, sum_conv.name})
         g.replace(removed, [*added, dw_conv, sum_conv], conv)
         return True
 
-    return _rewrite_until_done(model, rewrite)
+    return rewrite_until_done(model, rewrite)
 
 
 def _duplicate_producer(g: GraphView, x: str, times: int,
                         ) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], str] | None:
     """If ``x`` is Conv [-> Relu] with single consumers, a copy whose every output channel s is
     repeated at s*times .. s*times+times-1: (nodes to remove, nodes to add, new tensor)."""
-    relu = g.producer.get(x)
-    if relu is None or g.only_consumer(x) is None:
+    chain, conv = g.walk_up(x, through=lambda n: n.op_type == "Relu", stop=lambda n: True, limit=1)
+    if conv is None:
         return None
-    conv = relu
-    chain = []
-    if relu.op_type == "Relu":
-        chain.append(relu)
-        conv = g.producer.get(relu.input[0])
-        if conv is None or g.only_consumer(relu.input[0]) is None:
-            return None
     parts = _conv_parts(g, conv)
     if parts is None:
         return None
     weight, bias, group = parts
     rows = np.repeat(np.arange(weight.shape[0]), times)
     wide = g.fresh(conv.output[0] + "_dup")
-    new_conv = _make_conv(g, conv, conv.input[0], wide, weight[rows], bias[rows], group)
+    new_conv = make_conv(g, conv, conv.input[0], wide, weight[rows], bias[rows], group)
     added = [new_conv]
     out = wide
     if chain:
         out = g.fresh(x + "_dup")
-        added.append(_node("Relu", [wide], [out], g.fresh(relu.name or "relu")))
+        added.append(make_node("Relu", [wide], [out], g.fresh(chain[0].name or "relu")))
     return [conv, *chain], added, out
 
 
-def bn_to_depthwise_conv(model: onnx.ModelProto, min_channels: int = 8) -> onnx.ModelProto:
-    """A BatchNormalization that could not be folded (it follows a Gather or Concat) becomes a
-    depthwise 1x1 Conv with bias: onnxruntime then fuses the ReLU after it and runs both in its
-    blocked NCHWc layout, one pass over memory instead of two."""
-    g = GraphView(model)
-    for bn in list(g.nodes):
-        if bn.op_type != "BatchNormalization" or any(bn.output[1:]):
-            continue
-        params = [g.const(i) for i in bn.input[1:5]]
-        if any(p is None for p in params) or params[0].shape[0] < min_channels:
-            continue
-        scale, shift, mean, var = (p.astype(np.float64) for p in params)
-        a = scale / np.sqrt(var + float(g.attr(bn, "epsilon", 1e-5)))
-        weight = a.reshape(-1, 1, 1, 1).astype(np.float32)
-        bias = (shift - mean * a).astype(np.float32)
-        conv = _node("Conv", [bn.input[0], g.add_const("bn_w", weight), g.add_const("bn_b", bias)],
-                     [bn.output[0]], bn.name or g.fresh("bn_conv"), group=int(len(a)), kernel_shape=[1, 1])
-        g.replace([bn], [conv], bn)
-    return eliminate_dead(g.finish())
-
-
-PASSES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
+# name -> pass; each takes the model and optional keyword settings (the recipes give them)
+PASSES: dict[str, Callable[..., onnx.ModelProto]] = {
     "shuffle_to_gather": shuffle_to_gather,
     "fold_bn_into_conv": fold_bn_into_conv,
     "relu_before_gather": relu_before_gather,
@@ -816,8 +568,6 @@ PASSES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "grouped_conv_to_depthwise": grouped_conv_to_depthwise,
     "pad_group_inputs": pad_group_inputs,
     "pad_group_outputs": pad_group_outputs,
-    "lgc_as_dense_conv": lgc_as_dense_conv,
-    "bn_to_depthwise_conv": bn_to_depthwise_conv,
     "eliminate_dead": eliminate_dead,
 }
 

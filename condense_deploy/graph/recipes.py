@@ -1,0 +1,60 @@
+"""The optimize recipes as data: mode name -> the passes it applies, in order, with their settings.
+
+``optimize`` applies them, writes the pass names into its metadata report, and
+``benchmarks/lowering_ablation.py`` reads its settings from here, so a recipe is written once.
+
+- ``BASE``: always on, exact and never slower (measured): the shuffle as one Gather, BN folded into
+  the conv before it through the shuffle, ReLU moved next to that conv so it fuses, Gathers merged.
+- ``fast``: the base, then the fixed rules from the ablation on x86
+  (benchmarks/results/lowering_ablation_*.md): depthwise + sum for <= 2 outputs per group
+  (multiplier 2 made by duplicating the 1x1 conv's outputs), pad group inputs when it costs <= 34%
+  more input channels, pad group outputs when it at most doubles them.
+- ``tuned``: the base, then per-conv forms timed on this machine (``optimize.FORMS``), kept only
+  when the whole model beats ``fast``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["BASE", "MODES", "RECIPES", "Recipe", "pass_names", "settings"]
+
+# one step: (name of a pass in passes.PASSES, keyword arguments)
+Recipe = tuple[tuple[str, Mapping[str, Any]], ...]
+
+MODES = ("none", "fast", "tuned")
+
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+BASE: Recipe = (
+    ("shuffle_to_gather", _NONE),
+    ("fold_bn_into_conv", _NONE),
+    ("relu_before_gather", _NONE),
+    ("merge_gathers", _NONE),
+)
+
+RECIPES: Mapping[str, Recipe] = MappingProxyType({
+    "none": (),
+    "fast": BASE + (
+        ("grouped_conv_to_depthwise",
+         MappingProxyType({"max_outputs_per_group": 2, "duplicate_producer": True})),
+        ("pad_group_inputs", MappingProxyType({"max_ratio": 1.34})),
+        ("pad_group_outputs", MappingProxyType({"max_ratio": 2.0})),
+    ),
+    "tuned": BASE,  # then the per-conv forms, see optimize._tune
+})
+
+
+def pass_names(mode: str) -> list[str]:
+    """The passes of ``mode``'s recipe, in order (what the metadata report lists)."""
+    return [name for name, _ in RECIPES[mode]]
+
+
+def settings(mode: str, name: str) -> dict[str, Any]:
+    """The keyword arguments ``mode``'s recipe gives the pass ``name``."""
+    for step, kwargs in RECIPES[mode]:
+        if step == name:
+            return dict(kwargs)
+    raise KeyError(f"recipe {mode!r} has no pass {name!r}")
