@@ -37,21 +37,29 @@ def _bar(label: str):  # type: ignore[no-untyped-def]
 @click.option("--tuned", is_flag=True,
               help="Time each grouped conv's equivalent forms on this machine and keep the fastest "
                    "(minutes); default: the fixed 'fast' rules.")
+@click.option("--native", is_flag=True,
+              help="Rewrite each dense block to one DenseBlock op of our native kernel library "
+                   "(fastest; the model then needs the library wherever it runs). SOURCE must be "
+                   "exported with --optimize none.")
 @_THREADS
 @_FORCE
-def optimize_command(source: str, output: str, tuned: bool, threads: int, force: bool) -> None:
+def optimize_command(source: str, output: str, tuned: bool, native: bool, threads: int, force: bool) -> None:
     """Rewrite SOURCE (an exported CondenseNet .onnx) for onnxruntime CPU latency.
 
     The result is checked against SOURCE in onnxruntime on random input; above 1e-4 nothing is written.
     """
     from ..graph.optimize import optimize_file
 
-    report = optimize_file(source, output, "tuned" if tuned else "fast", threads, force,
-                           progress=_bar("tuning") if tuned else None)
+    if tuned and native:
+        raise click.UsageError("--tuned and --native are different modes: give one")
+    mode = "tuned" if tuned else "native" if native else "fast"
+    report = optimize_file(source, output, mode, threads, force, progress=_bar("tuning") if tuned else None)
     before = sum(report["ops_before"].values())
     after = sum(report["ops_after"].values())
     click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source} "
                f"{report['max_abs_diff']:.2e}")
+    if "native_blocks" in report:
+        click.echo(f"dense blocks on the native kernels: {report['native_blocks']}")
     if "choices" in report:
         forms: dict[str, int] = {}
         for choice in report["choices"].values():

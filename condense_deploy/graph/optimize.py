@@ -20,6 +20,7 @@ from ..errors import CondenseDeployError
 from ..runtime.sessions import create_session, random_feeds
 from ..runtime.timing import time_models
 from . import passes as P
+from .native import native_dense_blocks
 from .recipes import MODES, RECIPES, Recipe, pass_names
 
 __all__ = ["FORMS", "LOAD_ERROR", "METADATA_KEY", "MODES", "apply_recipe", "optimize_file", "optimize_onnx"]
@@ -45,10 +46,14 @@ FORMS: dict[str, Callable[[onnx.ModelProto, Select], onnx.ModelProto]] = {
 }
 
 
+# every step a recipe may name: the portable passes and the rewrite to our native ops
+STEPS: dict[str, Callable[..., onnx.ModelProto]] = {**P.PASSES, "dense_blocks_to_native": native_dense_blocks}
+
+
 def apply_recipe(model: onnx.ModelProto, recipe: Recipe) -> onnx.ModelProto:
     """Apply each (pass, settings) step of ``recipe`` in order (``recipes.RECIPES``)."""
     for name, kwargs in recipe:
-        model = P.PASSES[name](model, **kwargs)
+        model = STEPS[name](model, **kwargs)
     return model
 
 
@@ -165,6 +170,13 @@ def optimize_onnx(model: onnx.ModelProto, mode: str = "fast", threads: int = 1,
                                                                 threads)
             report["threads"] = threads
             report["machine"] = f"{platform.machine()} {platform.processor() or platform.node()}".strip()
+        if mode == "native":
+            blocks = sum(n.op_type == "DenseBlock" for n in out.graph.node)
+            if not blocks:
+                raise CondenseDeployError(
+                    "native: no CondenseNet dense block found to rewrite (native needs a converted "
+                    "CondenseNet as exported with --optimize none)")
+            report["native_blocks"] = blocks
         report["block"] = P.nchwc_block()
         report["ops_before"] = before
         report["ops_after"] = _op_counts(out)

@@ -11,6 +11,9 @@
   more input channels, pad group outputs when it at most doubles them.
 - ``tuned``: the base, then per-conv forms timed on this machine (``optimize.FORMS``), kept only
   when the whole model beats ``fast``.
+- ``native``: every dense block becomes one ``DenseBlock`` op of our kernel library (csrc/,
+  docs/native-ops.md), then ``fast`` for whatever is left. Needs the library wherever the model
+  runs; ``min_positions`` leaves blocks below that many pixels per channel to onnxruntime.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ __all__ = ["BASE", "MODES", "RECIPES", "Recipe", "pass_names", "settings"]
 # one step: (name of a pass in passes.PASSES, keyword arguments)
 Recipe = tuple[tuple[str, Mapping[str, Any]], ...]
 
-MODES = ("none", "fast", "tuned")
+MODES = ("none", "fast", "tuned", "native")
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
@@ -35,15 +38,17 @@ BASE: Recipe = (
     ("merge_gathers", _NONE),
 )
 
+_FAST: Recipe = BASE + (
+    ("grouped_conv_to_depthwise", MappingProxyType({"max_outputs_per_group": 2, "duplicate_producer": True})),
+    ("pad_group_inputs", MappingProxyType({"max_ratio": 1.34})),
+    ("pad_group_outputs", MappingProxyType({"max_ratio": 2.0})),
+)
+
 RECIPES: Mapping[str, Recipe] = MappingProxyType({
     "none": (),
-    "fast": BASE + (
-        ("grouped_conv_to_depthwise",
-         MappingProxyType({"max_outputs_per_group": 2, "duplicate_producer": True})),
-        ("pad_group_inputs", MappingProxyType({"max_ratio": 1.34})),
-        ("pad_group_outputs", MappingProxyType({"max_ratio": 2.0})),
-    ),
+    "fast": _FAST,
     "tuned": BASE,  # then the per-conv forms, see optimize._tune
+    "native": (("dense_blocks_to_native", MappingProxyType({"min_positions": 0})),) + _FAST,
 })
 
 

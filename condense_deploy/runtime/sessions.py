@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
+from .. import kernels
 from ..errors import CondenseDeployError
 
 __all__ = [
@@ -38,11 +39,10 @@ class _Serializable(Protocol):
 
 ModelSource = Union[str, "os.PathLike[str]", bytes, _Serializable]
 
-# Custom-op domain -> shared library implementing it. Empty until a mode that emits custom ops
-# fills it (the ``native`` optimize mode: "ai.condense_deploy" ->
-# condense_deploy/_native/libcondense_deploy_ops.so). Every session whose model imports one of these
+# Custom-op domain -> the shared library implementing it (a path, or a function that finds it and
+# raises one clear error when it is not built). Every session whose model imports one of these
 # domains registers that library; nothing else in the package calls register_custom_ops_library.
-CUSTOM_OP_LIBRARIES: dict[str, str] = {}
+CUSTOM_OP_LIBRARIES: dict[str, str | Callable[[], str]] = {kernels.DOMAIN: kernels.library_path}
 
 
 def _ort() -> Any:
@@ -93,7 +93,8 @@ def session_options(threads: int | None = 1, *, spinning: bool | None = None, de
     return options
 
 
-def libraries_for(model: ModelSource, registry: Mapping[str, str] | None = None) -> list[str]:
+def libraries_for(model: ModelSource,
+                  registry: Mapping[str, str | Callable[[], str]] | None = None) -> list[str]:
     """The custom-op libraries (from ``CUSTOM_OP_LIBRARIES``) whose domain ``model`` imports.
 
     Without onnx the check is on the serialized bytes (a domain name is stored verbatim in the
@@ -108,7 +109,8 @@ def libraries_for(model: ModelSource, registry: Mapping[str, str] | None = None)
         data = model
     else:
         data = model.SerializeToString()
-    return [library for domain, library in registry.items() if domain.encode() in data]
+    return [library() if callable(library) else library
+            for domain, library in registry.items() if domain.encode() in data]
 
 
 def create_session(model: ModelSource, threads: int | None = 1, *, options: Any = None,
@@ -125,7 +127,11 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     if options is None:
         options = session_options(threads, **option_kwargs)
     for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
-        options.register_custom_ops_library(library)
+        try:
+            options.register_custom_ops_library(library)
+        except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it
+            raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
+                                      f"({first_line(e)}); {kernels.BUILD_HINT}") from e
     ort = _ort()
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):

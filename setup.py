@@ -1,0 +1,46 @@
+"""Build hook: ``pip install .`` also builds the native kernels (csrc/) where a C++ compiler is present.
+
+Everything else about the package is declared in pyproject.toml. Without g++ (or when the
+onnxruntime headers cannot be fetched) the install goes on without the library and says so: the
+portable ``fast`` graphs need none of it, and ``condense_deploy.kernels`` explains how to build it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "scripts" / "build-kernels.sh"
+
+
+class BuildWithKernels(build_py):
+    """build_py, then scripts/build-kernels.sh into the build tree's condense_deploy/_native/."""
+
+    def run(self) -> None:
+        super().run()
+        if os.environ.get("CONDENSE_DEPLOY_NO_KERNELS"):
+            self._say("CONDENSE_DEPLOY_NO_KERNELS is set: installing without the native kernels")
+            return
+        compiler = os.environ.get("CXX", "g++")
+        if shutil.which(compiler) is None or not SCRIPT.is_file():
+            self._say(f"no C++ compiler ({compiler}) found: installing without the native kernels "
+                      "(`--optimize native` models will not run here; the portable graphs do)")
+            return
+        target = Path(self.build_lib) / "condense_deploy" / "_native"
+        result = subprocess.run(["bash", str(SCRIPT), "--out", str(target)], cwd=HERE, check=False)
+        if result.returncode != 0:
+            self._say("building the native kernels failed (see above): installing without them")
+
+    @staticmethod
+    def _say(message: str) -> None:
+        print(f"condense-deploy: {message}", file=sys.stderr)
+
+
+setup(cmdclass={"build_py": BuildWithKernels})

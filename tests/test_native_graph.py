@@ -1,0 +1,128 @@
+"""The native rewrite: every dense block of a converted CondenseNet becomes one DenseBlock node, and
+the rewritten graph computes what PyTorch computes, on random converted CondenseNets of several C/G
+values, odd spatial sizes and batch > 1.
+
+Two independent checks: the op's numpy meaning (``kernels.dense_block_reference``, run by onnx's
+reference evaluator, so the pass is tested without the C++ library) and the real kernels in
+onnxruntime (the library is built by the ``native_library`` fixture)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+from onnx.reference.op_run import OpRun
+
+from condense_deploy.graph.native import dense_blocks_to_native, shuffle_permutation
+from condense_deploy.kernels import DOMAIN, dense_block_reference
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+CONFIGS = [(2, 2), (4, 4), (8, 8), (4, 2), (2, 4)]
+ATOL = 1e-4
+
+
+class DenseBlock(OpRun):  # the class name is the op type the evaluator matches
+    op_domain = DOMAIN
+
+    def _run(self, x, index, bn_scale, bn_shift, w1, b1, w3, growth=None, mid=None, groups_1x1=None,
+             groups_3x3=None, kept=None):
+        return (dense_block_reference(x, index, bn_scale, bn_shift, w1, b1, w3, growth=growth, mid=mid,
+                                      groups_1x1=groups_1x1, groups_3x3=groups_3x3, kept=list(kept)),)
+
+
+def _random_converted(c: int, g: int, seed: int = 0):
+    from test_onnx_passes import random_converted
+
+    return random_converted(c, g, seed)
+
+
+def _export(model, size: int) -> onnx.ModelProto:
+    import io
+
+    import onnxsim
+    import torch
+
+    buffer = io.BytesIO()
+    torch.onnx.export(model, torch.zeros(1, 3, size, size), buffer, dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    proto, ok = onnxsim.simplify(onnx.load_from_string(buffer.getvalue()))
+    assert ok
+    return proto
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=[f"C{c}G{g}" for c, g in CONFIGS])
+def converted(request):
+    """(torch model, its ONNX export at 30x30: blocks at 30x30 and 15x15, an odd size)."""
+    c, g = request.param
+    model, _, _ = _random_converted(c, g, seed=c * 10 + g)
+    return model, _export(model, 30), (c, g)
+
+
+def _torch_logits(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def test_shuffle_permutation_matches_the_layer():
+    import torch
+
+    from condense_deploy.models.layers import channel_shuffle
+
+    x = torch.arange(24.0).view(1, 24, 1, 1)
+    expected = channel_shuffle(x, 4).flatten().long().numpy()
+    np.testing.assert_array_equal(shuffle_permutation(24, 4), expected)
+
+
+def test_every_block_becomes_one_node(converted):
+    _, proto, (c, g) = converted
+    native, sites = dense_blocks_to_native(proto)
+    onnx.checker.check_model(native)
+    ops = [n.op_type for n in native.graph.node]
+    assert ops.count("DenseBlock") == len(sites) == 2
+    assert [s.layers for s in sites] == [2, 2] and [s.height for s in sites] == [30, 15]
+    assert all(s.groups_1x1 == g and s.groups_3x3 == g for s in sites)
+    # nothing of the layers is left: no Concat, Transpose or grouped conv outside the blocks
+    assert not {"Concat", "Transpose", "Reshape"} & set(ops)
+    assert sum(n.op_type == "Conv" for n in native.graph.node) == 1  # the stem
+    assert any(o.domain == DOMAIN and o.version == 1 for o in native.opset_import)
+
+
+def test_rewrite_matches_pytorch_by_the_ops_meaning(converted):
+    model, proto, _ = converted
+    native, _ = dense_blocks_to_native(proto)
+    x = np.random.default_rng(1).standard_normal((3, 3, 30, 30)).astype(np.float32)
+    got = ReferenceEvaluator(native, new_ops=[DenseBlock]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, _torch_logits(model, x), atol=ATOL, rtol=0)
+
+
+def test_input_model_is_not_modified(converted):
+    _, proto, _ = converted
+    before = proto.SerializeToString()
+    dense_blocks_to_native(proto)
+    assert proto.SerializeToString() == before
+
+
+def test_select_leaves_unpicked_blocks_to_onnxruntime(converted):
+    model, proto, _ = converted
+    native, sites = dense_blocks_to_native(proto, select=lambda site: site.height > 20)
+    assert [s.height for s in sites] == [30]
+    ops = [n.op_type for n in native.graph.node]
+    assert ops.count("DenseBlock") == 1 and ops.count("Concat") == 2
+    x = np.random.default_rng(2).standard_normal((2, 3, 30, 30)).astype(np.float32)
+    got = ReferenceEvaluator(native, new_ops=[DenseBlock]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, _torch_logits(model, x), atol=ATOL, rtol=0)
+
+
+def test_a_graph_without_dense_blocks_is_left_alone(tmp_path):
+    from _onnx_models import conv_net
+
+    proto = onnx.load(str(conv_net(tmp_path / "plain.onnx")))
+    native, sites = dense_blocks_to_native(proto)
+    assert sites == []
+    assert [n.op_type for n in native.graph.node] == [n.op_type for n in proto.graph.node]
+    assert not any(o.domain == DOMAIN for o in native.opset_import)
