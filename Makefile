@@ -1,10 +1,12 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Two commands do all set-up on a fresh machine: `make demo` and `make test` (both build the kernels).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the native kernels (csrc/): built into the package folder, where condense_deploy.kernels finds them
+KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo test test-all lint clean kernels
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,17 +14,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[full,test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/build-kernels.sh
+	bash scripts/build-kernels.sh
+
+kernels: $(KERNELS)
+
+demo: $(STAMP) $(KERNELS)
 	$(PY) -m condense_deploy demo
 
-test: $(STAMP)
+test: $(STAMP) $(KERNELS)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(KERNELS)
 	$(PY) -m pytest -q -m ''
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info condense_deploy/_native

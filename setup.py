@@ -25,6 +25,8 @@ class BuildWithKernels(build_py):
 
     def run(self) -> None:
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install runs from the checkout: `make kernels` builds them there
         if os.environ.get("CONDENSE_DEPLOY_NO_KERNELS"):
             self._say("CONDENSE_DEPLOY_NO_KERNELS is set: installing without the native kernels")
             return

@@ -126,3 +126,90 @@ def test_a_graph_without_dense_blocks_is_left_alone(tmp_path):
     assert sites == []
     assert [n.op_type for n in native.graph.node] == [n.op_type for n in proto.graph.node]
     assert not any(o.domain == DOMAIN for o in native.opset_import)
+
+
+# --------------------------------------------------------------------- with the real kernel library
+
+@pytest.fixture(scope="module")
+def native_library() -> str:
+    """The built kernel library; `make test` builds it. Missing: a skip here, a failure in CI."""
+    import os
+
+    from condense_deploy import kernels
+
+    if not kernels.is_available():
+        message = "native kernels not built (make kernels)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return kernels.library_path()
+
+
+def test_export_native_matches_pytorch_in_onnxruntime(converted, native_library, tmp_path):
+    from condense_deploy.export import export_onnx
+    from condense_deploy.runtime.sessions import create_session
+
+    model, _, (c, g) = converted
+    path = tmp_path / "native.onnx"
+    result = export_onnx(model, path, input_size=(3, 30, 30), optimize="native")
+    assert result.optimize["mode"] == "native" and result.optimize["native_blocks"] == 2
+    x = np.random.default_rng(3).standard_normal((3, 3, 30, 30)).astype(np.float32)
+    expected = _torch_logits(model, x)
+    for threads in (1, 2):
+        session = create_session(path, threads)  # registers the library by itself
+        got = session.run(None, {"input": x})[0]
+        np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+
+
+def test_optimize_native_cli(converted, native_library, tmp_path, runner):
+    from condense_deploy.cli import cli
+
+    _, proto, _ = converted
+    source = tmp_path / "plain.onnx"
+    onnx.save(proto, str(source))
+    before = source.read_bytes()
+    done = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "n.onnx"), "--native"])
+    assert done.exit_code == 0, done.output
+    assert "dense blocks on the native kernels: 2" in done.output
+    assert source.read_bytes() == before
+    fast = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "f.onnx")])
+    assert fast.exit_code == 0, fast.output
+    again = runner.invoke(cli, ["optimize", str(tmp_path / "f.onnx"), "-o", str(tmp_path / "ff.onnx"),
+                                "--native"])  # the fast rules changed the blocks: nothing to match
+    assert again.exit_code == 1 and "no CondenseNet dense block found" in again.output
+    assert not (tmp_path / "ff.onnx").exists()
+    both = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "t.onnx"), "--native", "--tuned"])
+    assert both.exit_code == 2 and "--tuned and --native" in both.output
+
+
+def test_a_native_model_where_the_library_is_missing_gets_one_clear_error(converted, native_library,
+                                                                            tmp_path, monkeypatch, runner):
+    from condense_deploy.cli import cli
+    from condense_deploy.errors import CondenseDeployError
+    from condense_deploy.runtime.sessions import create_session
+
+    _, proto, _ = converted
+    native, _ = dense_blocks_to_native(proto)
+    path = tmp_path / "native.onnx"
+    onnx.save(native, str(path))
+    monkeypatch.setenv("CONDENSE_DEPLOY_KERNELS", str(tmp_path / "missing.so"))
+    with pytest.raises(CondenseDeployError, match="not built here .*make kernels"):
+        create_session(path)
+    done = runner.invoke(cli, ["bench", str(path), "--runs", "1", "--warmup", "0"])
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert "native kernels" in done.output and "make kernels" in done.output
+
+
+def test_quantize_refuses_a_native_model(converted, native_library, tmp_path, runner):
+    from condense_deploy.cli import cli
+
+    _, proto, _ = converted
+    native, _ = dense_blocks_to_native(proto)
+    path = tmp_path / "native.onnx"
+    onnx.save(native, str(path))
+    images = tmp_path / "images"
+    images.mkdir()
+    done = runner.invoke(cli, ["quantize", str(path), "-o", str(tmp_path / "q.onnx"),
+                               "--calibration-data", str(images)])
+    assert done.exit_code == 1 and "float32 only" in done.output
+    assert not (tmp_path / "q.onnx").exists()

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 from ..errors import CondenseDeployError
+from ..kernels import DOMAIN
 
 __all__ = ["load_images", "quantize_file", "quantize_onnx"]
 
@@ -206,6 +207,10 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
         model = onnx.load(source)
     except Exception as e:  # onnx raises DecodeError, OSError, ...
         raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
+    if any(o.domain == DOMAIN for o in model.opset_import):
+        raise CondenseDeployError(f"{source}: its dense blocks run on the native kernels, which are float32 "
+                                  "only and cannot be quantized; quantize the portable export "
+                                  "(--optimize none or fast) instead")
     dims = model.graph.input[0].type.tensor_type.shape.dim
     size = dims[-1].dim_value if len(dims) == 4 and dims[-1].dim_value > 0 else 224
     mean, std = _card_preprocessing(card, size)
