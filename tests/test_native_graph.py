@@ -178,7 +178,8 @@ def test_optimize_native_cli(converted, native_library, tmp_path, runner):
                                 "--native"])  # the fast rules changed the blocks: nothing to match
     assert again.exit_code == 1 and "no CondenseNet dense block found" in again.output
     assert not (tmp_path / "ff.onnx").exists()
-    both = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "t.onnx"), "--native", "--tuned"])
+    both = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "t.onnx"),
+                               "--native", "--tuned"])
     assert both.exit_code == 2 and "--tuned and --native" in both.output
 
 
