@@ -6,6 +6,9 @@ which is what the paper timed on a Jetson TX2 CPU). The paper's figures come fro
 are labelled as published; everything else is measured here. Weights are the zoo's deterministic
 random initialisation: latency does not depend on the values, accuracy is not measured.
 
+Where the native kernels are built, each CondenseNet also gets a ``native`` row: the same network
+exported with ``--optimize native`` (its dense blocks on our custom ops), timed in the same rounds.
+
 Writes ``<out_dir>/<machine>.md``, ``.csv``, ``.json`` and ``.png`` (latency against FLOPs).
 torch is imported only to export models and for the PyTorch column.
 """
@@ -22,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, _fsutil
+from . import __version__, _fsutil, kernels
 from .errors import CondenseDeployError
 from .graph.recipes import MODES
 from .models.registry import get_card
@@ -55,6 +58,7 @@ class TableOptions:
     warmup: int | None = None
     threads: str = DEFAULT_THREADS
     optimize: str = "fast"
+    native: bool | None = None  # CondenseNet rows with optimize native too; None: where the kernels are built
     torch: bool = False
     quick: bool = False
     force: bool = False  # overwrite this machine's results files
@@ -74,6 +78,36 @@ def default_onnx_dir() -> Path:
     """Where exported table models are kept between runs (hundreds of MB: not in the repository)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "condense-deploy" / "onnx"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One table row: a zoo model exported with one optimize mode."""
+
+    label: str
+    name: str
+    optimize: str
+
+
+NATIVE_SUFFIX = " native"
+
+
+def _table_rows(models: list[str], optimize: str, native: bool) -> list[_Row]:
+    """Each model as exported with ``optimize``, each CondenseNet then also with ``native``."""
+    rows = []
+    for name in models:
+        rows.append(_Row(name, name, optimize))
+        if native and optimize != "native" and get_card(name).get("family") == "condensenet":
+            rows.append(_Row(name + NATIVE_SUFFIX, name, "native"))
+    return rows
+
+
+def _native(options: TableOptions) -> bool:
+    if options.native is None:
+        return kernels.is_available()
+    if options.native:
+        kernels.library_path()  # one clear error, before any work, when they are not built
+    return options.native
 
 
 def _check(options: TableOptions) -> tuple[list[str], list[int], int, int]:
@@ -108,8 +142,9 @@ def _metadata(path: Path) -> dict[str, str] | None:
 
 # The code an exported file depends on: a file older than any of them is exported again, so a
 # toolkit upgrade (or a change in a checkout) never leaves the table timing stale exports.
-_EXPORT_SOURCES = ("export.py", "graph/optimize.py", "graph/passes.py", "models/baselines.py",
-                   "models/condensenet.py", "models/layers.py", "convert.py", "count.py")
+_EXPORT_SOURCES = ("export.py", "graph/optimize.py", "graph/passes.py", "graph/native.py",
+                   "models/baselines.py", "models/condensenet.py", "models/layers.py", "convert.py",
+                   "count.py")
 
 
 def _exporter_mtime() -> float:
@@ -131,10 +166,9 @@ def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
     return meta if mode == optimize and "condense_deploy.flops" in meta else None
 
 
-def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
-            on_step: Step) -> dict[str, dict[str, Any]]:
-    """Export (or reuse: same zoo name and optimize mode in its metadata) each model; returns
-    name -> {path, flops, params, reused}."""
+def _export(rows: list[_Row], onnx_dir: Path, reexport: bool, on_step: Step) -> dict[str, dict[str, Any]]:
+    """Export (or reuse: same zoo name and optimize mode in its metadata) each row's model; returns
+    label -> {path, flops, params, reused}."""
     from .pipeline import export_source
 
     try:
@@ -143,15 +177,15 @@ def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
         raise CondenseDeployError(f"{onnx_dir}: cannot create the folder for exported models "
                                   f"({e.strerror})") from e
     out: dict[str, dict[str, Any]] = {}
-    for name in models:
-        path = onnx_dir / f"{name}.{optimize}.onnx"
-        meta = None if reexport else _reusable(path, name, optimize)
+    for row in rows:
+        path = onnx_dir / f"{row.name}.{row.optimize}.onnx"
+        meta = None if reexport else _reusable(path, row.name, row.optimize)
         reused = meta is not None
         if meta is None:
-            on_step(f"exporting {name} to {path} (optimize {optimize})")
-            meta = export_source(name, path, optimize=optimize, force=True).metadata
-        out[name] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
-                     "params": int(meta["condense_deploy.params"]), "reused": reused}
+            on_step(f"exporting {row.name} to {path} (optimize {row.optimize})")
+            meta = export_source(row.name, path, optimize=row.optimize, force=True).metadata
+        out[row.label] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
+                          "params": int(meta["condense_deploy.params"]), "reused": reused}
     return out
 
 
@@ -208,7 +242,7 @@ def _settings(threads: list[int], with_torch: bool) -> list[tuple[str, str]]:
     return out + ([("torch_1t", "PyTorch eager 1 thread")] if with_torch else [])
 
 
-def _rows(models: list[str], exported: dict[str, dict[str, Any]], bench: dict[str, Any],
+def _rows(rows: list[_Row], exported: dict[str, dict[str, Any]], bench: dict[str, Any],
           torch_run: dict[str, Any] | None, threads: list[int]) -> list[dict[str, Any]]:
     ref_time = get_card(REFERENCE)["published"].get("arm_time_s")
     measured: dict[tuple[str, str], dict[str, Any]] = {}
@@ -216,13 +250,15 @@ def _rows(models: list[str], exported: dict[str, dict[str, Any]], bench: dict[st
         measured[(r["model"], f"ort_{r['threads']}t")] = r
     for r in (torch_run or {}).get("results", []):
         measured[(r["model"], "torch_1t")] = r
-    has_ref = REFERENCE in models
-    rows = []
-    for name in models:
-        published = get_card(name)["published"]
+    has_ref = any(r.label == REFERENCE for r in rows)
+    out = []
+    for entry in rows:
+        name = entry.label
+        published = get_card(entry.name)["published"]
         arm = published.get("arm_time_s")
         row: dict[str, Any] = {
             "model": name,
+            "optimize": entry.optimize,
             "flops": exported[name]["flops"],
             "params": exported[name]["params"],
             "published_top1_err": published.get("top1_err"),
@@ -235,8 +271,8 @@ def _rows(models: list[str], exported: dict[str, dict[str, Any]], bench: dict[st
         for key, _ in _settings(threads, torch_run is not None):
             r = measured.get((name, key))
             row[f"ratio_to_mobilenet_{key}"] = r["paired_ratio_to_first"] if r and has_ref else None
-        rows.append(row)
-    return rows
+        out.append(row)
+    return out
 
 
 def _columns(threads: list[int], with_torch: bool) -> list[tuple[str, str]]:
@@ -284,7 +320,9 @@ def _markdown(data: dict[str, Any], png_name: str | None) -> str:
         "",
         f"- Measured: onnxruntime {machine['onnxruntime']}, graph optimization all, batch 1, 224x224, "
         f"{s['warmup']} warm-up + {s['runs']} timed runs per model and setting, all models interleaved "
-        f"(A B C ... A B C ...); ONNX files exported with `optimize={s['optimize']}`. "
+        f"(A B C ... A B C ...); ONNX files exported with `optimize={s['optimize']}`"
+        + ("; rows marked native with `optimize=native` (the dense blocks on our kernels, "
+           "docs/native-ops.md), same weights. " if s.get("native") else ". ") +
         "FLOPs (multiply-adds) and params are counted by `condense_deploy.count` on the exported "
         "(converted) networks. Weights are random: latency does not depend on them.",
         "- Ratios to MobileNet are medians, over interleaved rounds, of each model's time divided by "
@@ -363,6 +401,8 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     step = on_step or (lambda _m: None)
     fraction = on_fraction or (lambda _l, _f: None)
     models, threads, runs, warmup = _check(options)
+    native = _native(options)
+    rows = _table_rows(models, options.optimize, native)
     machine = describe_machine()
     out_dir = Path(options.out_dir)
     if not out_dir.is_dir():
@@ -371,9 +411,9 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     for path in paths.values():
         _fsutil.check_writable(path, options.force)
     require_matplotlib()
-    exported = _export(models, Path(options.onnx_dir or default_onnx_dir()), options.optimize,
-                       options.reexport, step)
-    order = [REFERENCE, *[m for m in models if m != REFERENCE]] if REFERENCE in models else models
+    exported = _export(rows, Path(options.onnx_dir or default_onnx_dir()), options.reexport, step)
+    labels = [r.label for r in rows]
+    order = [REFERENCE, *[m for m in labels if m != REFERENCE]] if REFERENCE in labels else labels
     load_before = _load_average()
     step(f"benching {len(order)} models with onnxruntime at {', '.join(map(str, threads))} thread(s), "
          f"{runs} runs each, interleaved")
@@ -386,17 +426,18 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     torch_run = None
     if options.torch:
         step(f"benching {len(order)} models with PyTorch eager at 1 thread, {runs} runs each, interleaved")
-        torch_run = _torch_bench(order, runs, warmup, fraction)
+        torch_run = _torch_bench([m for m in order if m in models], runs, warmup, fraction)
     data: dict[str, Any] = {
         "schema": TABLE_SCHEMA,
         "tool_version": __version__,
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "machine": machine,
         "settings": {"models": models, "threads": threads, "runs": runs, "warmup": warmup,
-                     "optimize": options.optimize, "torch": options.torch, "quick": options.quick,
+                     "optimize": options.optimize, "native": native, "torch": options.torch,
+                     "quick": options.quick,
                      "batch": 1, "input_size": [3, 224, 224], "cores_usable": usable_cores()},
         "load_average": {"before": load_before, "after": _load_average()},
-        "rows": _rows(models, exported, bench, torch_run, threads),
+        "rows": _rows(rows, exported, bench, torch_run, threads),
         "onnx": {m: {"file": Path(e["path"]).name, "reused": e["reused"]} for m, e in exported.items()},
         "bench": [bench],
         "torch": torch_run,

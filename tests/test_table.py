@@ -35,6 +35,40 @@ def _stand_ins(folder: Path, names: list[str], optimize: str = "fast") -> dict[s
                               channels=channels[n]) for n in names}
 
 
+@pytest.fixture(autouse=True)
+def _no_native_rows_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the kernels are built must not change these tests: the default is 'not built'."""
+    from condense_deploy import kernels
+
+    monkeypatch.setattr(kernels, "is_available", lambda: False)
+
+
+def test_native_rows_follow_each_condensenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner) -> None:
+    from condense_deploy import kernels
+
+    names = ["mobilenet_v1", "condensenet74_c8g8"]
+    _stand_ins(tmp_path / "onnx", names)
+    _stand_ins(tmp_path / "onnx", ["condensenet74_c8g8"], optimize="native")
+    monkeypatch.setattr(kernels, "is_available", lambda: True)
+    result = T.run_table(T.TableOptions(out_dir=tmp_path, onnx_dir=tmp_path / "onnx", models=names, runs=2,
+                                        warmup=0, threads="1"))
+    rows = result.data["rows"]
+    assert [(r["model"], r["optimize"]) for r in rows] == [
+        ("mobilenet_v1", "fast"), ("condensenet74_c8g8", "fast"), ("condensenet74_c8g8 native", "native")]
+    assert rows[2]["flops"] == rows[1]["flops"] and rows[2]["ratio_to_mobilenet_ort_1t"] > 0
+    assert "| condensenet74_c8g8 native |" in result.markdown and "optimize=native" in result.markdown
+    assert result.data["settings"]["native"] is True
+    # --no-native leaves them out; asking for them where the kernels are not built is one clear error
+    plain = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--onnx-dir", str(tmp_path / "onnx"),
+                                "--models", ",".join(names), "--runs", "1", "--threads", "1", "--force",
+                                "--no-native"])
+    assert plain.exit_code == 0 and "native |" not in plain.stdout
+    monkeypatch.setenv("CONDENSE_DEPLOY_KERNELS", str(tmp_path / "missing.so"))
+    missing = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--models", ",".join(names),
+                                  "--force", "--native"])
+    assert missing.exit_code == 1 and "make kernels" in missing.output and "Traceback" not in missing.output
+
+
 def test_table_writes_md_csv_json_png_with_the_contract_columns(tmp_path: Path) -> None:
     names = ["vgg16", "mobilenet_v1", "condensenet74_c4g4", "shufflenet_v2_x1_0"]
     _stand_ins(tmp_path / "onnx", names)

@@ -68,24 +68,28 @@ def _models(text: str) -> list[str]:
               help="onnxruntime thread counts ('all' = every usable core).")
 @click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
               help="ONNX optimization passed to export.")
+@click.option("--native/--no-native", default=None,
+              help="Also time each CondenseNet exported with --optimize native (our kernels) "
+                   "[default: when the kernels are built].")
 @click.option("--torch", "with_torch", is_flag=True,
               help="Add PyTorch eager at 1 thread (what the paper timed).")
 @click.option("--quick", is_flag=True, help="Fewer runs: a rough table in a few minutes.")
 @click.option("--force", is_flag=True, help="Overwrite this machine's results files.")
 @click.option("--reexport", is_flag=True, help="Export the models again even if matching files exist.")
 def table_command(out_dir: Path, onnx_dir: Path | None, models: str, runs: int | None, warmup: int | None,
-                  threads: str, optimize: str, with_torch: bool, quick: bool, force: bool,
-                  reexport: bool) -> None:
+                  threads: str, optimize: str, native: bool | None, with_torch: bool, quick: bool,
+                  force: bool, reexport: bool) -> None:
     """Reproduce the CondenseNet paper's Table 5 (inference time) on this machine.
 
     Exports (or reuses) VGG-16, ResNet-18, MobileNet v1, CondenseNet-74 C=G=4 and C=G=8, MobileNetV2
     and ShuffleNetV2 at 224x224, times them interleaved with onnxruntime at 1 thread and every core,
     and writes <machine>.md/.csv/.json and a latency-against-FLOPs plot. Paper figures are labelled
-    as published.
+    as published. Where the native kernels are built, each CondenseNet gets a second row exported
+    with --optimize native.
     """
     result = _run(out_dir=out_dir, onnx_dir=onnx_dir, models=_models(models), runs=runs, warmup=warmup,
-                  threads=threads, optimize=optimize, torch=with_torch, quick=quick, force=force,
-                  reexport=reexport)
+                  threads=threads, optimize=optimize, native=native, torch=with_torch, quick=quick,
+                  force=force, reexport=reexport)
     click.echo(result.markdown, nl=False)
     click.echo("wrote " + ", ".join(str(p) for p in result.paths.values()), err=True)
 
