@@ -24,6 +24,7 @@ from typing import Any
 
 from . import __version__, _fsutil
 from .errors import CondenseDeployError
+from .graph.metadata import META, OPTIMIZE_KEY
 from .graph.recipes import MODES
 from .models.registry import get_card
 from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
@@ -122,13 +123,13 @@ def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
     if not path.is_file() or path.stat().st_mtime < _exporter_mtime():
         return None
     meta = _metadata(path)
-    if not meta or meta.get("condense_deploy.architecture") != name:
+    if not meta or meta.get(META + "architecture") != name:
         return None
     try:
-        mode = json.loads(meta.get("condense_deploy.optimize", "{}")).get("mode")
+        mode = json.loads(meta.get(OPTIMIZE_KEY, "{}")).get("mode")
     except ValueError:
         return None
-    return meta if mode == optimize and "condense_deploy.flops" in meta else None
+    return meta if mode == optimize and META + "flops" in meta else None
 
 
 def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
@@ -150,8 +151,8 @@ def _export(models: list[str], onnx_dir: Path, optimize: str, reexport: bool,
         if meta is None:
             on_step(f"exporting {name} to {path} (optimize {optimize})")
             meta = export_source(name, path, optimize=optimize, force=True).metadata
-        out[name] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
-                     "params": int(meta["condense_deploy.params"]), "reused": reused}
+        out[name] = {"path": path, "flops": int(meta[META + "flops"]),
+                     "params": int(meta[META + "params"]), "reused": reused}
     return out
 
 
