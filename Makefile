@@ -30,6 +30,7 @@ test-all: $(STAMP) $(KERNELS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info condense_deploy/_native

@@ -29,14 +29,10 @@ from ._fsutil import atomic_path, check_writable
 from .convert import convert_model, one_thread
 from .errors import CondenseDeployError
 from .models.config import CondenseNetConfig, DenseNetConfig
-from .models.registry import create_model, get_card, list_models
+from .models.registry import create_model, dataset_preprocessing, get_card, list_models
 
-__all__ = ["LoadedModel", "infer_config", "load_model", "save_converted"]
+__all__ = ["LoadedModel", "add_module", "infer_config", "load_model", "save_converted", "strip_module"]
 
-_IMAGENET_MEAN = [0.485, 0.456, 0.406]
-_IMAGENET_STD = [0.229, 0.224, 0.225]
-_CIFAR_MEAN = [0.4914, 0.4824, 0.4467]
-_CIFAR_STD = [0.2471, 0.2435, 0.2616]
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled torch magic number
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -116,7 +112,7 @@ def _load_zoo(name: str, num_classes: int | None, form: str | None) -> LoadedMod
 def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | None) -> LoadedModel:
     raw = _read_torch_file(path, trust)
     state, container = _unwrap(raw, path)
-    state = _strip_prefix(state)
+    state = strip_module(state)
     if _is_pytorchcv(state):
         state = _map_pytorchcv(state, path)
         container = "pytorchcv"
@@ -237,9 +233,17 @@ def _tensors_only(state: dict[Any, Any], path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove DataParallel's ``module.`` wherever it starts a key."""
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+MODULE_PREFIX = "module."  # what DataParallel / DistributedDataParallel put before every key
+
+
+def strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove DataParallel's ``module.`` wherever it starts a key (``module.x`` -> ``x``)."""
+    return {k[len(MODULE_PREFIX):] if k.startswith(MODULE_PREFIX) else k: v for k, v in state.items()}
+
+
+def add_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The original DataParallel key names (detached CPU copies)."""
+    return {f"{MODULE_PREFIX}{k}": v.detach().cpu().clone() for k, v in state.items()}
 
 
 # pytorchcv's converted CondenseNet-74 (imgclsmob): same tensors, other names.
@@ -444,8 +448,8 @@ def _preprocessing(name: str | None, config: Any) -> tuple[list[float], list[flo
         size = card["input_size"]
         return list(card["mean"]), list(card["std"]), (int(size[0]), int(size[1]), int(size[2]))
     if config.kind == "cifar":
-        return list(_CIFAR_MEAN), list(_CIFAR_STD), (3, 32, 32)
-    return list(_IMAGENET_MEAN), list(_IMAGENET_STD), (3, 224, 224)
+        return (*dataset_preprocessing("cifar10"), (3, 32, 32))
+    return (*dataset_preprocessing("imagenet"), (3, 224, 224))
 
 
 # ---------------------------------------------------------------------------------------- loading

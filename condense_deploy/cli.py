@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import CondenseDeployError
+from .errors import CondenseDeployError, missing_dependency
 
 __all__ = ["cli", "main"]
 
@@ -34,7 +34,6 @@ _COMMANDS = {
     "eval": "condense_deploy.commands.train:eval_command",
 }
 
-_FULL_INSTALL = "pip install 'condense-deploy[full]'"
 _FULL_ONLY = {"torch", "onnxsim", "matplotlib", "PIL"}
 
 
@@ -78,7 +77,7 @@ def _missing_dependency_message(command: str, module: str) -> str:
         return ("onnxruntime cannot be imported: install it with 'pip install onnxruntime' "
                 "(there are no wheels for 32-bit ARM / armv7l; use a 64-bit OS)")
     if root in _FULL_ONLY:
-        return f"'{command}' needs {root}, which the runtime install leaves out: {_FULL_INSTALL}"
+        return str(missing_dependency(f"'{command}'", root))
     return f"'{command}' needs the Python package {root!r}, which is not installed"
 
 

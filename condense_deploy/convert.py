@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
+from typing import cast
 
 import torch
 from torch import nn
@@ -111,9 +112,18 @@ def _fill_condense_conv(new: CondenseConv, old: LearnedGroupConv) -> None:
     index = new.index
     new.norm.weight.copy_(old.norm.weight[index])
     new.norm.bias.copy_(old.norm.bias[index])
-    new.norm.running_mean.copy_(old.norm.running_mean[index])
-    new.norm.running_var.copy_(old.norm.running_var[index])
-    new.norm.num_batches_tracked.copy_(old.norm.num_batches_tracked)
+    (src_mean, src_var, src_count), (mean, var, count) = _running_stats(old.norm), _running_stats(new.norm)
+    mean.copy_(src_mean[index])
+    var.copy_(src_var[index])
+    count.copy_(src_count)
+
+
+def _running_stats(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(running_mean, running_var, num_batches_tracked): always there in our layers' BatchNorm2d."""
+    mean, var, count = bn.running_mean, bn.running_var, bn.num_batches_tracked
+    if mean is None or var is None or count is None:
+        raise CondenseDeployError("a BatchNorm2d without running statistics cannot be converted")
+    return mean, var, count
 
 
 def _fill_condense_linear(new: CondenseLinear, old: nn.Linear) -> None:
@@ -140,8 +150,8 @@ def check_equivalence(
     candidate = copy.deepcopy(converted_model).eval()
     with torch.no_grad():
         features = torch.flatten(reference.features(x), 1)
-        index = candidate.classifier.index
-        classifier = reference.classifier
+        index = cast(CondenseLinear, candidate.classifier).index
+        classifier = cast(nn.Linear, reference.classifier)
         expected = nn.functional.linear(features[:, index], classifier.weight[:, index], classifier.bias)
         actual = candidate(x)
     if expected.shape != actual.shape:

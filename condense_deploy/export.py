@@ -29,7 +29,8 @@ from torch import nn
 
 from . import __version__
 from ._fsutil import atomic_path, check_writable
-from .errors import CondenseDeployError
+from .errors import FULL_INSTALL, CondenseDeployError, missing_dependency
+from .graph.metadata import META
 from .graph.recipes import MODES
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 EXPORTERS = ("torchscript", "dynamo")
-META = "condense_deploy."  # prefix of every metadata_props key we write
 
 
 @dataclass(frozen=True)
@@ -170,10 +170,10 @@ def export_onnx(
 
 
 def _check_input_size(input_size: tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
-    size = tuple(int(n) for n in input_size)
+    size = [int(n) for n in input_size]
     if len(size) != 3 or min(size) < 1:
         raise CondenseDeployError(f"input_size must be (channels, height, width), not {list(input_size)}")
-    return size  # type: ignore[return-value]
+    return size[0], size[1], size[2]
 
 
 def check_options(opset: int, batch: str | int, exporter: str, optimize: str) -> int:
@@ -208,19 +208,21 @@ def _torch_export(model: nn.Module, tmp: Path, target: Path, input_size: tuple[i
                   opset: int, fixed_batch: int, exporter: str) -> None:
     generator = torch.Generator().manual_seed(SPEC.seed)
     example = torch.randn(fixed_batch or SPEC.trace_batch, *input_size, generator=generator)
-    names = {"input_names": [SPEC.input_name], "output_names": [SPEC.output_name]}
+    input_names, output_names = [SPEC.input_name], [SPEC.output_name]
     try:
         with torch.no_grad(), _quiet():
             if exporter == "torchscript":
                 axes = None if fixed_batch else {SPEC.input_name: {0: SPEC.batch_dim},
                                                  SPEC.output_name: {0: SPEC.batch_dim}}
                 torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                                  dynamic_axes=axes, do_constant_folding=True, **names)
+                                  dynamic_axes=axes, do_constant_folding=True, input_names=input_names,
+                                  output_names=output_names)
             else:
                 _require_onnxscript()
                 shapes = None if fixed_batch else ({0: torch.export.Dim(SPEC.batch_dim, min=1)},)
                 torch.onnx.export(model, (example,), str(tmp), dynamo=True, opset_version=opset,
-                                  dynamic_shapes=shapes, external_data=False, verbose=False, **names)
+                                  dynamic_shapes=shapes, external_data=False, verbose=False,
+                                  input_names=input_names, output_names=output_names)
     except CondenseDeployError:
         raise
     except Exception as e:  # the exporters raise many types; all mean "this model did not export"
@@ -231,10 +233,8 @@ def _require_onnxscript() -> None:
     try:
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise CondenseDeployError(
-            "the dynamo exporter needs the onnxscript package: pip install onnxscript "
-            "(or use the default --exporter torchscript)"
-        ) from e
+        raise missing_dependency("the dynamo exporter", "the onnxscript package",
+                                 "pip install onnxscript (or use the default --exporter torchscript)") from e
 
 
 def _first_line(error: BaseException) -> str:
@@ -268,9 +268,7 @@ def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
     try:
         import onnxsim
     except ImportError as e:
-        raise CondenseDeployError(
-            "simplifying needs onnxsim: pip install 'condense-deploy[full]' (or pass --no-simplify)"
-        ) from e
+        raise missing_dependency("simplifying", "onnxsim", f"{FULL_INSTALL} (or pass --no-simplify)") from e
     try:
         with _quiet():
             simplified, ok = onnxsim.simplify(proto, check_n=0)

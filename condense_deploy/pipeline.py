@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -30,6 +30,7 @@ from .export import (
     read_metadata,
     validate_onnx,
 )
+from .models.condensenet import CondenseNet
 from .models.registry import get_card
 
 __all__ = [
@@ -43,8 +44,8 @@ __all__ = [
 ]
 
 
-def convert_and_save(model: nn.Module, input_size: tuple[int, int, int], output: str | os.PathLike[str],
-                     force: bool = False) -> tuple[nn.Module, float, int, int]:
+def convert_and_save(model: CondenseNet, input_size: tuple[int, int, int], output: str | os.PathLike[str],
+                     force: bool = False) -> tuple[CondenseNet, float, int, int]:
     """Convert a condensed training-form CondenseNet, prove it equivalent, count it and save it in
     the original converted format: (converted model, max abs diff, FLOPs, params)."""
     converted = convert_model(model)
@@ -77,7 +78,8 @@ def convert_checkpoint(
         raise CondenseDeployError(f"{source}: a {loaded.family} model has nothing to convert")
     if loaded.form != "training":
         raise CondenseDeployError(f"{source}: already in {loaded.form} form; nothing to convert")
-    _, diff, flops, params = convert_and_save(loaded.model, loaded.input_size, output, force=force)
+    model = cast(CondenseNet, loaded.model)  # the family was checked above
+    _, diff, flops, params = convert_and_save(model, loaded.input_size, output, force=force)
     return ConvertResult(str(source), str(output), loaded.name, diff, flops, params)
 
 
@@ -113,7 +115,7 @@ def deployable(source: str | os.PathLike[str], arch: str | None, trust_checkpoin
     """Load ``source`` and bring a training-form CondenseNet to its converted (deployed) form."""
     loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes)
     if loaded.family == "condensenet" and loaded.form == "training":
-        loaded.model = convert_model(loaded.model).eval()
+        loaded.model = convert_model(cast(CondenseNet, loaded.model)).eval()
         loaded.form = "converted"
     return loaded
 

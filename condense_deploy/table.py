@@ -27,6 +27,7 @@ from typing import Any
 
 from . import __version__, _fsutil, kernels
 from .errors import CondenseDeployError
+from .graph.metadata import META, OPTIMIZE_KEY
 from .graph.recipes import MODES
 from .models.registry import get_card
 from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
@@ -157,13 +158,13 @@ def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
     if not path.is_file() or path.stat().st_mtime < _exporter_mtime():
         return None
     meta = _metadata(path)
-    if not meta or meta.get("condense_deploy.architecture") != name:
+    if not meta or meta.get(META + "architecture") != name:
         return None
     try:
-        mode = json.loads(meta.get("condense_deploy.optimize", "{}")).get("mode")
+        mode = json.loads(meta.get(OPTIMIZE_KEY, "{}")).get("mode")
     except ValueError:
         return None
-    return meta if mode == optimize and "condense_deploy.flops" in meta else None
+    return meta if mode == optimize and META + "flops" in meta else None
 
 
 def _export(rows: list[_Row], onnx_dir: Path, reexport: bool, on_step: Step) -> dict[str, dict[str, Any]]:
@@ -184,8 +185,8 @@ def _export(rows: list[_Row], onnx_dir: Path, reexport: bool, on_step: Step) -> 
         if meta is None:
             on_step(f"exporting {row.name} to {path} (optimize {row.optimize})")
             meta = export_source(row.name, path, optimize=row.optimize, force=True).metadata
-        out[row.label] = {"path": path, "flops": int(meta["condense_deploy.flops"]),
-                          "params": int(meta["condense_deploy.params"]), "reused": reused}
+        out[row.label] = {"path": path, "flops": int(meta[META + "flops"]),
+                          "params": int(meta[META + "params"]), "reused": reused}
     return out
 
 

@@ -233,9 +233,9 @@ def test_cli_remote_hands_off_and_keeps_outputs_local(models: dict[str, Path], t
 
     seen: dict[str, object] = {}
 
-    def fake_remote(host: str, model_paths: list[Path], bench_args: list[str]) -> dict:
-        seen.update(host=host, models=model_paths, args=bench_args)
-        return run_bench(model_paths, BenchSettings(runs=2, warmup=0)).to_dict()
+    def fake_remote(host: str, model_paths: list[Path], settings: BenchSettings, threads: str | None):
+        seen.update(host=host, models=model_paths, args=settings.to_args(threads))
+        return run_bench(model_paths, BenchSettings(runs=2, warmup=0))
 
     monkeypatch.setattr(remote, "run_remote_bench", fake_remote)
     out = tmp_path / "remote.json"
@@ -284,3 +284,11 @@ def test_bench_runs_where_torch_and_onnx_cannot_be_imported(models: dict[str, Pa
                             env=env, capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr
     assert "| machine | arch | model |" in report.stdout
+
+
+def test_report_round_trips_through_from_dict(models: dict[str, Path]) -> None:
+    data = run_bench([models["small"]], BenchSettings(runs=2, warmup=0)).to_dict()
+    again = B.BenchReport.from_dict(json.loads(json.dumps(data))).to_dict()
+    assert json.dumps(again) == json.dumps(data)  # same keys, same order: the JSON is byte-identical
+    with pytest.raises(CondenseDeployError, match="schema"):
+        B.BenchReport.from_dict({"schema": "other"})

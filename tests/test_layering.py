@@ -113,8 +113,8 @@ BLOCKED = {
     **{m: ("torch", "torchvision", "onnxsim", "onnx") for m in _modules("runtime")},
     **{m: ("torch", "torchvision", "onnxsim", "onnx")
        for m in ("condense_deploy", "condense_deploy.errors", "condense_deploy._fsutil",
-                 "condense_deploy.models", "condense_deploy.models.registry", "condense_deploy.cli",
-                 "condense_deploy.table")},
+                 "condense_deploy.images", "condense_deploy.models", "condense_deploy.models.registry",
+                 "condense_deploy.cli", "condense_deploy.table")},
 }
 
 
@@ -127,3 +127,20 @@ def test_imports_without(module: str) -> None:
             f"import {module}\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, f"{module} needs one of {blocked}:\n{done.stderr[-2000:]}"
+
+
+def test_no_user_interface_in_the_library() -> None:
+    """Only the CLI (cli.py, commands/, the torchrun entry point) imports click; the library reports
+    progress through callbacks."""
+    cli = {"condense_deploy.cli", "condense_deploy.__main__", "condense_deploy.train.__main__"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name in cli or name.startswith("condense_deploy.commands"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "click" for n in names):
+                offenders.append(name)
+    assert offenders == []

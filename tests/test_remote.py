@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from condense_deploy.errors import CondenseDeployError
+from condense_deploy.runtime.bench import BenchSettings
 from condense_deploy.runtime.remote import REMOTE_PYTHON_ENV, SSH_OPTIONS_ENV, run_remote_bench
 
 SSHD = "/usr/sbin/sshd"
@@ -126,7 +127,7 @@ def _remote_temp_folders() -> set[str]:
 def test_unreachable_port_is_one_clear_line(remote_env: list[str], tiny_model: Path) -> None:
     options = [o for o in remote_env if not o.startswith("Port=")] + [f"Port={_free_port()}"]
     with pytest.raises(CondenseDeployError) as e:
-        run_remote_bench("root@127.0.0.1", [tiny_model], [], ssh_options=options)
+        run_remote_bench("root@127.0.0.1", [tiny_model], BenchSettings(), ssh_options=options)
     message = str(e.value)
     assert "\n" not in message
     assert message.startswith("root@127.0.0.1: could not create a temp folder: ")
@@ -140,24 +141,24 @@ def test_unknown_key_is_refused_without_prompt(remote_env: list[str], tiny_model
     options = [o for o in remote_env if not o.startswith("IdentityFile=")]
     options.append(f"IdentityFile={tmp_path / 'other'}")
     with pytest.raises(CondenseDeployError, match=r"Permission denied"):
-        run_remote_bench("root@127.0.0.1", [tiny_model], [], ssh_options=options)
+        run_remote_bench("root@127.0.0.1", [tiny_model], BenchSettings(), ssh_options=options)
 
 
 def test_remote_without_toolkit_says_so_and_cleans_up(remote_env: list[str], tiny_model: Path) -> None:
     before = _remote_temp_folders()
     with pytest.raises(CondenseDeployError, match="condense-deploy is not installed"):
         # The system python3 -I (isolated) does not see this checkout.
-        run_remote_bench("root@127.0.0.1", [tiny_model], [], remote_python="python3 -I")
+        run_remote_bench("root@127.0.0.1", [tiny_model], BenchSettings(), remote_python="python3 -I")
     assert _remote_temp_folders() == before
 
 
 def test_bad_input_before_any_connection(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(CondenseDeployError, match="no such model file"):
-        run_remote_bench("root@127.0.0.1", [tmp_path / "missing.onnx"], [])
+        run_remote_bench("root@127.0.0.1", [tmp_path / "missing.onnx"], BenchSettings())
     with pytest.raises(CondenseDeployError, match="expected Key=Value"):
-        run_remote_bench("root@127.0.0.1", [tiny_model], [], ssh_options=["-p2222"])
+        run_remote_bench("root@127.0.0.1", [tiny_model], BenchSettings(), ssh_options=["-p2222"])
     with pytest.raises(CondenseDeployError, match="USER@HOST"):
-        run_remote_bench("-oProxyCommand=x", [tiny_model], [])
+        run_remote_bench("-oProxyCommand=x", [tiny_model], BenchSettings())
 
 
 def test_bench_remote_then_report(remote_env: list[str], tiny_model: Path, tmp_path: Path, runner) -> None:

@@ -5,31 +5,14 @@ Torch-free: both run on a board with the runtime install.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from .._fsutil import check_writable
 from ..runtime import reports
 from ..runtime.bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
-
-
-def _progress_bar(label: str) -> Any:
-    return click.progressbar(length=1000, label=label, file=sys.stderr,
-                             show_eta=True, show_percent=True)
-
-
-def _remote_args(threads: str, batch: int, warmup: int, runs: int | None, duration: float | None,
-                 graph_opt_level: str, profile: bool) -> list[str]:
-    """The measuring options, as the remote ``bench`` command gets them (outputs stay local)."""
-    args = ["--threads", threads, "--batch", str(batch), "--warmup", str(warmup),
-            "--graph-opt-level", graph_opt_level]
-    args += ["--duration", repr(duration)] if duration is not None else ["--runs", str(runs or DEFAULT_RUNS)]
-    if profile:
-        args.append("--profile")
-    return args
+from .progress import ProgressBar
 
 
 @click.command("bench")
@@ -69,20 +52,19 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
         check_writable(json_path, force)
     if csv_path is not None:
         reports.check_csv(csv_path)
+    settings = BenchSettings(threads=parse_threads(threads), batch=batch, warmup=warmup, runs=runs,
+                             duration_s=duration, graph_opt_level=graph_opt_level, profile=profile)
     if remote:
         from ..runtime.remote import run_remote_bench
 
-        args = _remote_args(threads, batch, warmup, runs, duration, graph_opt_level, profile)
         click.echo(f"benching {len(models)} model(s) on {remote} ...", err=True)
-        report = run_remote_bench(remote, list(models), args)
+        report = run_remote_bench(remote, list(models), settings, threads=threads).to_dict()
     else:
-        settings = BenchSettings(threads=parse_threads(threads), batch=batch, warmup=warmup, runs=runs,
-                                 duration_s=duration, graph_opt_level=graph_opt_level, profile=profile)
-        with _progress_bar("benching") as bar:
-            def advance(fraction: float) -> None:
-                bar.update(int(fraction * 1000) - bar.pos)
-
-            report = run_bench(list(models), settings, progress=advance).to_dict()
+        bar = ProgressBar("benching")
+        try:
+            report = run_bench(list(models), settings, progress=bar.fraction).to_dict()
+        finally:
+            bar.close()
     click.echo(reports.format_markdown(report) if markdown else reports.format_text(report))
     if json_path is not None:
         reports.write_json(json_path, report, force=True)

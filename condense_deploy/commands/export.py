@@ -7,13 +7,13 @@ commands on a board without torch stays possible.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 from ..graph.recipes import MODES
 from .options import arch_option, classes_option, trust_option
+from .progress import ProgressBar
 
 __all__ = ["export_command", "verify_command"]
 
@@ -37,22 +37,6 @@ class _BatchType(click.ParamType):
 
 def _step(message: str) -> None:
     click.echo(f"  {message}...", err=True)
-
-
-class _TuningBar:
-    """A (done, total) callback drawing a click progress bar on stderr, opened on the first call."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-        if done >= total:
-            self.bar.__exit__(None, None, None)
 
 
 @click.command("export")
@@ -84,10 +68,11 @@ def export_command(source: str, output: str, arch: str | None, opset: int, batch
     from ..pipeline import export_source
 
     click.echo(f"exporting {source} -> {output}", err=True)
+    tuning = ProgressBar("  tuning grouped convs").counts if optimize == "tuned" else None
     result = export_source(source, output, arch=arch, opset=opset, batch=batch, simplify=simplify,
                            exporter=exporter, optimize=optimize, force=force,
                            trust_checkpoint=trust_checkpoint, num_classes=num_classes, on_step=_step,
-                           on_progress=_TuningBar("  tuning grouped convs") if optimize == "tuned" else None)
+                           on_progress=tuning)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -7,28 +7,13 @@ from __future__ import annotations
 
 import click
 
+from .progress import ProgressBar
+
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Output .onnx file.")
 _THREADS = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Intra-op threads (tuning and timing).")
 _FORCE = click.option("--force", is_flag=True, help="Overwrite the output file.")
-
-
-def _bar(label: str):  # type: ignore[no-untyped-def]
-    """A progress callback (done, total) drawing a click progress bar on stderr."""
-    state: dict[str, object] = {}
-
-    def update(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"))
-            bar.__enter__()
-            state["bar"] = bar
-        bar.update(done - bar.pos)  # type: ignore[attr-defined]
-        if done >= total:
-            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-
-    return update
 
 
 @click.command("optimize")
@@ -53,7 +38,8 @@ def optimize_command(source: str, output: str, tuned: bool, native: bool, thread
     if tuned and native:
         raise click.UsageError("--tuned and --native are different modes: give one")
     mode = "tuned" if tuned else "native" if native else "fast"
-    report = optimize_file(source, output, mode, threads, force, progress=_bar("tuning") if tuned else None)
+    report = optimize_file(source, output, mode, threads, force,
+                           progress=ProgressBar("tuning").counts if tuned else None)
     before = sum(report["ops_before"].values())
     after = sum(report["ops_after"].values())
     click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 from ..graph.recipes import MODES
 from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
+from .progress import ProgressBar
 
 DEMO_DIR = Path("demo-output")
 
@@ -19,26 +19,22 @@ class _Progress:
     """One stderr progress bar per phase (export, onnxruntime, PyTorch), plus step messages."""
 
     def __init__(self) -> None:
-        self.label: str | None = None
-        self.bar: Any = None
+        self.bar: ProgressBar | None = None
 
     def step(self, message: str) -> None:
         self.close()
         click.echo(message, err=True)
 
     def fraction(self, label: str, value: float) -> None:
-        if label != self.label:
+        if self.bar is None or label != self.bar.label:
             self.close()
-            self.label = label
-            self.bar = click.progressbar(length=1000, label=label, file=sys.stderr,
-                                         show_percent=True, show_eta=True)
-            self.bar.__enter__()
-        self.bar.update(max(0, int(value * 1000) - self.bar.pos))
+            self.bar = ProgressBar(label)
+        self.bar.fraction(value)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-        self.bar, self.label = None, None
+            self.bar.close()
+        self.bar = None
 
 
 def _run(**kwargs: Any) -> Any:

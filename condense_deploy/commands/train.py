@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import CondenseDeployError
 from ..models.config import parse_int_list
 from .options import arch_option, trust_option
+from .progress import ProgressBar, ProgressBars
 
 _DATA = click.option("--data", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default=None,
                      help="Data set (default: the --arch card's, or the checkpoint's).")
@@ -58,27 +61,36 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
 @click.option("--force", is_flag=True, help="Start over in a --savedir that already holds a run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train_command(**kw: object) -> None:
+def train_command(
+    data: str | None, data_dir: str, savedir: str, arch: str | None, stages: list[int] | None,
+    growth: list[int] | None, bottleneck: int | None, group_1x1: int | None, group_3x3: int | None,
+    condense_factor: int | None, dropout_rate: float | None, epochs: int | None, batch_size: int | None,
+    lr: float | None, lr_type: str | None, momentum: float | None, weight_decay: float | None,
+    group_lasso_lambda: float | None, seed: int | None, device: str, workers: int, resume: bool, force: bool,
+    no_progress: bool,
+) -> None:
     """Train a CondenseNet from scratch, with condensing, checkpoints and conversion at the end.
 
     Multi-process: torchrun --nproc_per_node=N -m condense_deploy.train [same options].
     """
     from ..train.loop import TrainOptions, train
 
-    model_keys = ("stages", "growth", "bottleneck", "group_1x1", "group_3x3", "condense_factor",
-                  "dropout_rate")
+    overrides = {"stages": stages, "growth": growth, "bottleneck": bottleneck, "group_1x1": group_1x1,
+                 "group_3x3": group_3x3, "condense_factor": condense_factor, "dropout_rate": dropout_rate}
     options = TrainOptions(
-        savedir=str(kw["savedir"]), data=kw["data"], data_dir=str(kw["data_dir"]), arch=kw["arch"],
-        model_overrides={k: kw[k] for k in model_keys}, epochs=kw["epochs"], batch_size=kw["batch_size"],
-        lr=kw["lr"], lr_type=kw["lr_type"], momentum=kw["momentum"], weight_decay=kw["weight_decay"],
-        group_lasso_lambda=kw["group_lasso_lambda"], seed=kw["seed"], device=str(kw["device"]),
-        workers=int(kw["workers"]), resume=bool(kw["resume"]), force=bool(kw["force"]),
-        show_progress=not kw["no_progress"],
+        savedir=savedir, data=data, data_dir=data_dir, arch=arch, model_overrides=overrides, epochs=epochs,
+        batch_size=batch_size, lr=lr, lr_type=lr_type, momentum=momentum, weight_decay=weight_decay,
+        group_lasso_lambda=group_lasso_lambda, seed=seed, device=device, workers=workers, resume=resume,
+        force=force, show_progress=not no_progress,
     )
-    result = train(options, log=click.echo)
+    bars = ProgressBars(show_eta=True)
+    try:
+        result = train(options, log=click.echo, progress=bars)
+    finally:
+        bars.close()
     if result.rank != 0:
         return
-    if result.converted_path is None:
+    if result.converted_path is None or result.flops is None or result.params is None:
         click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f}; not converted")
     else:
         click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f} / "
@@ -104,7 +116,11 @@ def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, 
     if device == "cuda" and source.lower().endswith(".onnx"):
         raise CondenseDeployError(
             f"{source}: .onnx files are evaluated with onnxruntime on the CPU; drop --device")
-    r = evaluate(source, data, data_dir, batch_size=batch_size, arch=arch, trust_checkpoint=trust_checkpoint,
-                 device=device, workers=workers)
+    bar = ProgressBar(f"eval {Path(source).name}")
+    try:
+        r = evaluate(source, data, data_dir, batch_size=batch_size, arch=arch,
+                     trust_checkpoint=trust_checkpoint, device=device, workers=workers, progress=bar.counts)
+    finally:
+        bar.close()
     click.echo(f"{r.source} ({r.runtime}) on {r.data}: top-1 error {r.top1_err:.2f} %, top-5 error "
                f"{r.top5_err:.2f} % over {r.images} images ({r.seconds:.1f} s)")

@@ -84,10 +84,10 @@ def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_IN
         channels = dims[1] if len(dims) == 4 else 0
         if channels <= 0 or channels % block or channels > max_inputs:
             return False
-        params = [g.const(i) for i in bn.input[1:5]]
+        params = g.consts_of(bn.input[1:5])
         index = channel_gather(g, gather)
-        full = None if any(p is None for p in params) else _scatter_bn(params, index, channels)
-        if full is None:
+        full = None if params is None or index is None else _scatter_bn(params, index, channels)
+        if full is None or index is None:
             return False
         per_out, per_in = weight.shape[0] // group, weight.shape[1]
         dense = np.zeros((weight.shape[0], channels, 1, 1), weight.dtype)
@@ -116,8 +116,8 @@ def bn_to_depthwise_conv(model: onnx.ModelProto, min_channels: int = 8) -> onnx.
     for bn in list(g.nodes):
         if bn.op_type != "BatchNormalization" or any(bn.output[1:]):
             continue
-        params = [g.const(i) for i in bn.input[1:5]]
-        if any(p is None for p in params) or params[0].shape[0] < min_channels:
+        params = g.consts_of(bn.input[1:5])
+        if params is None or params[0].shape[0] < min_channels:
             continue
         scale, shift, mean, var = (p.astype(np.float64) for p in params)
         a = scale / np.sqrt(var + float(g.attr(bn, "epsilon", 1e-5)))

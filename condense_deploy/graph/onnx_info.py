@@ -16,11 +16,11 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import CondenseDeployError
+from .metadata import META
 
 __all__ = ["describe_onnx", "format_description"]
 
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
-_OUR_PREFIX = "condense_deploy."
 
 
 def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def format_description(info: dict[str, Any]) -> str:
 
 
 def _short_key(key: str) -> str:
-    return key[len(_OUR_PREFIX):] if key.startswith(_OUR_PREFIX) else key
+    return key[len(META):] if key.startswith(META) else key
 
 
 def _short_value(value: str, limit: int = 160) -> str:

@@ -7,7 +7,9 @@ The choices made are returned as a dict and stored in the model's ``metadata_pro
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -20,12 +22,13 @@ from ..errors import CondenseDeployError
 from ..runtime.sessions import create_session, random_feeds
 from ..runtime.timing import time_models
 from . import passes as P
+from .metadata import OPTIMIZE_KEY
 from .native import native_dense_blocks
 from .recipes import MODES, RECIPES, Recipe, pass_names
 
 __all__ = ["FORMS", "LOAD_ERROR", "METADATA_KEY", "MODES", "apply_recipe", "optimize_file", "optimize_onnx"]
 
-METADATA_KEY = "condense_deploy.optimize"
+METADATA_KEY = OPTIMIZE_KEY
 LOAD_ERROR = "onnxruntime cannot load the rewritten model: {reason}"
 
 # tuned mode never tries depthwise beyond this many outputs per group (always far slower: the
@@ -109,7 +112,7 @@ def _tune(model: onnx.ModelProto, threads: int,
         forms: list[str] = []
         variants: list[onnx.ModelProto] = []
         for form, rewrite in FORMS.items():
-            variant = rewrite(site, lambda n, name=name: n == name)
+            variant = rewrite(site, functools.partial(operator.eq, name))
             if form != "as_is" and variant.SerializeToString() == site.SerializeToString():
                 continue  # not applicable to this conv
             forms.append(form)
@@ -128,7 +131,7 @@ def _tune(model: onnx.ModelProto, threads: int,
     # depthwise consumes the shuffle Gather, so it goes first; padding outputs after inputs
     for form in ("depthwise", "depthwise_dup", "pad_in", "pad_in+pad_out", "pad_out"):
         if form in by_form:
-            model = FORMS[form](model, lambda n, names=by_form[form]: n in names)
+            model = FORMS[form](model, by_form[form].__contains__)
     return model, {"choices": choices}
 
 

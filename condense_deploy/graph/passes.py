@@ -34,6 +34,7 @@ pass exists (measured on onnxruntime 1.32, see docs/performance.md):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -100,7 +101,7 @@ def _probe_block() -> int:
     return 8
 
 
-def make_node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs: object) -> onnx.NodeProto:
+def make_node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> onnx.NodeProto:
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
 
 
@@ -171,8 +172,7 @@ def _evaluate_channel_map(g: GraphView, nodes: list[onnx.NodeProto], x: str, y: 
 
     inits = [numpy_helper.from_array(g.consts[i], i) for n in nodes for i in n.input
              if i in g.consts and i not in {o for m in nodes for o in m.output}]
-    seen: set[str] = set()
-    inits = [t for t in inits if not (t.name in seen or seen.add(t.name))]
+    inits = list({t.name: t for t in inits}.values())  # each constant once (same name, same value)
     graph = helper.make_graph(
         [helper.make_node(n.op_type, list(n.input), list(n.output), **{
             a.name: helper.get_attribute_value(a) for a in n.attribute}) for n in nodes],
@@ -183,7 +183,7 @@ def _evaluate_channel_map(g: GraphView, nodes: list[onnx.NodeProto], x: str, y: 
     plane = spatial[0] * spatial[1]
     data = np.arange(2 * channels * plane, dtype=np.float32).reshape(2, channels, *spatial)
     try:
-        out = ReferenceEvaluator(probe).run(None, {x: data})[0]
+        out = cast(Any, ReferenceEvaluator(probe).run(None, {x: data}))[0]
     except Exception:  # noqa: BLE001 - anything the evaluator cannot run is simply not rewritten
         return None
     if out.shape != data.shape:
@@ -272,23 +272,26 @@ def fold_bn_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     def rewrite(g: GraphView, bn: onnx.NodeProto) -> bool:
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1 and any(bn.output[1:]):
             return False
-        params = [g.const(i) for i in bn.input[1:5]]
-        if any(p is None for p in params):
+        params = g.consts_of(bn.input[1:5])
+        if params is None:
             return False
         scale, shift, mean, var = (p.astype(np.float64) for p in params)
         eps = float(g.attr(bn, "epsilon", 1e-5))
         # walk back through permutation Gathers to a Conv with one consumer
         chain, conv = g.walk_up(bn.input[0], through=lambda n: channel_gather(g, n) is not None,
                                 stop=lambda n: n.op_type == "Conv")
-        if conv is None or _conv_parts(g, conv) is None:
+        parts = _conv_parts(g, conv) if conv is not None else None
+        if conv is None or parts is None:
             return False
-        weight, bias, group = _conv_parts(g, conv)
+        weight, bias, group = parts
         channels = weight.shape[0]
-        if not all(_is_permutation(channel_gather(g, gather), channels) for gather in chain):
+        indexes = [channel_gather(g, gather) for gather in chain]
+        perms = [i for i in indexes if i is not None and _is_permutation(i, channels)]
+        if len(perms) != len(chain):
             return False
         src = np.arange(channels)  # BN input channel j is conv output channel src[j]
-        for gather in reversed(chain):
-            src = src[channel_gather(g, gather)]
+        for index in reversed(perms):
+            src = src[index]
         a = scale / np.sqrt(var + eps)
         b = shift - mean * a
         a_conv = np.empty(channels)
@@ -341,9 +344,9 @@ def merge_gathers(model: onnx.ModelProto) -> onnx.ModelProto:
         if j is None:
             return False
         inner = g.producer.get(outer.input[0])
-        if inner is None or channel_gather(g, inner) is None or g.only_consumer(inner.output[0]) is None:
+        i = channel_gather(g, inner) if inner is not None else None
+        if inner is None or i is None or g.only_consumer(inner.output[0]) is None:
             return False
-        i = channel_gather(g, inner)
         index = g.add_const("merged_index", i[j])
         merged = make_node("Gather", [inner.input[0], index], [outer.output[0]], g.fresh("merged_gather"),
                        axis=1)
@@ -357,7 +360,7 @@ def _per_channel(g: GraphView, node: onnx.NodeProto) -> bool:
     """A Relu, or a BatchNormalization with constant parameters: elementwise per channel."""
     if node.op_type == "Relu":
         return True
-    return node.op_type == "BatchNormalization" and all(g.const(i) is not None for i in node.input[1:5])
+    return node.op_type == "BatchNormalization" and g.consts_of(node.input[1:5]) is not None
 
 
 def grouped_conv_to_rewrite(g: GraphView, conv: onnx.NodeProto, done: set[str],
@@ -400,6 +403,8 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
         if gather is None:
             return False
         index = channel_gather(g, gather)
+        if index is None:
+            return False
         slots = np.arange(group)[:, None] * per_in + np.concatenate(
             [np.arange(per_in), np.zeros(target - per_in, np.int64)])[None, :]
         slots = slots.reshape(-1)  # padded position -> original position (pads copy slot 0)
@@ -415,7 +420,9 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
             if node.op_type == "Relu":
                 new_nodes.append(make_node("Relu", [tensor], [out], g.fresh("relu")))
             else:
-                params = [g.const(i)[slots] for i in node.input[1:5]]
+                consts = g.consts_of(node.input[1:5])
+                assert consts is not None  # _per_channel took only BNs with constant parameters
+                params = [c[slots] for c in consts]
                 params[0] = np.where(real, params[0], 1.0).astype(params[0].dtype)
                 names = [g.add_const("bn", p) for p in params]
                 new_nodes.append(make_node("BatchNormalization", [tensor, *names], [out], g.fresh("bn"),
@@ -455,7 +462,7 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
             return False
         new_weight = np.zeros((group * target,) + weight.shape[1:], weight.dtype)
         new_bias = np.zeros(group * target, weight.dtype)
-        keep = []
+        keep: list[int] = []
         for k in range(group):
             new_weight[k * target:k * target + per_out] = weight[k * per_out:(k + 1) * per_out]
             new_bias[k * target:k * target + per_out] = bias[k * per_out:(k + 1) * per_out]

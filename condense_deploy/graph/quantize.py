@@ -8,9 +8,7 @@ or a CIFAR python archive (its test batch, with labels), preprocessed as the mod
 
 from __future__ import annotations
 
-import io
 import logging
-import pickle
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,30 +16,15 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, missing_dependency
+from ..images import IMAGE_SUFFIXES, eval_resize, resize_center_crop, unpickle_cifar_batch
 from ..kernels import DOMAIN
 
 __all__ = ["load_images", "quantize_file", "quantize_onnx"]
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # ------------------------------------------------------------------------------------------ data
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Unpickles CIFAR batches (dicts of lists and numpy arrays) and nothing else."""
-
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
-        return super().find_class(module.replace("numpy.core", "numpy._core", 1), name)
-
 
 def _cifar_test_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch (archive or folder)."""
@@ -64,11 +47,7 @@ def _cifar_test_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise CondenseDeployError(f"{path}: cannot read the archive ({e})") from e
     if raw is None:
         raise CondenseDeployError(f"{path}: no CIFAR test batch ('test_batch' or 'test') found")
-    try:
-        batch = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except Exception as e:  # corrupt pickles raise many types
-        raise CondenseDeployError(f"{path}: not a CIFAR python batch ({e})") from e
-    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    batch = unpickle_cifar_batch(raw, str(path))
     data = np.asarray(batch.get("data"))
     labels = batch.get("labels", batch.get("fine_labels"))
     if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
@@ -80,29 +59,30 @@ def _folder_images(root: Path) -> list[tuple[Path, int | None]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     if classes:
         return [(p, label) for label, c in enumerate(classes) for p in sorted((root / c).rglob("*"))
-                if p.suffix.lower() in _IMAGE_SUFFIXES]
-    return [(p, None) for p in sorted(root.iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES]
+                if p.suffix.lower() in IMAGE_SUFFIXES]
+    return [(p, None) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def _resize_center_crop(image: Any, size: int) -> np.ndarray:
-    """Shorter side to size*256/224 (ImageNet practice; unchanged when already size), center crop."""
-    short = size if min(image.size) == size else round(size * 256 / 224)
-    w, h = image.size
-    scale = short / min(w, h)
-    if scale != 1:
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample=2)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    """The evaluation crop (``images.resize_center_crop``); an image already at ``size`` is kept."""
+    resize = size if min(image.size) == size else eval_resize(size)
+    return np.asarray(resize_center_crop(image, resize, size), dtype=np.uint8)
 
 
-def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ...] = _IMAGENET_MEAN,
-                std: tuple[float, ...] = _IMAGENET_STD) -> tuple[np.ndarray, np.ndarray | None]:
-    """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None)."""
+def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ...] | None = None,
+                std: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None);
+    ``mean``/``std`` default to the ImageNet cards'."""
+    if mean is None or std is None:
+        from ..models.registry import dataset_preprocessing
+
+        card_mean, card_std = dataset_preprocessing("imagenet")
+        mean, std = mean or tuple(card_mean), std or tuple(card_std)
     path = Path(source)
     if not path.exists():
         raise CondenseDeployError(f"{path}: no such file or folder")
     is_cifar = path.is_file() or any(path.rglob("test_batch")) or any(path.rglob("batches.meta"))
+    labels: np.ndarray | None
     if is_cifar:
         images, labels = _cifar_test_batch(path)
         images, labels = images[:count], labels[:count]
@@ -117,7 +97,7 @@ def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ..
         try:
             from PIL import Image
         except ImportError as e:
-            raise CondenseDeployError("reading JPEG/PNG needs pillow: pip install pillow") from e
+            raise missing_dependency("reading JPEG/PNG", "pillow", "pip install pillow") from e
         decoded = []
         for file, _ in files:
             try:
@@ -181,15 +161,14 @@ def _predict(session: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if card is None:
-        if size == 32:
-            card = "condensenet86_cifar"
-        else:
-            return _IMAGENET_MEAN, _IMAGENET_STD
-    from ..models.registry import get_card
+    from ..models.registry import dataset_preprocessing, get_card
 
-    info = get_card(card)
-    return tuple(info["mean"]), tuple(info["std"])
+    if card is None:
+        mean, std = dataset_preprocessing("cifar10" if size == 32 else "imagenet")
+    else:
+        info = get_card(card)
+        mean, std = info["mean"], info["std"]
+    return tuple(mean), tuple(std)
 
 
 def quantize_file(source: str, target: str, calibration_data: str, card: str | None = None,

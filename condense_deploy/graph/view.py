@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -98,6 +99,11 @@ class GraphView:
     def const(self, name: str) -> np.ndarray | None:
         return self.consts.get(name)
 
+    def consts_of(self, names: Iterable[str]) -> list[np.ndarray] | None:
+        """The constant values of ``names``, or None when any of them is not a constant."""
+        values = [self.consts.get(name) for name in names]
+        return None if any(v is None for v in values) else [v for v in values if v is not None]
+
     def set_const(self, name: str, value: np.ndarray) -> str:
         """Store a new constant for a tensor that was ``name``; returns the new name (never reused)."""
         return self.add_const(name.split("__cd")[0], value)
@@ -112,7 +118,7 @@ class GraphView:
         self.nodes = before + list(new) + after
         self.reindex()
 
-    def attr(self, node: onnx.NodeProto, name: str, default: object = None) -> object:
+    def attr(self, node: onnx.NodeProto, name: str, default: Any = None) -> Any:
         for a in node.attribute:
             if a.name == name:
                 return helper.get_attribute_value(a)

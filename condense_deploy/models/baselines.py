@@ -159,6 +159,11 @@ class VGG(nn.Module):
 class ResNet(nn.Module):
     """ResNet with basic blocks: 7x7/2 stem, 3x3/2 max-pool, four stages, global pool, FC."""
 
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, blocks: list[int], num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -225,6 +230,10 @@ class MobileNetV2(nn.Module):
 
 class ShuffleNetV2(nn.Module):
     """ShuffleNetV2: 3x3/2 stem, max-pool, three stages of shuffle units, 1x1 conv5, global mean, FC."""
+
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
 
     def __init__(self, repeats: list[int], widths: list[int], num_classes: int = 1000) -> None:
         super().__init__()

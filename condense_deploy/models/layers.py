@@ -66,6 +66,11 @@ class LearnedGroupConv(nn.Module):
     ``_count`` (inputs removed per group) and ``_stage`` are buffers, saved with the checkpoint.
     """
 
+    _count: torch.Tensor
+    _stage: torch.Tensor
+    _mask: torch.Tensor
+    drop: nn.Dropout
+
     def __init__(
         self, in_channels: int, out_channels: int, groups: int, condense_factor: int | None = None,
         dropout_rate: float = 0.0,
@@ -154,6 +159,8 @@ class LearnedGroupConv(nn.Module):
 class CondenseConv(nn.Module):
     """The converted 1x1 layer: Gather(index) -> BN -> ReLU -> grouped Conv -> channel shuffle."""
 
+    index: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -172,6 +179,8 @@ class CondenseConv(nn.Module):
 
 class CondenseLinear(nn.Module):
     """The converted classifier: keeps ``int(in_features * keep)`` inputs, selected by ``index``."""
+
+    index: torch.Tensor
 
     def __init__(self, in_features: int, out_features: int, keep: float = 0.5) -> None:
         super().__init__()

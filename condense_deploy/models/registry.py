@@ -18,7 +18,8 @@ from typing import Any
 
 from ..errors import CondenseDeployError
 
-__all__ = ["create_model", "get_card", "list_models", "register_model", "registered_entrypoints"]
+__all__ = ["create_model", "dataset_preprocessing", "get_card", "list_models", "register_model",
+           "registered_entrypoints"]
 
 # Which module defines the entrypoints of each card family; imported only when a model is built.
 _FAMILY_MODULES = {
@@ -83,6 +84,15 @@ def get_card(name: str) -> dict[str, Any]:
     if name not in cards:
         raise CondenseDeployError(f"unknown model {name!r}; known models: {', '.join(cards)}")
     return json.loads(json.dumps(cards[name]))
+
+
+def dataset_preprocessing(dataset: str) -> tuple[list[float], list[float]]:
+    """The mean and std every card of ``dataset`` (``cifar10``, ``imagenet``) normalises with."""
+    found = {(tuple(c["mean"]), tuple(c["std"])) for c in _all_cards().values() if c["dataset"] == dataset}
+    if len(found) != 1:
+        raise RuntimeError(f"cards of data set {dataset!r}: {len(found)} different mean/std (expected one)")
+    mean, std = found.pop()
+    return list(mean), list(std)
 
 
 def _load_family(family: str) -> None:

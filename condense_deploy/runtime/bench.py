@@ -8,6 +8,7 @@ never imports torch or onnx, so it runs on a board with the runtime install.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -80,6 +81,21 @@ class BenchSettings:
                                       f"expected one of {', '.join(GRAPH_OPT_LEVELS)}")
 
 
+    def to_args(self, threads: str | None = None) -> list[str]:
+        """These settings as ``condense-deploy bench`` options (what a remote machine is given);
+        ``threads`` replaces the counts by a text the other machine parses (``all``: its cores)."""
+        text = threads if threads is not None else ",".join(str(t) for t in self.threads)
+        args = ["--threads", text, "--batch", str(self.batch), "--warmup", str(self.warmup),
+                "--graph-opt-level", self.graph_opt_level]
+        if self.duration_s is not None:
+            args += ["--duration", repr(self.duration_s)]
+        else:
+            args += ["--runs", str(self.runs or DEFAULT_RUNS)]
+        if self.profile:
+            args.append("--profile")
+        return args
+
+
 @dataclass
 class BenchResult:
     """One model at one thread count. Times in milliseconds; ``peak_rss_mb`` is the whole process's
@@ -133,6 +149,20 @@ class BenchReport:
             "settings": self.settings,
             "results": [asdict(r) for r in self.results],
         }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "bench report") -> BenchReport:
+        """The report ``to_dict`` wrote (``to_dict(from_dict(d)) == d``, keys in the same order);
+        anything else is a one-line error naming ``where``."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            schema = data.get("schema") if isinstance(data, dict) else None
+            raise CondenseDeployError(f"{where}: schema {schema!r} is not {SCHEMA!r}")
+        try:
+            results = [BenchResult(**r) for r in data["results"]]
+            return cls(machine=dict(data["machine"]), settings=dict(data["settings"]), results=results,
+                       created=str(data["created"]), tool_version=str(data["tool_version"]))
+        except (KeyError, TypeError) as e:
+            raise CondenseDeployError(f"{where}: not a complete {SCHEMA} report ({e})") from e
 
 
 def parse_threads(text: str) -> list[int]:
@@ -400,7 +430,7 @@ def run_bench(models: Sequence[str | os.PathLike[str]], settings: BenchSettings 
             for item in opened:
                 item.session.run(None, item.feed)
             step(0.1 + 0.1 * (w + 1) / settings.warmup)
-        _timed_rounds(opened, settings, lambda f, step=step: step(0.2 + 0.75 * f))
+        _timed_rounds(opened, settings, functools.partial(_scaled, step, 0.2, 0.75))
         profile_runs = min(len(opened[0].times_ms), _PROFILE_RUNS)
         for item in opened:
             profile = _profile(item, settings, threads, profile_runs) if settings.profile else None
@@ -410,6 +440,10 @@ def run_bench(models: Sequence[str | os.PathLike[str]], settings: BenchSettings 
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return BenchReport(machine=describe_machine(), settings=_settings_dict(settings), results=results,
                        created=created)
+
+
+def _scaled(report: Progress, start: float, width: float, fraction: float) -> None:
+    report(start + width * fraction)
 
 
 def _settings_dict(settings: BenchSettings) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import CondenseDeployError
+from .bench import BenchReport, BenchSettings
 
 __all__ = ["REMOTE_PYTHON_ENV", "SSH_OPTIONS_ENV", "run_remote_bench", "ssh_options_from_env"]
 
@@ -37,15 +37,17 @@ def ssh_options_from_env() -> list[str]:
 
 def run_remote_bench(
     host: str,
-    models: list[Path],
-    bench_args: list[str],
+    models: Sequence[str | os.PathLike[str]],
+    settings: BenchSettings | None = None,
     *,
+    threads: str | None = None,
     ssh_options: Sequence[str] | None = None,
     remote_python: str | None = None,
     timeout_s: float | None = None,
-) -> dict[str, Any]:
+) -> BenchReport:
     """Copy ``models`` to ``host`` ([USER@]HOST), run ``python3 -m condense_deploy bench`` there with
-    ``bench_args``, and return the JSON it wrote. Remote temp files are removed whatever happens.
+    ``settings`` (``threads``: a thread-count text the remote side parses, e.g. ``all``), and return
+    the JSON it wrote. Remote temp files are removed whatever happens.
 
     ``ssh_options`` are `Key=Value` ssh_config options given to both ssh and scp as ``-o Key=Value``
     (default: those in $CONDENSE_DEPLOY_SSH_OPTIONS), which is how a port or identity is chosen
@@ -53,6 +55,7 @@ def run_remote_bench(
     $CONDENSE_DEPLOY_REMOTE_PYTHON, else ``python3``.
     """
     remote_python = remote_python or os.environ.get(REMOTE_PYTHON_ENV) or "python3"
+    bench_args = (settings or BenchSettings()).to_args(threads)
     if not host or host.startswith("-") or any(c.isspace() for c in host):
         raise CondenseDeployError(f"--remote {host!r}: expected USER@HOST or HOST")
     paths = [Path(m) for m in models]
@@ -85,9 +88,10 @@ def run_remote_bench(
             local_json = Path(local) / _RESULT_NAME
             _scp(options, [f"{host}:{remote_json}"], str(local_json), host, "fetch the results", timeout_s)
             try:
-                return json.loads(local_json.read_text())
+                data = json.loads(local_json.read_text())
             except (OSError, ValueError) as e:
                 raise CondenseDeployError(f"{host}: bench results {remote_json} are not JSON ({e})") from e
+            return BenchReport.from_dict(data, f"{host}: {remote_json}")
     finally:
         try:
             _ssh(host, options, f"rm -rf -- {shlex.quote(remote_dir)}", "remove the temp folder", timeout_s)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
-from ..errors import CondenseDeployError
+from ..errors import FULL_INSTALL, CondenseDeployError, missing_dependency
+from .bench import SCHEMA as BENCH_SCHEMA
 
 __all__ = [
     "require_full_install",
@@ -35,9 +36,7 @@ __all__ = [
     "write_merged",
 ]
 
-BENCH_SCHEMA = "condense-deploy/bench-v1"
 TABLE_SCHEMA = "condense-deploy/table-v1"
-_FULL_INSTALL = "pip install 'condense-deploy[full]' (or pip install matplotlib)"
 
 _MACHINE_COLUMNS = ("slug", "hostname", "arch", "cpu_model", "cores_usable", "cpu_features", "governor",
                     "onnxruntime", "python")
@@ -334,8 +333,7 @@ def require_full_install(command: str) -> None:
 
     missing = [name for name in ("torch", "matplotlib") if absent(name)]
     if missing:
-        raise CondenseDeployError(f"'{command}' needs {' and '.join(missing)}, which the runtime install "
-                                  "leaves out: pip install 'condense-deploy[full]'")
+        raise missing_dependency(f"'{command}'", " and ".join(missing))
 
 
 def require_matplotlib() -> Any:
@@ -343,8 +341,7 @@ def require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise CondenseDeployError(f"plots need matplotlib, which the runtime install leaves out: "
-                                  f"{_FULL_INSTALL}") from e
+        raise missing_dependency("plots", "matplotlib", f"{FULL_INSTALL} (or pip install matplotlib)") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -87,13 +87,3 @@ def load_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise CondenseDeployError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
     return state
-
-
-def strip_module(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``module.features...`` -> ``features...``."""
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-
-
-def add_module(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The original DataParallel key names."""
-    return {f"module.{k}": v.detach().cpu().clone() for k, v in state_dict.items()}

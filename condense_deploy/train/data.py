@@ -7,9 +7,7 @@ end with exactly the weights of an uninterrupted one: no RNG state has to be sav
 
 from __future__ import annotations
 
-import io
 import math
-import pickle
 import random
 import tarfile
 from collections.abc import Iterator
@@ -21,6 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import CondenseDeployError
+from ..images import IMAGE_SUFFIXES, eval_resize, resize_center_crop, unpickle_cifar_batch
+from ..models.registry import dataset_preprocessing
 
 __all__ = [
     "DATASETS",
@@ -48,16 +48,20 @@ class DataSpec:
     folder: str = ""
 
 
+def _card_stats(dataset: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The mean/std of the model cards of ``dataset`` (CIFAR-100 has no card: its figures stay here)."""
+    mean, std = dataset_preprocessing(dataset)
+    return (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
+
+
 DATASETS: dict[str, DataSpec] = {
-    "cifar10": DataSpec("cifar10", (0.4914, 0.4824, 0.4467), (0.2471, 0.2435, 0.2616), 32, 300, 64, 0.0,
+    "cifar10": DataSpec("cifar10", *_card_stats("cifar10"), 32, 300, 64, 0.0,
                         "cifar-10-python.tar.gz", "cifar-10-batches-py"),
     "cifar100": DataSpec("cifar100", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), 32, 300, 64, 0.0,
                          "cifar-100-python.tar.gz", "cifar-100-python"),
-    "imagefolder": DataSpec("imagefolder", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224, 120, 256,
-                            1e-5),
+    "imagefolder": DataSpec("imagefolder", *_card_stats("imagenet"), 224, 120, 256, 1e-5),
 }
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -109,33 +113,6 @@ class TrainData:
 
 
 # --------------------------------------------------------------------------------------- CIFAR
-
-
-class _ArchiveUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batches (dicts, lists, numpy arrays) and refuses anything else."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
-        if module.startswith("numpy.core"):
-            module = module.replace("numpy.core", "numpy._core", 1)
-        return super().find_class(module, name)
-
-
-def _unpickle(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        data = _ArchiveUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except Exception as e:  # pickle raises many types on corrupt input
-        raise CondenseDeployError(f"{where}: not a CIFAR python batch ({e})") from e
-    if not isinstance(data, dict):
-        raise CondenseDeployError(f"{where}: not a CIFAR python batch (a {type(data).__name__})")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
 def _cifar_files(name: str, train: bool) -> list[str]:
@@ -195,8 +172,8 @@ class CifarData(TrainData):
         self.spec = DATASETS[name]
         data_dir = Path(data_dir)
         members = _read_cifar_members(self.spec, data_dir)
-        train = [_unpickle(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, True)]
-        test = [_unpickle(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, False)]
+        train = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, True)]
+        test = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, False)]
         self.train_x, self.train_y = _decode_cifar(train, str(data_dir))
         self.val_x, self.val_y = _decode_cifar(test, str(data_dir))
         self.num_classes = 10 if name == "cifar10" else 100
@@ -252,7 +229,7 @@ def _list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         (path, label)
         for label, cls in enumerate(classes)
         for path in sorted((root / cls).rglob("*"))
-        if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file()
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     ]
     return classes, samples
 
@@ -286,22 +263,10 @@ def random_resized_crop(image: Any, size: int, rng: random.Random) -> Any:
         if 0 < w <= width and 0 < h <= height:
             left = rng.randint(0, width - w)
             top = rng.randint(0, height - h)
-            return image.resize((size, size), Image.BILINEAR, box=(left, top, left + w, top + h))
+            return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    return image.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
-
-
-def resize_center_crop(image: Any, resize: int, crop: int) -> Any:
-    """Resize the shorter side to ``resize``, then take the centre ``crop`` x ``crop``."""
-    from PIL import Image
-
-    width, height = image.size
-    scale = resize / min(width, height)
-    new_w, new_h = max(crop, round(width * scale)), max(crop, round(height * scale))
-    image = image.resize((new_w, new_h), Image.BILINEAR)
-    left, top = int(round((new_w - crop) / 2)), int(round((new_h - crop) / 2))
-    return image.crop((left, top, left + crop, top + crop))
+    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
 
 
 class _FolderSet(torch.utils.data.Dataset):
@@ -326,9 +291,9 @@ class _FolderSet(torch.utils.data.Dataset):
             if rng.random() < 0.5:
                 from PIL import Image
 
-                image = image.transpose(Image.FLIP_LEFT_RIGHT)
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         else:
-            image = resize_center_crop(image, round(self.size * 256 / 224), self.size)
+            image = resize_center_crop(image, eval_resize(self.size), self.size)
         return _to_uint8(image), label
 
 

@@ -7,14 +7,12 @@ ImageFolder: resize 256, centre crop 224, normalise), so the figures compare wit
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from ..errors import CondenseDeployError
@@ -112,9 +110,11 @@ def _padded(
 
 def evaluate(
     source: str | Path, data: str | None, data_dir: str | Path, batch_size: int = 64, arch: str | None = None,
-    trust_checkpoint: bool = False, device: str = "cpu", workers: int = 2, show_progress: bool = True,
+    trust_checkpoint: bool = False, device: str = "cpu", workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
-    """Validation error of ``source`` (a checkpoint, or an ``.onnx`` file) on ``data`` in ``data_dir``."""
+    """Validation error of ``source`` (a checkpoint, or an ``.onnx`` file) on ``data`` in ``data_dir``;
+    ``progress(done, total)`` after every batch."""
     from .data import open_dataset
 
     path = Path(source)
@@ -144,15 +144,14 @@ def evaluate(
     start = time.perf_counter()
     steps = math.ceil(dataset.val_size / batch_size)
     batches = _padded(dataset.val_batches(batch_size), fixed)
-    with click.progressbar(length=steps, label=f"eval {path.name}", file=sys.stderr) as bar:
-        for x, y, n in batches:
-            logits = run(x)[:n]
-            if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
-                raise CondenseDeployError(
-                    f"{path}: outputs shape {tuple(logits.shape)}; {data} has {dataset.num_classes} classes")
-            c1, c5 = _counts(logits, y[:n])
-            top1, top5, seen = top1 + c1, top5 + c5, seen + n
-            if show_progress:
-                bar.update(1)
+    for step, (x, y, n) in enumerate(batches, start=1):
+        logits = run(x)[:n]
+        if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
+            raise CondenseDeployError(
+                f"{path}: outputs shape {tuple(logits.shape)}; {data} has {dataset.num_classes} classes")
+        c1, c5 = _counts(logits, y[:n])
+        top1, top5, seen = top1 + c1, top5 + c5, seen + n
+        if progress is not None:
+            progress(step, steps)
     return EvalResult(str(path), runtime, data, seen, 100 * (1 - top1 / seen), 100 * (1 - top5 / seen),
                       time.perf_counter() - start, model_name)

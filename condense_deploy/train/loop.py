@@ -10,33 +10,34 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 from torch import nn
 
+from ..checkpoint import add_module, strip_module
 from ..errors import CondenseDeployError
 from ..models.condensenet import CondenseNet, learned_group_convs
 from ..models.config import CondenseNetConfig
 from ..models.registry import get_card
 from . import distributed
-from .checkpoints import CheckpointPaths, add_module, load_training_checkpoint, save_epoch, strip_module
+from .checkpoints import CheckpointPaths, load_training_checkpoint, save_epoch
 from .data import DATASETS, TrainData, open_dataset
 from .schedule import SCHEDULES, learning_rate, progress
 
 __all__ = ["EpochStats", "TrainOptions", "TrainResult", "build_config", "topk_correct", "train"]
 
 # Options that must not change between an interrupted run and its resume (None = take the stored one).
-_RESUME_KEYS = ("data", "arch", "epochs", "batch_size", "lr", "lr_type", "momentum", "weight_decay",
-                "group_lasso_lambda", "seed")
 _DEFAULT_ARCH = {"cifar10": "condensenet86_cifar", "cifar100": "condensenet86_cifar",
                  "imagefolder": "condensenet74_c4g4"}
+
+
+# (label, done, total): how far the current epoch is
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -145,9 +146,32 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
     return int(hits[:, :1].sum()), int(hits.sum())
 
 
+@dataclass
+class RunOptions:
+    """The options a run trains with, resolved from the command line, the checkpoint (on resume)
+    and the data set's defaults; stored in every checkpoint as ``train_options`` (``to_dict``)."""
+
+    data: str
+    arch: str | None
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_type: str
+    momentum: float
+    weight_decay: float
+    group_lasso_lambda: float
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_RESUME_KEYS = tuple(f.name for f in dataclasses.fields(RunOptions))
+
+
 def _resolve(
     options: TrainOptions, stored: dict[str, Any] | None, spec_defaults: dict[str, Any],
-) -> dict[str, Any]:
+) -> RunOptions:
     """Given options, else the checkpoint's, else the defaults; a changed option on resume is an error."""
     resolved: dict[str, Any] = {}
     for key in _RESUME_KEYS:
@@ -160,17 +184,18 @@ def _resolve(
             resolved[key] = stored[key]
         else:
             resolved[key] = given if given is not None else spec_defaults.get(key)
-    return resolved
+    return RunOptions(**resolved)
 
 
 class _Run:
     """The state of one training run on one rank."""
 
     def __init__(self, options: TrainOptions, log: Callable[[str], None],
-                 on_batch: Callable[[int, int], None] | None) -> None:
+                 on_batch: Callable[[int, int], None] | None, progress: Progress | None = None) -> None:
         self.options = options
         self.echo = log
         self.on_batch = on_batch
+        self.progress = progress
         self.paths = CheckpointPaths(options.savedir)
         self.dist = distributed.setup(options.device)
 
@@ -209,21 +234,21 @@ class _Run:
             options = dataclasses.replace(options, data=data_name)
         self.cfg_opts = _resolve(options, stored, defaults)
         o = self.cfg_opts
-        if o["lr_type"] not in SCHEDULES:
-            raise CondenseDeployError(f"--lr-type {o['lr_type']!r}: use one of {', '.join(SCHEDULES)}")
-        if o["epochs"] < 1 or o["batch_size"] < 1:
+        if o.lr_type not in SCHEDULES:
+            raise CondenseDeployError(f"--lr-type {o.lr_type!r}: use one of {', '.join(SCHEDULES)}")
+        if o.epochs < 1 or o.batch_size < 1:
             raise CondenseDeployError(
-                f"--epochs {o['epochs']} and --batch-size {o['batch_size']} must be >= 1")
-        if o["batch_size"] % self.dist.world:
+                f"--epochs {o.epochs} and --batch-size {o.batch_size} must be >= 1")
+        if o.batch_size % self.dist.world:
             raise CondenseDeployError(
-                f"--batch-size {o['batch_size']} (the global batch) is not divisible by "
+                f"--batch-size {o.batch_size} (the global batch) is not divisible by "
                 f"{self.dist.world} processes")
 
         image_size = None
         if stored_state is not None:
             cfg = CondenseNetConfig(**stored_state["config"])
             if options.model_overrides and any(v is not None for v in options.model_overrides.values()):
-                _, wanted = build_config(data_name, cfg.num_classes, o["arch"], options.model_overrides)
+                _, wanted = build_config(data_name, cfg.num_classes, o.arch, options.model_overrides)
                 if wanted.to_dict() != cfg.to_dict():
                     raise CondenseDeployError(
                         f"--resume: the run in {options.savedir} trains another architecture; "
@@ -231,23 +256,23 @@ class _Run:
             image_size = cfg.image_size
         self.data: TrainData = open_dataset(data_name, options.data_dir, options.workers, image_size)
         if stored_state is None:
-            self.arch, cfg = build_config(data_name, self.data.num_classes, o["arch"],
+            self.arch, cfg = build_config(data_name, self.data.num_classes, o.arch,
                                           options.model_overrides)
-            o["arch"] = self.arch
+            o.arch = self.arch
             if data_name == "imagefolder" and cfg.image_size != 224:
                 self.data = open_dataset(data_name, options.data_dir, options.workers, cfg.image_size)
         else:
-            self.arch = o["arch"]
+            self.arch = o.arch
         if cfg.num_classes != self.data.num_classes:
             raise CondenseDeployError(
                 f"{options.data_dir}: {self.data.num_classes} classes, but the model has {cfg.num_classes}")
         self.cfg = cfg
         self.data_name = data_name
 
-        torch.manual_seed(o["seed"])
+        torch.manual_seed(o.seed)
         self.model = CondenseNet(cfg).to(self.dist.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), o["lr"], momentum=o["momentum"],
-                                         weight_decay=o["weight_decay"], nesterov=True)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), o.lr, momentum=o.momentum,
+                                         weight_decay=o.weight_decay, nesterov=True)
         self.start_epoch = 0
         self.best_err1, self.best_err5, self.best_epoch = math.inf, math.inf, -1
         self.history: list[EpochStats] = []
@@ -258,7 +283,7 @@ class _Run:
                 self.model, device_ids=[self.dist.local_rank] if self.dist.device.type == "cuda" else None)
         else:
             self.net = self.model
-        self.batches = self.data.batches_per_epoch(o["batch_size"], self.dist.world)
+        self.batches = self.data.batches_per_epoch(o.batch_size, self.dist.world)
 
     def _restore(self, state: dict[str, Any], path: Path | None) -> None:
         try:
@@ -287,50 +312,44 @@ class _Run:
     def train_epoch(self, epoch: int) -> tuple[float, float, float, float, int]:
         o, model, data = self.cfg_opts, self.model, self.data
         self.net.train()
-        torch.manual_seed(o["seed"] * 100_003 + epoch * 101 + self.dist.rank)  # dropout: seed+epoch only
+        torch.manual_seed(o.seed * 100_003 + epoch * 101 + self.dist.rank)  # dropout: seed+epoch only
         criterion = nn.CrossEntropyLoss()
         sums = [0.0, 0.0, 0.0, 0.0]  # loss*n, top1, top5, n
         first_lr, removed_total = None, 0
-        batches = data.epoch_batches(epoch, o["batch_size"], o["seed"], self.dist.rank, self.dist.world)
-        bar = None
-        if self.options.show_progress and self.dist.is_main:
-            bar = click.progressbar(length=self.batches, label=f"epoch {epoch + 1}/{o['epochs']}",
-                                    file=sys.stderr, show_eta=True)
-            bar.__enter__()
-        try:
-            for i, (x, y) in enumerate(batches):
-                p = progress(epoch, i, self.batches, o["epochs"])
-                lr = learning_rate(o["lr_type"], o["lr"], epoch, i, self.batches, o["epochs"],
-                                   imagenet=self.cfg.kind == "imagenet")
-                first_lr = lr if first_lr is None else first_lr
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                removed = model.condense(p)
-                if removed:
-                    removed_total += removed
-                    self._pruning_event(epoch, i, p, removed)
-                x, y = x.to(self.dist.device), y.to(self.dist.device)
-                logits = self.net(x)
-                loss = criterion(logits, y)
-                if o["group_lasso_lambda"] > 0:
-                    loss = loss + o["group_lasso_lambda"] * model.lasso_loss()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                top1, top5 = topk_correct(logits.detach(), y)
-                sums[0] += float(loss.detach()) * len(y)
-                sums[1] += top1
-                sums[2] += top5
-                sums[3] += len(y)
-                if bar is not None:
-                    bar.update(1)
-                if self.on_batch is not None:
-                    self.on_batch(epoch, i)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-        loss_sum, top1, top5, n = self.dist.sum(sums)
-        return 100 * (1 - top1 / n), 100 * (1 - top5 / n), loss_sum / n, float(first_lr or 0.0), removed_total
+        batches = data.epoch_batches(epoch, o.batch_size, o.seed, self.dist.rank, self.dist.world)
+        report = self.progress if self.options.show_progress and self.dist.is_main else None
+        label = f"epoch {epoch + 1}/{o.epochs}"
+        for i, (x, y) in enumerate(batches):
+            p = progress(epoch, i, self.batches, o.epochs)
+            lr = learning_rate(o.lr_type, o.lr, epoch, i, self.batches, o.epochs,
+                               imagenet=self.cfg.kind == "imagenet")
+            first_lr = lr if first_lr is None else first_lr
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            removed = model.condense(p)
+            if removed:
+                removed_total += removed
+                self._pruning_event(epoch, i, p, removed)
+            x, y = x.to(self.dist.device), y.to(self.dist.device)
+            logits = self.net(x)
+            loss = criterion(logits, y)
+            if o.group_lasso_lambda > 0:
+                loss = loss + o.group_lasso_lambda * model.lasso_loss()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            top1, top5 = topk_correct(logits.detach(), y)
+            sums[0] += float(loss.detach()) * len(y)
+            sums[1] += top1
+            sums[2] += top5
+            sums[3] += len(y)
+            if report is not None:
+                report(label, i + 1, self.batches)
+            if self.on_batch is not None:
+                self.on_batch(epoch, i)
+        loss_sum, hits1, hits5, n = self.dist.sum(sums)
+        lr = float(first_lr or 0.0)
+        return 100 * (1 - hits1 / n), 100 * (1 - hits5 / n), loss_sum / n, lr, removed_total
 
     def _pruning_event(self, epoch: int, i: int, p: float, removed: int) -> None:
         stages = sorted({m.stage for m in learned_group_convs(self.model)})
@@ -347,22 +366,22 @@ class _Run:
         model.eval()
         sums = [0.0, 0.0, 0.0]
         rank, world = (self.dist.rank, self.dist.world) if shard else (0, 1)
-        for x, y in self.data.val_batches(self.cfg_opts["batch_size"], rank, world):
+        for x, y in self.data.val_batches(self.cfg_opts.batch_size, rank, world):
             top1, top5 = topk_correct(model(x.to(self.dist.device)), y.to(self.dist.device))
             sums[0] += top1
             sums[1] += top5
             sums[2] += len(y)
-        top1, top5, n = self.dist.sum(sums) if shard else sums
-        return 100 * (1 - top1 / n), 100 * (1 - top5 / n)
+        hits1, hits5, n = self.dist.sum(sums) if shard else sums
+        return 100 * (1 - hits1 / n), 100 * (1 - hits5 / n)
 
     def run_epochs(self) -> None:
         o = self.cfg_opts
         if self.start_epoch == 0:
             self.log(f"training {self.arch or 'CondenseNet'} {self.cfg.to_dict()} on {self.data_name} "
                      f"({self.data.train_size} train / {self.data.val_size} val images, {self.batches} "
-                     f"batches of {o['batch_size']} per epoch, {self.dist.world} process(es), "
-                     f"{o['epochs']} epochs)")
-        for epoch in range(self.start_epoch, o["epochs"]):
+                     f"batches of {o.batch_size} per epoch, {self.dist.world} process(es), "
+                     f"{o.epochs} epochs)")
+        for epoch in range(self.start_epoch, o.epochs):
             start = time.perf_counter()
             try:
                 train_err1, train_err5, loss, lr, removed = self.train_epoch(epoch)
@@ -383,7 +402,7 @@ class _Run:
                 self.best_err1, self.best_err5, self.best_epoch = val_err1, val_err5, epoch
             if self.dist.is_main:
                 save_epoch(self.paths, self._state(epoch), is_best)
-            self.log(stats.line(o["epochs"]) + ("  *best" if is_best else ""))
+            self.log(stats.line(o.epochs) + ("  *best" if is_best else ""))
             self.dist.barrier()
 
     def _state(self, epoch: int) -> dict[str, Any]:
@@ -398,7 +417,7 @@ class _Run:
             "best_epoch": self.best_epoch,
             "arch": self.arch or "",
             "config": self.cfg.to_dict(),
-            "train_options": dict(self.cfg_opts),
+            "train_options": self.cfg_opts.to_dict(),
             "history": [dataclasses.asdict(h) for h in self.history],
             "condense_deploy": "train",
         }
@@ -407,7 +426,7 @@ class _Run:
     def finish(self) -> TrainResult:
         from .curves import plot_curves
 
-        result = TrainResult(self.options.savedir, self.cfg_opts["epochs"], self.best_epoch, self.best_err1,
+        result = TrainResult(self.options.savedir, self.cfg_opts.epochs, self.best_epoch, self.best_err1,
                              self.best_err5, self.history, log_path=str(self.paths.log),
                              rank=self.dist.rank)
         if not self.dist.is_main:
@@ -454,11 +473,12 @@ def _data_of_arch(arch: str | None) -> str:
 
 def train(
     options: TrainOptions, log: Callable[[str], None] = lambda line: None,
-    on_batch: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None, progress: Progress | None = None,
 ) -> TrainResult:
     """Train (or resume) as ``options`` say; ``log`` receives each log line, ``on_batch(epoch, i)``
-    runs after every optimizer step (tests use it to interrupt a run)."""
-    run = _Run(options, log, on_batch)
+    runs after every optimizer step (tests use it to interrupt a run), ``progress(label, done,
+    total)`` after every batch of an epoch when ``options.show_progress`` (on the main rank)."""
+    run = _Run(options, log, on_batch, progress)
     try:
         run.prepare()
         run.run_epochs()
