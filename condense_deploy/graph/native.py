@@ -22,7 +22,7 @@ from onnx import helper
 
 from ..kernels import DOMAIN, DOMAIN_VERSION
 from .passes import eliminate_dead, shuffle_to_gather
-from .view import GraphView
+from .view import GraphView, NodeTest
 
 __all__ = ["DenseBlockSite", "dense_blocks_to_native", "native_dense_blocks", "shuffle_permutation"]
 
@@ -113,13 +113,21 @@ def _conv(g: GraphView, node: onnx.NodeProto, kernel: int) -> tuple[np.ndarray, 
     return weight.astype(np.float64), bias.astype(np.float64), int(g.attr(node, "group", 1))
 
 
+def _is(op_type: str) -> NodeTest:
+    return lambda node: node.op_type == op_type
+
+
+# a dense layer's new channels, walking up from the 3x3 conv to the index Gather
+_LAYER_PATTERN = [_is(kind) for kind in ("Conv", "Relu", "BatchNormalization", "Gather",
+                                          "Conv", "Relu", "BatchNormalization", "Gather")]
+
+
 def _match_layer(g: GraphView, concat: onnx.NodeProto) -> _Layer | None:
     """The dense layer ending in ``concat`` (Concat(x, new channels) on axis 1), or None."""
     if concat.op_type != "Concat" or int(g.attr(concat, "axis", 0)) != 1 or len(concat.input) != 2:
         return None
     x, y = concat.input
-    kinds = ("Conv", "Relu", "BatchNormalization", "Gather", "Conv", "Relu", "BatchNormalization", "Gather")
-    chain = g.match_up(y, [lambda n, kind=kind: n.op_type == kind for kind in kinds])
+    chain = g.match_up(y, _LAYER_PATTERN)
     if chain is None:
         return None
     conv3, relu2, bn2, shuffle, conv1, relu1, bn1, pick = chain
