@@ -11,7 +11,8 @@
 #   root/     arm64 debs of python3.11, python3-venv, libstdc++6, libgcc-s1 and their dependencies,
 #             fetched with a private APT_CONFIG for arch arm64 and unpacked with dpkg-deb -x
 #   site/     aarch64 wheels (onnxruntime, onnx, numpy, click) for CPython 3.11, manylinux_2_28
-#   toolkit/  this project installed as pure Python (pip install --target --no-deps .), rebuilt when
+#   toolkit/  this project installed as pure Python (pip install --target --no-deps .) plus the native
+#             kernels cross-compiled for aarch64 (scripts/build-kernels.sh --arch aarch64), rebuilt when
 #             its sources change
 # The runner executes `qemu-aarch64-static -L root root/usr/bin/python3.11` with QEMU_CPU (default
 # cortex-a72, the Pi 4; cortex-a76 for a Pi 5) inside `unshare -m` with a tmpfs over
@@ -111,8 +112,9 @@ ensure_site() {
 }
 
 source_hash() {
-    (cd "$PROJECT" && find condense_deploy models pyproject.toml -type f \
-        \( -name '*.py' -o -name '*.json' -o -name '*.toml' \) -print0 | sort -z | xargs -0 sha256sum) |
+    (cd "$PROJECT" && find condense_deploy models pyproject.toml csrc scripts/build-kernels.sh -type f \
+        \( -name '*.py' -o -name '*.json' -o -name '*.toml' -o -name '*.cc' -o -name '*.h' -o -name '*.map' \
+           -o -name '*.sh' \) -not -path '*/_native/*' -print0 | sort -z | xargs -0 sha256sum) |
         sha256sum | cut -d' ' -f1
 }
 
@@ -134,6 +136,16 @@ ensure_toolkit() {
     "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
         --target "$TOOLKIT.tmp" --no-deps $isolation "$build" >/dev/null
     rm -rf "$build"
+    # The native kernels, cross-compiled for aarch64 into the installed package (as a board's
+    # `pip install .` builds them natively there).
+    if ! command -v aarch64-linux-gnu-g++ >/dev/null; then
+        [ "$(id -u)" = 0 ] || cannot "not root, and aarch64-linux-gnu-g++ is not installed"
+        log "installing g++-aarch64-linux-gnu"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++-aarch64-linux-gnu >/dev/null
+    fi
+    log "cross-compiling the native kernels for aarch64"
+    bash "$PROJECT/scripts/build-kernels.sh" --arch aarch64 --out "$TOOLKIT.tmp/condense_deploy/_native" >&2
     mv "$TOOLKIT.tmp" "$TOOLKIT"
     echo "$want" > "$stamp"
 }

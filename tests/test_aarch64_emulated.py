@@ -59,7 +59,7 @@ def _setup_emulation() -> None:
     assert done.returncode == 0, f"aarch64-env.sh setup failed:\n{done.stderr[-3000:]}"
 
 
-def _export(name: str, plain: Path, fast: Path) -> None:
+def _export(name: str, plain: Path, fast: Path, native: Path) -> None:
     """CondenseNet-74 in converted (deployment) form, logits scaled to about unit size so that 1e-5
     is a strict bound, exported by the toolkit (validated against PyTorch): as is, and optimized."""
     import torch
@@ -74,6 +74,7 @@ def _export(name: str, plain: Path, fast: Path) -> None:
         last_weight.mul_(1.0 / float(model(torch.randn(2, 3, 224, 224)).std()))
     export_onnx(model, plain, input_size=(3, 224, 224), optimize="none")
     export_onnx(model, fast, input_size=(3, 224, 224), optimize="fast")
+    export_onnx(model, native, input_size=(3, 224, 224), optimize="native")  # our kernels (NEON there)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
     rng = np.random.default_rng(0)
     out: list[dict[str, str]] = []
     for name in MODELS:
-        models = [d / f"{name}.onnx", d / f"{name}_fast.onnx"]
+        models = [d / f"{name}.onnx", d / f"{name}_fast.onnx", d / f"{name}_native.onnx"]
         _export(name, *models)
         x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
         np.save(d / f"{name}_input.npy", x)
