@@ -1,0 +1,72 @@
+// Micro-kernels of the condense_deploy custom ops: one table of function pointers per ISA.
+//
+// All kernels work on "planes": one channel is a run of floats, position i of channel k at
+// base[k * stride + i]. The caller offsets pointers to the first position it wants; a kernel
+// processes nq positions (nq a multiple of the ISA's vector length; buffers are sized so that
+// reads and writes of whole vectors stay inside them). Micro-kernels never allocate and never
+// throw.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cdops {
+
+// out[m][i] = act( bias[m] + sum_k sum_t w[(k*T + t)*ldw + m] * in[k][i + off_t] ), i in [0, nq)
+// with T = 1 (1x1, off = 0) or T = 9 (3x3, off_t = (t/3 - 1)*row + (t%3 - 1)).
+// act: optional max(., 0) (relu), then optional bitwise AND with mask[i] (0 or all ones), so that
+// masked positions become exactly +0.0 whatever the sum was.
+struct ConvArgs {
+  const float* in = nullptr;
+  std::ptrdiff_t in_stride = 0;  // floats between input channels
+  int K = 0;                     // input channels
+  const float* w = nullptr;      // packed weights, already offset to the first output
+  int ldw = 0;                   // floats between consecutive (k, t) weight rows
+  const float* bias = nullptr;   // [M] or null
+  int M = 0;                     // outputs
+  float* out = nullptr;
+  std::ptrdiff_t out_stride = 0;  // floats between output channels
+  int nq = 0;                     // positions (multiple of the vector length)
+  const uint32_t* mask = nullptr;  // [nq] or null
+  int relu = 0;
+  std::ptrdiff_t row = 0;  // floats between image rows (3x3 only)
+};
+
+// out[k][i] = max(in_k[i] * scale[k] + shift[k], 0), i in [0, nq): BN + ReLU of picked channels.
+struct GatherArgs {
+  const float* const* in = nullptr;  // K channel pointers (already offset)
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  int K = 0;
+  float* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int nq = 0;
+};
+
+struct MicroKernels {
+  const char* name;  // "scalar", "sse", "avx2", "avx512", "neon"
+  int vl;            // floats per vector
+  int mr_max;        // outputs per register tile (largest)
+  void (*conv1x1)(const ConvArgs&);
+  void (*conv3x3)(const ConvArgs&);
+  void (*bnrelu_gather)(const GatherArgs&);
+};
+
+// Per-ISA tables (each defined by one compilation of microkernels_isa.cc; absent ones are null).
+const MicroKernels* kernels_scalar();
+const MicroKernels* kernels_sse();
+const MicroKernels* kernels_avx2();
+const MicroKernels* kernels_avx512();
+const MicroKernels* kernels_neon();
+
+// The dispatch point: the best ISA this CPU runs, lowered by CONDENSE_DEPLOY_ISA if set (read
+// at each call, so a session created after setting the variable uses it).
+const MicroKernels& select_kernels();
+// All ISAs this CPU runs, lowest first (for the tests).
+int available_kernels(const MicroKernels** out, int max_n);
+
+// Scalar references of each micro-kernel (plain loops, the semantics above; used by the tests).
+void ref_conv(const ConvArgs& a, int taps);
+void ref_bnrelu_gather(const GatherArgs& a);
+
+}  // namespace cdops

@@ -1,0 +1,175 @@
+// The micro-kernels, written once with GCC vector extensions and compiled once per ISA by
+// scripts/build-kernels.sh (CD_ISA_NAME = scalar | sse | avx2 | avx512 | neon, with that ISA's
+// -m flags). The vector length and the register budget follow from the ISA; the register tile
+// is [MR outputs x NR vectors of positions], accumulators held in registers over the whole
+// reduction (K input channels x taps), weights broadcast from the packed [k][tap][m] layout.
+#include <cstring>
+
+#include "kernels/microkernels.h"
+
+#ifndef CD_ISA_NAME
+#error "CD_ISA_NAME must be defined (scalar, sse, avx2, avx512, neon)"
+#endif
+
+namespace cdops {
+namespace {
+
+#define CD_ISA_scalar 1
+#define CD_ISA_sse 2
+#define CD_ISA_avx2 3
+#define CD_ISA_avx512 4
+#define CD_ISA_neon 5
+#define CD_CAT2(a, b) a##b
+#define CD_CAT(a, b) CD_CAT2(a, b)
+#define CD_ISA CD_CAT(CD_ISA_, CD_ISA_NAME)
+
+#if CD_ISA == CD_ISA_avx512
+constexpr int VL = 16, REGS = 32, MR_MAX = 6;
+#elif CD_ISA == CD_ISA_avx2
+constexpr int VL = 8, REGS = 16, MR_MAX = 4;
+#elif CD_ISA == CD_ISA_sse
+constexpr int VL = 4, REGS = 16, MR_MAX = 4;
+#elif CD_ISA == CD_ISA_neon
+constexpr int VL = 4, REGS = 32, MR_MAX = 6;
+#elif CD_ISA == CD_ISA_scalar
+constexpr int VL = 1, REGS = 16, MR_MAX = 4;
+#else
+#error "unknown CD_ISA_NAME"
+#endif
+
+#if CD_ISA == CD_ISA_scalar
+typedef float V;
+typedef uint32_t VU;
+inline V splat(float s) { return s; }
+inline V zero() { return 0.0f; }
+inline V loadu(const float* p) { return *p; }
+inline void storeu(float* p, V v) { *p = v; }
+inline VU loadmask(const uint32_t* p) { return *p; }
+inline V relu(V v) { return v > 0.0f ? v : 0.0f; }
+inline V andmask(V v, VU m) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  b &= m;
+  std::memcpy(&v, &b, 4);
+  return v;
+}
+inline V fma_(V a, V b, V c) { return a * b + c; }
+#else
+typedef float V __attribute__((vector_size(VL * 4)));
+typedef uint32_t VU __attribute__((vector_size(VL * 4)));
+inline V splat(float s) { return V{} + s; }
+inline V zero() { return V{}; }
+inline V loadu(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+inline void storeu(float* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+inline VU loadmask(const uint32_t* p) {
+  VU v;
+  std::memcpy(&v, p, sizeof(VU));
+  return v;
+}
+inline V relu(V v) { return v > zero() ? v : zero(); }
+inline V andmask(V v, VU m) { return (V)((VU)v & m); }
+inline V fma_(V a, V b, V c) { return a * b + c; }  // contracted to FMA where the ISA has it
+#endif
+
+// Position vectors per tile for MR outputs: MR*NR accumulators + NR inputs + 1 broadcast.
+constexpr int nr_for(int mr) {
+  int n = (REGS - 1) / (mr + 1);
+  return n < 1 ? 1 : (n > 8 ? 8 : n);
+}
+
+template <int MR, int NR, int TAPS>
+inline void conv_tile(const ConvArgs& a, int m0, int i0) {
+  V acc[MR][NR];
+  for (int i = 0; i < MR; ++i) {
+    const V b = a.bias ? splat(a.bias[m0 + i]) : zero();
+    for (int j = 0; j < NR; ++j) acc[i][j] = b;
+  }
+  const float* inp = a.in + i0;
+  const float* wp = a.w + m0;
+  std::ptrdiff_t off[TAPS];
+  for (int t = 0; t < TAPS; ++t) off[t] = TAPS == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride) {
+#pragma GCC unroll 9
+    for (int t = 0; t < TAPS; ++t, wp += a.ldw) {
+      V x[NR];
+      for (int j = 0; j < NR; ++j) x[j] = loadu(inp + off[t] + j * VL);
+      for (int i = 0; i < MR; ++i) {
+        const V wv = splat(wp[i]);
+        for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* o = a.out + (m0 + i) * a.out_stride + i0;
+    for (int j = 0; j < NR; ++j) {
+      V v = acc[i][j];
+      if (a.relu) v = relu(v);
+      if (a.mask) v = andmask(v, loadmask(a.mask + i0 + j * VL));
+      storeu(o + j * VL, v);
+    }
+  }
+}
+
+// Remainder of position vectors (fewer than a full NR tile): pick the template by count.
+template <int MR, int R, int TAPS>
+inline void conv_tile_rem(const ConvArgs& a, int m0, int i0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      conv_tile<MR, R, TAPS>(a, m0, i0);
+    else
+      conv_tile_rem<MR, R - 1, TAPS>(a, m0, i0, r);
+  }
+}
+
+template <int MR, int TAPS>
+void conv_rows(const ConvArgs& a, int m0) {
+  constexpr int NR = nr_for(MR);
+  const int nv = a.nq / VL;
+  int j = 0;
+  for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS>(a, m0, j * VL);
+  if (j < nv) conv_tile_rem<MR, NR - 1, TAPS>(a, m0, j * VL, nv - j);
+}
+
+template <int R, int TAPS>
+inline void conv_rows_rem(const ConvArgs& a, int m0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      conv_rows<R, TAPS>(a, m0);
+    else
+      conv_rows_rem<R - 1, TAPS>(a, m0, r);
+  }
+}
+
+template <int TAPS>
+void conv(const ConvArgs& a) {
+  int m0 = 0;
+  for (; m0 + MR_MAX <= a.M; m0 += MR_MAX) conv_rows<MR_MAX, TAPS>(a, m0);
+  if (m0 < a.M) conv_rows_rem<MR_MAX - 1, TAPS>(a, m0, a.M - m0);
+}
+
+void conv1x1(const ConvArgs& a) { conv<1>(a); }
+void conv3x3(const ConvArgs& a) { conv<9>(a); }
+
+void bnrelu_gather(const GatherArgs& a) {
+  for (int k = 0; k < a.K; ++k) {
+    const float* src = a.in[k];
+    float* dst = a.out + k * a.out_stride;
+    const V s = splat(a.scale[k]), t = splat(a.shift[k]);
+    for (int i = 0; i < a.nq; i += VL) storeu(dst + i, relu(fma_(loadu(src + i), s, t)));
+  }
+}
+
+const MicroKernels table = {
+#define CD_STR2(x) #x
+#define CD_STR(x) CD_STR2(x)
+    CD_STR(CD_ISA_NAME), VL, MR_MAX, conv1x1, conv3x3, bnrelu_gather};
+
+}  // namespace
+
+const MicroKernels* CD_CAT(kernels_, CD_ISA_NAME)() { return &table; }
+
+}  // namespace cdops
