@@ -7,6 +7,12 @@
 
 #include "kernels/microkernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 #ifndef CD_ISA_NAME
 #error "CD_ISA_NAME must be defined (scalar, sse, avx2, avx512, neon)"
 #endif
@@ -57,7 +63,16 @@ inline V fma_(V a, V b, V c) { return a * b + c; }
 #else
 typedef float V __attribute__((vector_size(VL * 4)));
 typedef uint32_t VU __attribute__((vector_size(VL * 4)));
-inline V splat(float s) { return V{} + s; }
+// Broadcast through the ISA's own intrinsic, so that it folds into the FMA as a memory broadcast.
+#if CD_ISA == CD_ISA_avx512
+inline V splat(float s) { return (V)_mm512_set1_ps(s); }
+#elif CD_ISA == CD_ISA_avx2
+inline V splat(float s) { return (V)_mm256_set1_ps(s); }
+#elif CD_ISA == CD_ISA_sse
+inline V splat(float s) { return (V)_mm_set1_ps(s); }
+#else
+inline V splat(float s) { return (V)vdupq_n_f32(s); }
+#endif
 inline V zero() { return V{}; }
 inline V loadu(const float* p) {
   V v;
