@@ -40,7 +40,7 @@ DenseBlock::DenseBlock(const DenseBlockAttrs& a)
   }
 }
 
-void DenseBlock::pack(const DenseBlockParams& p, DenseBlockPacked& out) const {
+void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBlockPacked& out) const {
   const int L = layers();
   std::size_t n_kept = 0, n_w1 = 0;
   out.off_kept.assign(L + 1, 0);
@@ -83,29 +83,22 @@ void DenseBlock::pack(const DenseBlockParams& p, DenseBlockPacked& out) const {
   out.shift.assign(p.shift, p.shift + n_kept);
   out.b1.assign(p.b1, p.b1 + L * mid_);
 
-  // 1x1: per layer, per group j: [k][m] = w1[(j*mo + m) * K + k]
+  // Per layer, per group: the ISA's packed layout of [mo][K] (1x1) and [M3][K3][9] (3x3).
+  out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
-    const float* src = p.w1 + out.off_w1[l];
-    float* dst = out.w1.data() + out.off_w1[l];
     for (int64_t j = 0; j < g1_; ++j)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t m = 0; m < mo; ++m) dst[(j * K + k) * mo + m] = src[(j * mo + m) * K + k];
+      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+                      out.w1.data() + out.off_w1[l] + j * mo * K);
   }
-  // 3x3: per layer, per group g: [k][t][m] = w3[((g*M3 + m) * K3 + k) * 9 + t]
   out.w3.reserve_zero(L * w3_layer);
   const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
-  for (int l = 0; l < L; ++l) {
-    const float* src = p.w3 + out.off_w3[l];
-    float* dst = out.w3.data() + out.off_w3[l];
+  for (int l = 0; l < L; ++l)
     for (int64_t g = 0; g < g3_; ++g)
-      for (int64_t k = 0; k < K3; ++k)
-        for (int t = 0; t < 9; ++t)
-          for (int64_t m = 0; m < M3; ++m)
-            dst[((g * K3 + k) * 9 + t) * M3 + m] = src[((g * M3 + m) * K3 + k) * 9 + t];
-  }
+      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+                      out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
 }
 
 void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const {
@@ -122,8 +115,9 @@ void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int6
 }
 
 void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64_t C0, int64_t H, int64_t W,
-                     float* Y, const MicroKernels& mk, const ParallelFor& par) const {
+                     float* Y, const ParallelFor& par) const {
   const int L = layers();
+  const MicroKernels& mk = *p.mk;
   need(N >= 0 && C0 >= 1 && H >= 1 && W >= 1, "X must have C0, H, W >= 1");
   need(H <= 65536 && W <= 65536 && C0 <= (int64_t(1) << 24), "X is too large");
   for (int l = 0; l < L; ++l)
@@ -186,7 +180,6 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         ca.in_stride = nq;
         ca.K = static_cast<int>(K);
         ca.w = w1 + j * K * mo;
-        ca.ldw = static_cast<int>(mo);
         ca.bias = b1 + j * mo;
         ca.M = static_cast<int>(mo);
         ca.out = midb + (n * mid_ + j * mo) * PS + g.origin + g.Wp + q0;
@@ -211,7 +204,6 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         ca.in_stride = PS;
         ca.K = static_cast<int>(K3);
         ca.w = w3 + gg * K3 * 9 * M3;
-        ca.ldw = static_cast<int>(M3);
         ca.M = static_cast<int>(M3);
         ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
         ca.out_stride = PS;

@@ -26,10 +26,11 @@ struct DenseBlockParams {
 
 // Parameters packed for the micro-kernels (done once per session when they are constant).
 struct DenseBlockPacked {
+  const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
   std::vector<int32_t> index;    // as given, validated >= 0
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
-  AlignedBuf<float> w1, w3;      // per layer, per group: [k][m] (1x1) and [k][tap][m] (3x3)
+  AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_weights
   std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
 };
 
@@ -40,12 +41,12 @@ class DenseBlock {
   int layers() const { return static_cast<int>(kept_.size()); }
   int64_t growth() const { return growth_; }
   // Checks sizes and index values (>= 0) and packs; throws InvalidArgument.
-  void pack(const DenseBlockParams& p, DenseBlockPacked& out) const;
+  void pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBlockPacked& out) const;
   // Y [N, C0 + L*growth, H, W] from X [N, C0, H, W]. Throws InvalidArgument if an index value is
   // out of range for C0 (before any work). Thread-safe: uses its own workspace when the cached
   // one is busy.
   void run(const DenseBlockPacked& p, const float* X, int64_t N, int64_t C0, int64_t H, int64_t W, float* Y,
-           const MicroKernels& mk, const ParallelFor& par) const;
+           const ParallelFor& par) const;
 
  private:
   struct Workspace {

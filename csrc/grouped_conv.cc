@@ -18,7 +18,7 @@ GroupedConv::GroupedConv(int64_t group, int64_t relu) : group_(group), relu_(rel
 }
 
 void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, const float* B, int64_t n_bias,
-                       GroupedConvPacked& out) const {
+                       const MicroKernels& mk, GroupedConvPacked& out) const {
   need(wrank == 4, "W must have rank 4 [O, C/group, k, k] (got rank " + std::to_string(wrank) + ")");
   const int64_t O = ws[0], Cg = ws[1], k = ws[2];
   need(O >= 1 && Cg >= 1, "W must have O >= 1 and C/group >= 1");
@@ -30,20 +30,19 @@ void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, con
   out.O = O;
   out.Cg = Cg;
   out.k = k;
+  out.mk = &mk;
   out.w.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
-  float* dst = out.w.data();
   for (int64_t g = 0; g < group_; ++g)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t m = 0; m < Mg; ++m)
-          dst[((g * Cg + c) * taps + t) * Mg + m] = W[((g * Mg + m) * Cg + c) * taps + t];
+    mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps),
+                    out.w.data() + g * Mg * Cg * taps);
   out.b.reserve_zero(static_cast<std::size_t>(O));
   out.has_bias = n_bias == O;
   if (out.has_bias) std::copy(B, B + O, out.b.data());
 }
 
 void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int64_t C, int64_t H, int64_t W,
-                      float* Y, const MicroKernels& mk, const ParallelFor& par) const {
+                      float* Y, const ParallelFor& par) const {
+  const MicroKernels& mk = *p.mk;
   need(C == p.Cg * group_, "X has " + str(C) + " channels, W expects C/group * group = " + str(p.Cg * group_));
   need(H >= 1 && W >= 1 && H <= 65536 && W <= 65536, "X must have 1 <= H, W <= 65536");
   if (N == 0) return;
@@ -74,7 +73,6 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
     ca.in_stride = PS;
     ca.K = static_cast<int>(Cg);
     ca.w = p.w.data() + gg * Cg * taps * Mg;
-    ca.ldw = static_cast<int>(Mg);
     ca.bias = p.has_bias ? p.b.data() + gg * Mg : nullptr;
     ca.M = static_cast<int>(Mg);
     ca.out = outb + (n * O + gg * Mg) * PS + g.origin + g.Wp + q0;

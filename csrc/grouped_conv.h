@@ -10,8 +10,9 @@
 namespace cdops {
 
 struct GroupedConvPacked {
+  const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
   int64_t O = 0, Cg = 0, k = 0;  // weight shape [O, Cg, k, k]
-  AlignedBuf<float> w;           // per group: [c][tap][m]
+  AlignedBuf<float> w;           // per group: packed by mk->pack_weights
   AlignedBuf<float> b;           // [O] (zeros when absent)
   bool has_bias = false;
 };
@@ -21,9 +22,9 @@ class GroupedConv {
   GroupedConv(int64_t group, int64_t relu);  // throws InvalidArgument
   // W: [O, Cg, k, k] (shape given), B: [O] or null.
   void pack(const float* W, const int64_t* wshape, std::size_t wrank, const float* B, int64_t n_bias,
-            GroupedConvPacked& out) const;
+            const MicroKernels& mk, GroupedConvPacked& out) const;
   void run(const GroupedConvPacked& p, const float* X, int64_t N, int64_t C, int64_t H, int64_t W, float* Y,
-           const MicroKernels& mk, const ParallelFor& par) const;
+           const ParallelFor& par) const;
 
  private:
   struct Workspace {

@@ -180,7 +180,7 @@ class DenseBlockKernel {
     p.n_b1 = t[5].count;
     p.w3 = as_float(t[6]);
     p.n_w3 = t[6].count;
-    op_->pack(p, out);
+    op_->pack(p, *mk_, out);
   }
 
   void compute(OrtKernelContext* raw) {
@@ -207,7 +207,7 @@ class DenseBlockKernel {
     const int64_t Ctot = C0 + op_->layers() * op_->growth();
     auto y = ctx.GetOutput(0, std::vector<int64_t>{N, Ctot, H, W});
     float* Y = y.GetTensorMutableData<float>();
-    op_->run(*p, as_float(x), N, C0, H, W, Y, *mk_, make_parallel(ctx));
+    op_->run(*p, as_float(x), N, C0, H, W, Y, make_parallel(ctx));
   }
 
   const OrtApi& api_;
@@ -264,7 +264,7 @@ class GroupedConvKernel {
     if (b.present && b.shape.size() != 1)
       throw InvalidArgument("GroupedConv: B must have rank 1, got shape " + shape_str(b.shape));
     op_->pack(as_float(w), w.shape.data(), w.shape.size(), b.present ? as_float(b) : nullptr,
-              b.present ? static_cast<int64_t>(b.count) : 0, out);
+              b.present ? static_cast<int64_t>(b.count) : 0, *mk_, out);
   }
 
   void compute(OrtKernelContext* raw) {
@@ -287,7 +287,7 @@ class GroupedConvKernel {
     const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
     if (H < 1 || W < 1) throw InvalidArgument("GroupedConv: X must have H, W >= 1, got " + shape_str(x.shape));
     auto y = ctx.GetOutput(0, std::vector<int64_t>{N, p->O, H, W});
-    op_->run(*p, as_float(x), N, C, H, W, y.GetTensorMutableData<float>(), *mk_, make_parallel(ctx));
+    op_->run(*p, as_float(x), N, C, H, W, y.GetTensorMutableData<float>(), make_parallel(ctx));
   }
   const OrtApi& api_;
   std::unique_ptr<GroupedConv> op_;

@@ -12,16 +12,16 @@
 
 namespace cdops {
 
-// out[m][i] = act( bias[m] + sum_k sum_t w[(k*T + t)*ldw + m] * in[k][i + off_t] ), i in [0, nq)
-// with T = 1 (1x1, off = 0) or T = 9 (3x3, off_t = (t/3 - 1)*row + (t%3 - 1)).
+// out[m][i] = act( bias[m] + sum_k sum_t W[m][k][t] * in[k][i + off_t] ), i in [0, nq)
+// with T = 1 (1x1, off = 0) or T = 9 (3x3, off_t = (t/3 - 1)*row + (t%3 - 1)); W [M][K][T] is
+// given packed by the same table's pack_weights.
 // act: optional max(., 0) (relu), then optional bitwise AND with mask[i] (0 or all ones), so that
 // masked positions become exactly +0.0 whatever the sum was.
 struct ConvArgs {
   const float* in = nullptr;
   std::ptrdiff_t in_stride = 0;  // floats between input channels
   int K = 0;                     // input channels
-  const float* w = nullptr;      // packed weights, already offset to the first output
-  int ldw = 0;                   // floats between consecutive (k, t) weight rows
+  const float* w = nullptr;      // weights packed by pack_weights (for the reference: [M][K][T])
   const float* bias = nullptr;   // [M] or null
   int M = 0;                     // outputs
   float* out = nullptr;
@@ -50,6 +50,8 @@ struct MicroKernels {
   void (*conv1x1)(const ConvArgs&);
   void (*conv3x3)(const ConvArgs&);
   void (*bnrelu_gather)(const GatherArgs&);
+  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3.
+  void (*pack_weights)(const float* src, int M, int K, int taps, float* dst);
 };
 
 // Per-ISA tables (each defined by one compilation of microkernels_isa.cc; absent ones are null).
@@ -66,6 +68,7 @@ const MicroKernels& select_kernels();
 int available_kernels(const MicroKernels** out, int max_n);
 
 // Scalar references of each micro-kernel (plain loops, the semantics above; used by the tests).
+// ref_conv reads a.w unpacked, in ONNX order [M][K][taps].
 void ref_conv(const ConvArgs& a, int taps);
 void ref_bnrelu_gather(const GatherArgs& a);
 

@@ -96,6 +96,8 @@ constexpr int nr_for(int mr) {
   return n < 1 ? 1 : (n > 8 ? 8 : n);
 }
 
+// Weights of one output tile [m0, m0 + mr) are packed as [k][tap][mr] starting at w + m0*K*TAPS
+// (see pack_weights), so every weight is a constant displacement from one pointer.
 template <int MR, int NR, int TAPS>
 inline void conv_tile(const ConvArgs& a, int m0, int i0) {
   V acc[MR][NR];
@@ -104,17 +106,27 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
     for (int j = 0; j < NR; ++j) acc[i][j] = b;
   }
   const float* inp = a.in + i0;
-  const float* wp = a.w + m0;
-  std::ptrdiff_t off[TAPS];
-  for (int t = 0; t < TAPS; ++t) off[t] = TAPS == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
-  for (int k = 0; k < a.K; ++k, inp += a.in_stride) {
-#pragma GCC unroll 9
-    for (int t = 0; t < TAPS; ++t, wp += a.ldw) {
+  const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
+  const std::ptrdiff_t row = a.row;
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += TAPS * MR) {
+    if constexpr (TAPS == 1) {
       V x[NR];
-      for (int j = 0; j < NR; ++j) x[j] = loadu(inp + off[t] + j * VL);
+      for (int j = 0; j < NR; ++j) x[j] = loadu(inp + j * VL);
       for (int i = 0; i < MR; ++i) {
-        const V wv = splat(wp[i]);
+        const V wv = splat(w[i]);
         for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
+      }
+    } else {
+      const float* rows[3] = {inp - row, inp, inp + row};
+      for (int dy = 0; dy < 3; ++dy) {
+        for (int dx = 0; dx < 3; ++dx) {
+          V x[NR];
+          for (int j = 0; j < NR; ++j) x[j] = loadu(rows[dy] + (dx - 1) + j * VL);
+          for (int i = 0; i < MR; ++i) {
+            const V wv = splat(w[(dy * 3 + dx) * MR + i]);
+            for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
+          }
+        }
       }
     }
   }
@@ -169,6 +181,17 @@ void conv(const ConvArgs& a) {
 void conv1x1(const ConvArgs& a) { conv<1>(a); }
 void conv3x3(const ConvArgs& a) { conv<9>(a); }
 
+// ONNX order [M][K][taps] -> per output tile of MR_MAX (the last one smaller): [k][tap][mr].
+void pack_weights(const float* src, int M, int K, int taps, float* dst) {
+  for (int m0 = 0; m0 < M; m0 += MR_MAX) {
+    const int mr = M - m0 < MR_MAX ? M - m0 : MR_MAX;
+    float* d = dst + static_cast<std::ptrdiff_t>(m0) * K * taps;
+    for (int k = 0; k < K; ++k)
+      for (int t = 0; t < taps; ++t)
+        for (int i = 0; i < mr; ++i) d[(k * taps + t) * mr + i] = src[(static_cast<std::ptrdiff_t>(m0 + i) * K + k) * taps + t];
+  }
+}
+
 void bnrelu_gather(const GatherArgs& a) {
   for (int k = 0; k < a.K; ++k) {
     const float* src = a.in[k];
@@ -181,7 +204,7 @@ void bnrelu_gather(const GatherArgs& a) {
 const MicroKernels table = {
 #define CD_STR2(x) #x
 #define CD_STR(x) CD_STR2(x)
-    CD_STR(CD_ISA_NAME), VL, MR_MAX, conv1x1, conv3x3, bnrelu_gather};
+    CD_STR(CD_ISA_NAME), VL, MR_MAX, conv1x1, conv3x3, bnrelu_gather, pack_weights};
 
 }  // namespace
 

@@ -13,7 +13,7 @@ void ref_conv(const ConvArgs& a, int taps) {
       for (int k = 0; k < a.K; ++k) {
         for (int t = 0; t < taps; ++t) {
           const std::ptrdiff_t off = taps == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
-          s += static_cast<double>(a.w[(k * taps + t) * a.ldw + m]) * a.in[k * a.in_stride + i + off];
+          s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) * a.in[k * a.in_stride + i + off];
         }
       }
       float v = static_cast<float>(s);

@@ -35,8 +35,9 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.in = in.data() + margin;
   a.in_stride = in_stride;
   a.K = c.K;
+  std::vector<float> packed(w.size());
+  mk.pack_weights(w.data(), c.M, c.K, c.taps, packed.data());
   a.w = w.data();
-  a.ldw = c.M;
   a.bias = c.bias ? bias.data() : nullptr;
   a.M = c.M;
   a.out_stride = out_stride;
@@ -47,6 +48,7 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.out = want.data();
   ref_conv(a, c.taps);
   a.out = got.data();
+  a.w = packed.data();
   (c.taps == 1 ? mk.conv1x1 : mk.conv3x3)(a);
   bool ok = true;
   for (std::size_t i = 0; i < got.size(); ++i) {
