@@ -156,6 +156,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       const float* sh = p.shift.data() + p.off_kept[l];
       const float* w1 = p.w1.data() + p.off_w1[l];
       const float* b1 = p.b1.data() + l * mid_;
+      const bool fused = mo <= mk.mr_max;
       par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
                       n = static_cast<int64_t>(it) / nch / g1_;
@@ -165,20 +166,27 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         ptrs.resize(static_cast<std::size_t>(K));
         for (int64_t k = 0; k < K; ++k)
           ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
-        float* act = act_scratch(static_cast<std::size_t>(K * nq));
-        GatherArgs ga;
-        ga.in = ptrs.data();
-        ga.scale = sc + j * K;
-        ga.shift = sh + j * K;
-        ga.K = static_cast<int>(K);
-        ga.out = act;
-        ga.out_stride = nq;
-        ga.nq = nq;
-        mk.bnrelu_gather(ga);
         ConvArgs ca;
-        ca.in = act;
-        ca.in_stride = nq;
         ca.K = static_cast<int>(K);
+        if (fused) {
+          // one register tile covers the group's outputs: BN + ReLU on the fly, no scratch pass
+          ca.in_ptrs = ptrs.data();
+          ca.bn_scale = sc + j * K;
+          ca.bn_shift = sh + j * K;
+        } else {
+          float* act = act_scratch(static_cast<std::size_t>(K * nq));
+          GatherArgs ga;
+          ga.in = ptrs.data();
+          ga.scale = sc + j * K;
+          ga.shift = sh + j * K;
+          ga.K = static_cast<int>(K);
+          ga.out = act;
+          ga.out_stride = nq;
+          ga.nq = nq;
+          mk.bnrelu_gather(ga);
+          ca.in = act;
+          ca.in_stride = nq;
+        }
         ca.w = w1 + j * K * mo;
         ca.bias = b1 + j * mo;
         ca.M = static_cast<int>(mo);

@@ -30,6 +30,11 @@ struct ConvArgs {
   const uint32_t* mask = nullptr;  // [nq] or null
   int relu = 0;
   std::ptrdiff_t row = 0;  // floats between image rows (3x3 only)
+  // 1x1 only, optional: input k is in_ptrs[k] (instead of in + k*in_stride), used as
+  // max(x * bn_scale[k] + bn_shift[k], 0) (the gather fused into the convolution).
+  const float* const* in_ptrs = nullptr;
+  const float* bn_scale = nullptr;
+  const float* bn_shift = nullptr;
 };
 
 // out[k][i] = max(in_k[i] * scale[k] + shift[k], 0), i in [0, nq): BN + ReLU of picked channels.

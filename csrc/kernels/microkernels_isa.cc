@@ -93,12 +93,21 @@ inline V fma_(V a, V b, V c) { return a * b + c; }  // contracted to FMA where t
 // Position vectors per tile for MR outputs: MR*NR accumulators + NR inputs + 1 broadcast.
 constexpr int nr_for(int mr) {
   int n = (REGS - 1) / (mr + 1);
-  return n < 1 ? 1 : (n > 8 ? 8 : n);
+  return n < 1 ? 1 : (n > 10 ? 10 : n);
 }
 
 // Weights of one output tile [m0, m0 + mr) are packed as [k][tap][mr] starting at w + m0*K*TAPS
 // (see pack_weights), so every weight is a constant displacement from one pointer.
-template <int MR, int NR, int TAPS>
+// Outputs per register tile for M outputs: the largest divisor of M in [3, MR_MAX] (equal tiles),
+// else MR_MAX (the last tile smaller); M itself when it fits.
+inline int mr_for(int M) {
+  if (M <= MR_MAX) return M;
+  for (int d = MR_MAX; d >= 3; --d)
+    if (M % d == 0) return d;
+  return MR_MAX;
+}
+
+template <int MR, int NR, int TAPS, bool BN>
 inline void conv_tile(const ConvArgs& a, int m0, int i0) {
   V acc[MR][NR];
   for (int i = 0; i < MR; ++i) {
@@ -109,7 +118,17 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
   const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
   const std::ptrdiff_t row = a.row;
   for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += TAPS * MR) {
-    if constexpr (TAPS == 1) {
+    if constexpr (BN) {
+      // 1x1 on picked channels with BN + ReLU applied on the fly
+      const float* src = a.in_ptrs[k] + i0;
+      const V sc = splat(a.bn_scale[k]), sh = splat(a.bn_shift[k]);
+      V x[NR];
+      for (int j = 0; j < NR; ++j) x[j] = relu(fma_(loadu(src + j * VL), sc, sh));
+      for (int i = 0; i < MR; ++i) {
+        const V wv = splat(w[i]);
+        for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
+      }
+    } else if constexpr (TAPS == 1) {
       V x[NR];
       for (int j = 0; j < NR; ++j) x[j] = loadu(inp + j * VL);
       for (int i = 0; i < MR; ++i) {
@@ -142,49 +161,56 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
 }
 
 // Remainder of position vectors (fewer than a full NR tile): pick the template by count.
-template <int MR, int R, int TAPS>
+template <int MR, int R, int TAPS, bool BN>
 inline void conv_tile_rem(const ConvArgs& a, int m0, int i0, int r) {
   if constexpr (R > 0) {
     if (r == R)
-      conv_tile<MR, R, TAPS>(a, m0, i0);
+      conv_tile<MR, R, TAPS, BN>(a, m0, i0);
     else
-      conv_tile_rem<MR, R - 1, TAPS>(a, m0, i0, r);
+      conv_tile_rem<MR, R - 1, TAPS, BN>(a, m0, i0, r);
   }
 }
 
-template <int MR, int TAPS>
+template <int MR, int TAPS, bool BN>
 void conv_rows(const ConvArgs& a, int m0) {
   constexpr int NR = nr_for(MR);
   const int nv = a.nq / VL;
   int j = 0;
-  for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS>(a, m0, j * VL);
-  if (j < nv) conv_tile_rem<MR, NR - 1, TAPS>(a, m0, j * VL, nv - j);
+  for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS, BN>(a, m0, j * VL);
+  if (j < nv) conv_tile_rem<MR, NR - 1, TAPS, BN>(a, m0, j * VL, nv - j);
 }
 
-template <int R, int TAPS>
-inline void conv_rows_rem(const ConvArgs& a, int m0, int r) {
+// One output tile of r outputs (r <= MR_MAX): pick the template by count.
+template <int R, int TAPS, bool BN>
+inline void conv_rows_n(const ConvArgs& a, int m0, int r) {
   if constexpr (R > 0) {
     if (r == R)
-      conv_rows<R, TAPS>(a, m0);
+      conv_rows<R, TAPS, BN>(a, m0);
     else
-      conv_rows_rem<R - 1, TAPS>(a, m0, r);
+      conv_rows_n<R - 1, TAPS, BN>(a, m0, r);
   }
 }
 
-template <int TAPS>
+template <int TAPS, bool BN>
 void conv(const ConvArgs& a) {
-  int m0 = 0;
-  for (; m0 + MR_MAX <= a.M; m0 += MR_MAX) conv_rows<MR_MAX, TAPS>(a, m0);
-  if (m0 < a.M) conv_rows_rem<MR_MAX - 1, TAPS>(a, m0, a.M - m0);
+  const int mr = mr_for(a.M);
+  for (int m0 = 0; m0 < a.M; m0 += mr) conv_rows_n<MR_MAX, TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
 }
 
-void conv1x1(const ConvArgs& a) { conv<1>(a); }
-void conv3x3(const ConvArgs& a) { conv<9>(a); }
+void conv1x1(const ConvArgs& a) {
+  if (a.in_ptrs)
+    conv<1, true>(a);
+  else
+    conv<1, false>(a);
+}
+void conv3x3(const ConvArgs& a) { conv<9, false>(a); }
 
-// ONNX order [M][K][taps] -> per output tile of MR_MAX (the last one smaller): [k][tap][mr].
+// ONNX order [M][K][taps] -> per output tile (mr_for(M) outputs, the last one maybe smaller):
+// [k][tap][mr], tile m0 at dst + m0*K*taps.
 void pack_weights(const float* src, int M, int K, int taps, float* dst) {
-  for (int m0 = 0; m0 < M; m0 += MR_MAX) {
-    const int mr = M - m0 < MR_MAX ? M - m0 : MR_MAX;
+  const int step = mr_for(M);
+  for (int m0 = 0; m0 < M; m0 += step) {
+    const int mr = M - m0 < step ? M - m0 : step;
     float* d = dst + static_cast<std::ptrdiff_t>(m0) * K * taps;
     for (int k = 0; k < K; ++k)
       for (int t = 0; t < taps; ++t)

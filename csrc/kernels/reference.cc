@@ -13,7 +13,12 @@ void ref_conv(const ConvArgs& a, int taps) {
       for (int k = 0; k < a.K; ++k) {
         for (int t = 0; t < taps; ++t) {
           const std::ptrdiff_t off = taps == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
-          s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) * a.in[k * a.in_stride + i + off];
+          float x = a.in_ptrs ? a.in_ptrs[k][i] : a.in[k * a.in_stride + i + off];
+          if (a.in_ptrs) {
+            x = x * a.bn_scale[k] + a.bn_shift[k];
+            x = x > 0.0f ? x : 0.0f;
+          }
+          s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) * x;
         }
       }
       float v = static_cast<float>(s);

@@ -16,7 +16,7 @@ std::mt19937 rng(1234);
 float uni(float a, float b) { return std::uniform_real_distribution<float>(a, b)(rng); }
 
 struct Case {
-  int K, M, nq, row, taps, relu, bias, mask;
+  int K, M, nq, row, taps, relu, bias, mask, fused;  // fused: 1x1 with in_ptrs + BN/ReLU
 };
 
 bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
@@ -45,6 +45,18 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.mask = c.mask ? mask.data() : nullptr;
   a.relu = c.relu;
   a.row = c.row;
+  std::vector<const float*> ptrs(c.K);
+  std::vector<float> scale(c.K), shift(c.K);
+  if (c.fused) {
+    for (int k = 0; k < c.K; ++k) {
+      ptrs[k] = in.data() + margin + static_cast<std::ptrdiff_t>((k * 7) % c.K) * in_stride;  // any order
+      scale[k] = uni(0.5f, 1.5f);
+      shift[k] = uni(-0.3f, 0.3f);
+    }
+    a.in_ptrs = ptrs.data();
+    a.bn_scale = scale.data();
+    a.bn_shift = shift.data();
+  }
   a.out = want.data();
   ref_conv(a, c.taps);
   a.out = got.data();
@@ -57,8 +69,8 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
     if (!(d <= 1e-4 + 1e-5 * std::fabs(want[i]))) ok = false;
   }
   if (!ok)
-    std::printf("  FAIL %s conv%s K=%d M=%d nq=%d relu=%d bias=%d mask=%d\n", mk.name, c.taps == 1 ? "1x1" : "3x3",
-                c.K, c.M, c.nq, c.relu, c.bias, c.mask);
+    std::printf("  FAIL %s conv%s K=%d M=%d nq=%d relu=%d bias=%d mask=%d fused=%d\n", mk.name,
+                c.taps == 1 ? "1x1" : "3x3", c.K, c.M, c.nq, c.relu, c.bias, c.mask, c.fused);
   return ok;
 }
 
@@ -104,11 +116,12 @@ int main() {
     const MicroKernels& mk = *avail[i];
     double worst = 0;
     int cases = 0, bad = 0;
-    for (int taps : {1, 9})
-      for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 13, 16})
+    for (int kind : {0, 1, 2})  // 1x1, 3x3, 1x1 with fused gather
+      for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 32})
         for (int K : {1, 2, 5, 17})
-          for (int nv : {1, 2, 3, 4, 5, 7, 9, 14, 17}) {
-            Case c{K, M, nv * 16, 9 + (nv % 5), taps, (M + K) % 2, (M % 3) != 0, (K % 2) == 1};
+          for (int nv : {1, 2, 3, 4, 5, 7, 9, 11, 14, 17}) {
+            Case c{K, M, nv * 16, 9 + (nv % 5), kind == 1 ? 9 : 1, (M + K) % 2, (M % 3) != 0, (K % 2) == 1,
+                   kind == 2};
             ++cases;
             if (!check_conv(mk, c, &worst)) ++bad;
           }
