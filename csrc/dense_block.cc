@@ -147,78 +147,104 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
   for (int l = 0; l < L; ++l) {
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
-    // Phase 1: BN+ReLU of the picked channels, grouped 1x1, bias, ReLU -> mid (pads re-zeroed).
+    const int32_t* idx = p.index.data() + p.off_kept[l];
+    const float* sc = p.scale.data() + p.off_kept[l];
+    const float* sh = p.shift.data() + p.off_kept[l];
+    const float* w1 = p.w1.data() + p.off_w1[l];
+    const float* b1 = p.b1.data() + l * mid_;
+    const float* w3 = p.w3.data() + p.off_w3[l];
+    // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
+    // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
+    const bool fused = mo <= mk.mr_max;
+
+    // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
+    auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
+      static thread_local std::vector<const float*> ptrs;
+      ptrs.resize(static_cast<std::size_t>(K));
+      for (int64_t k = 0; k < K; ++k) ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
+      ConvArgs ca;
+      ca.K = static_cast<int>(K);
+      if (fused) {
+        ca.in_ptrs = ptrs.data();
+        ca.bn_scale = sc + j * K;
+        ca.bn_shift = sh + j * K;
+      } else {
+        float* act = act_scratch(static_cast<std::size_t>(K * nq));
+        GatherArgs ga;
+        ga.in = ptrs.data();
+        ga.scale = sc + j * K;
+        ga.shift = sh + j * K;
+        ga.K = static_cast<int>(K);
+        ga.out = act;
+        ga.out_stride = nq;
+        ga.nq = nq;
+        mk.bnrelu_gather(ga);
+        ca.in = act;
+        ca.in_stride = nq;
+      }
+      ca.w = w1 + j * K * mo;
+      ca.bias = b1 + j * mo;
+      ca.M = static_cast<int>(mo);
+      ca.out = midb + (n * mid_ + j * mo) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.relu = 1;
+      mk.conv1x1(ca);
+    };
+    // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
+    auto step_3x3 = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
+      ConvArgs ca;
+      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
+      ca.in_stride = PS;
+      ca.K = static_cast<int>(K3);
+      ca.w = w3 + gg * K3 * 9 * M3;
+      ca.M = static_cast<int>(M3);
+      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.row = g.Wp;
+      mk.conv3x3(ca);
+    };
+
+    if (g1_ == g3_) {
+      // The 3x3 group j reads exactly the mid channels the 1x1 group j writes: one work item per
+      // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
+      // least a row + 1, so its 3x3 taps below are ready), while the chunk's mid is still in cache.
+      const std::ptrdiff_t lag = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(g.Wp + 1), 16));
+      const std::ptrdiff_t want = fused ? 1024 : std::max<std::ptrdiff_t>(64, 4096 / K);
+      const int chunk = chunk_positions(g.Qr, std::max(lag, want));
+      const int64_t nch = (g.Qr + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(N * g1_), [&](std::size_t it) {
+        const int64_t j = static_cast<int64_t>(it) % g1_, n = static_cast<int64_t>(it) / g1_;
+        for (int64_t c = 0; c <= nch; ++c) {
+          if (c < nch) step_1x1(n, j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+          if (c > 0) {
+            const std::ptrdiff_t q0 = (c - 1) * chunk;
+            step_3x3(n, j, q0, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - q0)));
+          }
+        }
+      });
+      continue;
+    }
+    // General grouping: all 1x1 work items, then all 3x3 ones.
     {
       const int chunk = chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 4096 / K));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      const int32_t* idx = p.index.data() + p.off_kept[l];
-      const float* sc = p.scale.data() + p.off_kept[l];
-      const float* sh = p.shift.data() + p.off_kept[l];
-      const float* w1 = p.w1.data() + p.off_w1[l];
-      const float* b1 = p.b1.data() + l * mid_;
-      const bool fused = mo <= mk.mr_max;
       par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
                       n = static_cast<int64_t>(it) / nch / g1_;
-        const std::ptrdiff_t q0 = c * chunk;
-        const int nq = static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - q0));
-        static thread_local std::vector<const float*> ptrs;
-        ptrs.resize(static_cast<std::size_t>(K));
-        for (int64_t k = 0; k < K; ++k)
-          ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
-        ConvArgs ca;
-        ca.K = static_cast<int>(K);
-        if (fused) {
-          // one register tile covers the group's outputs: BN + ReLU on the fly, no scratch pass
-          ca.in_ptrs = ptrs.data();
-          ca.bn_scale = sc + j * K;
-          ca.bn_shift = sh + j * K;
-        } else {
-          float* act = act_scratch(static_cast<std::size_t>(K * nq));
-          GatherArgs ga;
-          ga.in = ptrs.data();
-          ga.scale = sc + j * K;
-          ga.shift = sh + j * K;
-          ga.K = static_cast<int>(K);
-          ga.out = act;
-          ga.out_stride = nq;
-          ga.nq = nq;
-          mk.bnrelu_gather(ga);
-          ca.in = act;
-          ca.in_stride = nq;
-        }
-        ca.w = w1 + j * K * mo;
-        ca.bias = b1 + j * mo;
-        ca.M = static_cast<int>(mo);
-        ca.out = midb + (n * mid_ + j * mo) * PS + g.origin + g.Wp + q0;
-        ca.out_stride = PS;
-        ca.nq = nq;
-        ca.mask = mask + q0;
-        ca.relu = 1;
-        mk.conv1x1(ca);
+        step_1x1(n, j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
       });
     }
-    // Phase 2: grouped 3x3 of mid -> the layer's growth channels of the block buffer.
     {
       const int chunk = chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 8192 / K3));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      const float* w3 = p.w3.data() + p.off_w3[l];
       par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
                       n = static_cast<int64_t>(it) / nch / g3_;
-        const std::ptrdiff_t q0 = c * chunk;
-        ConvArgs ca;
-        ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
-        ca.in_stride = PS;
-        ca.K = static_cast<int>(K3);
-        ca.w = w3 + gg * K3 * 9 * M3;
-        ca.M = static_cast<int>(M3);
-        ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
-        ca.out_stride = PS;
-        ca.nq = static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - q0));
-        ca.mask = mask + q0;
-        ca.row = g.Wp;
-        mk.conv3x3(ca);
+        step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
       });
     }
   }
