@@ -31,6 +31,9 @@ struct DenseBlockPacked {
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
   AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_weights
+  // Also packed by mk->pack_cv where the group's outputs fill whole vectors (small images use it).
+  AlignedBuf<float> w1cv, w3cv;
+  std::vector<char> cv1, cv3;  // per layer: w1cv / w3cv present
   std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
 };
 

@@ -48,6 +48,25 @@ struct GatherArgs {
   int nq = 0;
 };
 
+// Channel-vectorised convolution (outputs along the vector lanes, pixels in the register tile):
+// for small images, where position vectors would be mostly padding. Pixel (r, c), r < H, c < W,
+// of input channel k is in[k*in_stride + r*row + c] (taps at (dy-1)*row + (dx-1) around it), of
+// output m is out[m*out_stride + r*row + c]; only pixels are written.
+// out = act(bias[m] + sum_k sum_t W[m][k][t] * x), act = optional max(., 0). M % vl == 0.
+struct CvArgs {
+  const float* in = nullptr;
+  std::ptrdiff_t in_stride = 0;
+  int K = 0;
+  const float* w = nullptr;  // packed by pack_cv
+  const float* bias = nullptr;
+  int M = 0;
+  float* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int H = 0, W = 0;
+  std::ptrdiff_t row = 0;
+  int relu = 0;
+};
+
 struct MicroKernels {
   const char* name;  // "scalar", "sse", "avx2", "avx512", "neon"
   int vl;            // floats per vector
@@ -57,6 +76,10 @@ struct MicroKernels {
   void (*bnrelu_gather)(const GatherArgs&);
   // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3.
   void (*pack_weights)(const float* src, int M, int K, int taps, float* dst);
+  void (*conv1x1_cv)(const CvArgs&);
+  void (*conv3x3_cv)(const CvArgs&);
+  // Packs W [M][K][taps] (M % vl == 0) for conv*_cv.
+  void (*pack_cv)(const float* src, int M, int K, int taps, float* dst);
 };
 
 // Per-ISA tables (each defined by one compilation of microkernels_isa.cc; absent ones are null).
@@ -76,5 +99,6 @@ int available_kernels(const MicroKernels** out, int max_n);
 // ref_conv reads a.w unpacked, in ONNX order [M][K][taps].
 void ref_conv(const ConvArgs& a, int taps);
 void ref_bnrelu_gather(const GatherArgs& a);
+void ref_conv_cv(const CvArgs& a, int taps);  // reads a.w unpacked, [M][K][taps]
 
 }  // namespace cdops

@@ -34,6 +34,24 @@ void ref_conv(const ConvArgs& a, int taps) {
   }
 }
 
+void ref_conv_cv(const CvArgs& a, int taps) {
+  for (int m = 0; m < a.M; ++m)
+    for (int r = 0; r < a.H; ++r)
+      for (int c = 0; c < a.W; ++c) {
+        const std::ptrdiff_t q = r * a.row + c;
+        double s = a.bias ? a.bias[m] : 0.0;
+        for (int k = 0; k < a.K; ++k)
+          for (int t = 0; t < taps; ++t) {
+            const std::ptrdiff_t off = taps == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
+            s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) *
+                 a.in[k * a.in_stride + q + off];
+          }
+        float v = static_cast<float>(s);
+        if (a.relu && !(v > 0.0f)) v = 0.0f;
+        a.out[m * a.out_stride + q] = v;
+      }
+}
+
 void ref_bnrelu_gather(const GatherArgs& a) {
   for (int k = 0; k < a.K; ++k) {
     for (int i = 0; i < a.nq; ++i) {

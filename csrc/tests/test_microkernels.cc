@@ -74,6 +74,42 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   return ok;
 }
 
+bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, double* worst) {
+  const int row = W + 2, plane = (H + 2) * row + 8;
+  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K * taps), bias(M);
+  for (auto& v : in) v = uni(-1, 1);
+  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * taps));
+  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  std::vector<float> packed(w.size());
+  mk.pack_cv(w.data(), M, K, taps, packed.data());
+  std::vector<float> got(static_cast<std::size_t>(M) * plane, 7.0f), want(got);
+  CvArgs a;
+  a.in = in.data() + row + 1;
+  a.in_stride = plane;
+  a.K = K;
+  a.w = w.data();
+  a.bias = (M + K) % 2 ? bias.data() : nullptr;
+  a.M = M;
+  a.out_stride = plane;
+  a.H = H;
+  a.W = W;
+  a.row = row;
+  a.relu = K % 2;
+  a.out = want.data() + row + 1;
+  ref_conv_cv(a, taps);
+  a.out = got.data() + row + 1;
+  a.w = packed.data();
+  (taps == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(a);
+  bool ok = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(double(got[i]) - want[i]);
+    if (d > *worst) *worst = d;
+    if (!(d <= 1e-4 + 1e-5 * std::fabs(want[i]))) ok = false;
+  }
+  if (!ok) std::printf("  FAIL %s conv%s_cv M=%d K=%d H=%d W=%d\n", mk.name, taps == 1 ? "1x1" : "3x3", M, K, H, W);
+  return ok;
+}
+
 bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
   std::vector<std::vector<float>> chans(K, std::vector<float>(nq));
   std::vector<const float*> ptrs(K);
@@ -124,6 +160,13 @@ int main() {
                    kind == 2};
             ++cases;
             if (!check_conv(mk, c, &worst)) ++bad;
+          }
+    for (int taps : {1, 9})
+      for (int mv : {1, 2, 3, 4, 5, 7})
+        for (int K : {1, 3, 17})
+          for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}}) {
+            ++cases;
+            if (!check_cv(mk, taps, mv * mk.vl, K, hw.first, hw.second, &worst)) ++bad;
           }
     for (int K : {1, 3, 8})
       for (int nv : {1, 3, 8}) {
