@@ -1,0 +1,88 @@
+#include "grouped_conv.h"
+
+#include <algorithm>
+#include <string>
+
+namespace cdops {
+
+namespace {
+std::string str(int64_t v) { return std::to_string(v); }
+void need(bool ok, const std::string& msg) {
+  if (!ok) throw InvalidArgument("GroupedConv: " + msg);
+}
+}  // namespace
+
+GroupedConv::GroupedConv(int64_t group, int64_t relu) : group_(group), relu_(relu) {
+  need(group_ >= 1, "attribute group must be >= 1 (got " + str(group_) + ")");
+  need(relu_ == 0 || relu_ == 1, "attribute relu must be 0 or 1 (got " + str(relu_) + ")");
+}
+
+void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, const float* B, int64_t n_bias,
+                       const MicroKernels& mk, GroupedConvPacked& out) const {
+  need(wrank == 4, "W must have rank 4 [O, C/group, k, k] (got rank " + std::to_string(wrank) + ")");
+  const int64_t O = ws[0], Cg = ws[1], k = ws[2];
+  need(O >= 1 && Cg >= 1, "W must have O >= 1 and C/group >= 1");
+  need(k == ws[3] && (k == 1 || k == 3), "W must be [O, C/group, 1, 1] or [O, C/group, 3, 3]");
+  need(O % group_ == 0, "W's O (" + str(O) + ") must be divisible by group (" + str(group_) + ")");
+  need(O <= (int64_t(1) << 24) && Cg <= (int64_t(1) << 24), "W is too large");
+  need(n_bias == 0 || n_bias == O, "B must have O = " + str(O) + " elements (got " + str(n_bias) + ")");
+  const int64_t taps = k * k, Mg = O / group_;
+  out.O = O;
+  out.Cg = Cg;
+  out.k = k;
+  out.mk = &mk;
+  out.w.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
+  for (int64_t g = 0; g < group_; ++g)
+    mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps),
+                    out.w.data() + g * Mg * Cg * taps);
+  out.b.reserve_zero(static_cast<std::size_t>(O));
+  out.has_bias = n_bias == O;
+  if (out.has_bias) std::copy(B, B + O, out.b.data());
+}
+
+void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int64_t C, int64_t H, int64_t W,
+                      float* Y, const ParallelFor& par) const {
+  const MicroKernels& mk = *p.mk;
+  need(C == p.Cg * group_, "X has " + str(C) + " channels, W expects C/group * group = " + str(p.Cg * group_));
+  need(H >= 1 && W >= 1 && H <= 65536 && W <= 65536, "X must have 1 <= H, W <= 65536");
+  if (N == 0) return;
+  const int64_t O = p.O;
+  std::unique_lock<std::mutex> lock(ws_mu_, std::try_to_lock);
+  Workspace local;
+  Workspace& ws = lock.owns_lock() ? ws_ : local;
+  const Geometry g(static_cast<int>(H), static_cast<int>(W));
+  if (!(ws.N == N && ws.C == C && ws.O == O && ws.H == H && ws.W == W)) {
+    if (!ws.in.reserve_zero(static_cast<std::size_t>(N * C * g.stride))) ws.in.zero();
+    ws.out.reserve_zero(static_cast<std::size_t>(N * O * g.stride));
+    ws.N = N, ws.C = C, ws.O = O, ws.H = H, ws.W = W;
+  }
+  const std::ptrdiff_t PS = g.stride, HW = H * W;
+  float* in = ws.in.data();
+  float* outb = ws.out.data();
+  par(static_cast<std::size_t>(N * C), [&](std::size_t i) { g.copy_in(X + i * HW, in + i * PS); });
+
+  const int64_t Cg = p.Cg, Mg = O / group_, taps = p.k * p.k;
+  const int chunk = chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, (p.k == 1 ? 4096 : 8192) / Cg));
+  const int64_t nch = (g.Qr + chunk - 1) / chunk;
+  par(static_cast<std::size_t>(N * group_ * nch), [&](std::size_t it) {
+    const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % group_,
+                  n = static_cast<int64_t>(it) / nch / group_;
+    const std::ptrdiff_t q0 = c * chunk;
+    ConvArgs ca;
+    ca.in = in + (n * C + gg * Cg) * PS + g.origin + g.Wp + q0;
+    ca.in_stride = PS;
+    ca.K = static_cast<int>(Cg);
+    ca.w = p.w.data() + gg * Cg * taps * Mg;
+    ca.bias = p.has_bias ? p.b.data() + gg * Mg : nullptr;
+    ca.M = static_cast<int>(Mg);
+    ca.out = outb + (n * O + gg * Mg) * PS + g.origin + g.Wp + q0;
+    ca.out_stride = PS;
+    ca.nq = static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - q0));
+    ca.relu = static_cast<int>(relu_);
+    ca.row = g.Wp;
+    (p.k == 1 ? mk.conv1x1 : mk.conv3x3)(ca);
+  });
+  par(static_cast<std::size_t>(N * O), [&](std::size_t i) { g.copy_out(outb + i * PS, Y + i * HW); });
+}
+
+}  // namespace cdops

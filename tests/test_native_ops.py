@@ -1,0 +1,462 @@
+"""The native custom-op library (csrc/, ops DenseBlock and GroupedConv of domain ai.condense_deploy):
+results against a numpy reference of docs/native-ops.md, every ISA, threads, odd sizes, bad inputs,
+and the C++ micro-kernel test driver (also for aarch64 under qemu)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "scripts" / "build-kernels.sh"
+DOMAIN = "ai.condense_deploy"
+LIB_NAME = "libcondense_deploy_ops.so"
+
+
+def _newest_source() -> float:
+    files = [BUILD, *(p for p in (ROOT / "csrc").rglob("*") if p.is_file())]
+    return max(p.stat().st_mtime for p in files)
+
+
+@pytest.fixture(scope="session")
+def native_dir(tmp_path_factory) -> Path:
+    """The built library and the micro-kernel test driver: the package's copy when it is newer than
+    the sources, else a fresh build in a temporary folder."""
+    have = ROOT / "condense_deploy" / "_native"
+    lib, drv = have / LIB_NAME, have / "test_microkernels"
+    if lib.exists() and drv.exists() and min(lib.stat().st_mtime, drv.stat().st_mtime) > _newest_source():
+        return have
+    out = tmp_path_factory.mktemp("native")
+    subprocess.run(
+        ["bash", str(BUILD), "--test", "--out", str(out)], check=True, capture_output=True, text=True
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def lib_path(native_dir) -> str:
+    return str(native_dir / LIB_NAME)
+
+
+def _isas(lib_path: str) -> list[str]:
+    import ctypes
+
+    lib = ctypes.CDLL(lib_path)
+    lib.condense_deploy_isas.restype = ctypes.c_char_p
+    return lib.condense_deploy_isas().decode().split(",")
+
+
+@pytest.fixture(scope="session")
+def isas(lib_path) -> list[str]:
+    return _isas(lib_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameters as a converted model has them, and the numpy reference of the contract.
+
+
+def dense_params(rng, c0, growth, layers, groups, condense, mid=None, groups_3x3=None):
+    """kept_l = C_l * G / C; each 1x1 group picks kept_l / G distinct channels (groups may overlap)."""
+    mid = mid or 4 * growth
+    g3 = groups_3x3 or groups
+    kept, index, scale, shift, w1, b1, w3 = [], [], [], [], [], [], []
+    for layer in range(layers):
+        cl = c0 + layer * growth
+        k = cl * groups // condense
+        assert k * condense == cl * groups and k % groups == 0
+        kept.append(k)
+        for _ in range(groups):
+            index.append(rng.choice(cl, size=k // groups, replace=False))
+        scale.append(rng.uniform(0.5, 1.5, k))
+        shift.append(rng.normal(0.0, 0.1, k))
+        fan1 = k // groups
+        w1.append(rng.normal(0.0, np.sqrt(2.0 / fan1), (mid, fan1)).ravel())
+        b1.append(rng.normal(0.0, 0.1, mid))
+        fan3 = mid // g3 * 9
+        w3.append(rng.normal(0.0, np.sqrt(2.0 / fan3), (growth, mid // g3, 3, 3)).ravel())
+    cat = np.concatenate
+    return dict(
+        index=cat(index).astype(np.int64),
+        bn_scale=cat(scale).astype(np.float32),
+        bn_shift=cat(shift).astype(np.float32),
+        w1=cat(w1).astype(np.float32),
+        b1=cat(b1).astype(np.float32),
+        w3=cat(w3).astype(np.float32),
+        attrs=dict(growth=growth, mid=mid, groups_1x1=groups, groups_3x3=g3, kept=kept),
+    )
+
+
+def conv_ref(x, w, groups, bias=None):
+    """Grouped conv, stride 1, same padding, x [N, C, H, W], w [O, C/G, k, k] (float64)."""
+    n, c, h, wd = x.shape
+    o, cg, k, _ = w.shape
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    og = o // groups
+    y = np.zeros((n, o, h, wd))
+    for g in range(groups):
+        xs = xp[:, g * cg : (g + 1) * cg]
+        ws = w[g * og : (g + 1) * og]
+        for dy in range(k):
+            for dx in range(k):
+                y[:, g * og : (g + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", xs[:, :, dy : dy + h, dx : dx + wd], ws[:, :, dy, dx]
+                )
+    if bias is not None:
+        y += bias[None, :, None, None]
+    return y
+
+
+def dense_block_ref(x, p):
+    a = p["attrs"]
+    growth, mid, g1, g3 = a["growth"], a["mid"], a["groups_1x1"], a["groups_3x3"]
+    xs = x.astype(np.float64)
+    o_k = o_w1 = 0
+    for layer, k in enumerate(a["kept"]):
+        idx = p["index"][o_k : o_k + k]
+        z = xs[:, idx]
+        s = p["bn_scale"][o_k : o_k + k].astype(np.float64)
+        t = p["bn_shift"][o_k : o_k + k].astype(np.float64)
+        act = np.maximum(z * s[None, :, None, None] + t[None, :, None, None], 0)
+        w1 = p["w1"][o_w1 : o_w1 + mid * (k // g1)].reshape(mid, k // g1, 1, 1).astype(np.float64)
+        m = np.maximum(conv_ref(act, w1, g1, p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)), 0)
+        n3 = growth * (mid // g3) * 9
+        w3 = p["w3"][layer * n3 : (layer + 1) * n3].reshape(growth, mid // g3, 3, 3).astype(np.float64)
+        xs = np.concatenate([xs, conv_ref(m, w3, g3)], axis=1)
+        o_k += k
+        o_w1 += mid * (k // g1)
+    return xs
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+
+
+def dense_block_model(p, c0, x_type=TensorProto.FLOAT, x_shape=None, as_inputs=()):
+    """A one-node model; params are initializers except those named in as_inputs (graph inputs)."""
+    names = ["index", "bn_scale", "bn_shift", "w1", "b1", "w3"]
+    x_shape = x_shape if x_shape is not None else ["N", c0, "H", "W"]
+    inputs = [helper.make_tensor_value_info("X", x_type, x_shape)]
+    inits = []
+    for name in names:
+        arr = p[name]
+        if name in as_inputs:
+            t = TensorProto.INT64 if arr.dtype == np.int64 else TensorProto.FLOAT
+            inputs.append(helper.make_tensor_value_info(name, t, [f"{name}_len"]))
+        else:
+            inits.append(numpy_helper.from_array(arr, name))
+    node = helper.make_node("DenseBlock", ["X", *names], ["Y"], domain=DOMAIN, **p["attrs"])
+    graph = helper.make_graph(
+        [node], "dense_block", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)], ir_version=8
+    )
+
+
+def grouped_conv_model(w, b, group, relu, w_as_input=False):
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", "C", "H", "W"])]
+    inits = []
+    if w_as_input:
+        inputs.append(helper.make_tensor_value_info("Wt", TensorProto.FLOAT, list(w.shape)))
+    else:
+        inits.append(numpy_helper.from_array(w, "Wt"))
+    ins = ["X", "Wt"]
+    if b is not None:
+        inits.append(numpy_helper.from_array(b, "B"))
+        ins.append("B")
+    node = helper.make_node("GroupedConv", ins, ["Y"], domain=DOMAIN, group=group, relu=relu)
+    graph = helper.make_graph(
+        [node], "gconv", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)], ir_version=8
+    )
+
+
+def session(model, lib_path, threads=1, isa=None):
+    old = os.environ.get("CONDENSE_DEPLOY_ISA")
+    if isa:
+        os.environ["CONDENSE_DEPLOY_ISA"] = isa
+    try:
+        so = ort.SessionOptions()
+        so.register_custom_ops_library(lib_path)
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    finally:
+        if isa:
+            if old is None:
+                del os.environ["CONDENSE_DEPLOY_ISA"]
+            else:
+                os.environ["CONDENSE_DEPLOY_ISA"] = old
+
+
+def _close(got, want, atol=1e-4, rtol=1e-4):
+    assert got.shape == want.shape
+    err = np.abs(got.astype(np.float64) - want)
+    bad = err > atol + rtol * np.abs(want)
+    assert not bad.any(), f"max abs err {err.max():.3g} at {np.unravel_index(err.argmax(), err.shape)}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Correctness
+
+# (C condense factor, G groups, C0, growth, layers)
+CONFIGS = [(2, 2, 8, 4, 3), (4, 4, 16, 8, 3), (8, 8, 16, 8, 4), (4, 2, 16, 8, 3), (2, 4, 8, 8, 2)]
+
+
+@pytest.mark.parametrize("condense,groups,c0,growth,layers", CONFIGS)
+@pytest.mark.parametrize("hw", [(7, 7), (13, 11), (1, 1)])
+def test_dense_block_matches_reference(lib_path, condense, groups, c0, growth, layers, hw):
+    rng = np.random.default_rng(condense * 100 + groups * 10 + hw[0])
+    p = dense_params(rng, c0, growth, layers, groups, condense)
+    x = rng.normal(0, 1, (2, c0, *hw)).astype(np.float32)
+    want = dense_block_ref(x, p)
+    got = session(dense_block_model(p, c0), lib_path).run(None, {"X": x})[0]
+    _close(got, want)
+    assert np.array_equal(got[:, :c0], x)
+
+
+def test_dense_block_every_isa_and_threads(lib_path, isas):
+    """Every ISA this CPU runs, 1 and 2 threads: all match the reference; results per ISA do not
+    depend on the thread count (bit-identical)."""
+    rng = np.random.default_rng(7)
+    p = dense_params(rng, 48, 16, 3, 8, 8)
+    x = rng.normal(0, 1, (3, 48, 14, 13)).astype(np.float32)
+    want = dense_block_ref(x, p)
+    model = dense_block_model(p, 48)
+    for isa in isas:
+        one = session(model, lib_path, threads=1, isa=isa).run(None, {"X": x})[0]
+        two = session(model, lib_path, threads=2, isa=isa).run(None, {"X": x})[0]
+        _close(one, want)
+        assert np.array_equal(one, two), isa
+
+
+def test_dense_block_imagenet_like_shapes(lib_path):
+    """Block-5-like channel counts (large K per group, 7x7) and a block-1-like 1-output group."""
+    rng = np.random.default_rng(3)
+    for c0, growth, layers, hw in [(1040, 128, 2, 7), (16, 8, 2, 28)]:
+        p = dense_params(rng, c0, growth, layers, 8, 8)
+        x = rng.normal(0, 1, (1, c0, hw, hw)).astype(np.float32)
+        got = session(dense_block_model(p, c0), lib_path, threads=2).run(None, {"X": x})[0]
+        _close(got, dense_block_ref(x, p), atol=2e-4)
+
+
+def test_dense_block_params_as_inputs(lib_path):
+    """Non-constant parameters are packed at each run: same result as initializers."""
+    rng = np.random.default_rng(11)
+    p = dense_params(rng, 16, 8, 2, 4, 4)
+    x = rng.normal(0, 1, (1, 16, 9, 9)).astype(np.float32)
+    names = ("index", "bn_scale", "bn_shift", "w1", "b1", "w3")
+    sess = session(dense_block_model(p, 16, as_inputs=names), lib_path)
+    got = sess.run(None, {"X": x, **{n: p[n] for n in names}})[0]
+    _close(got, dense_block_ref(x, p))
+
+
+def test_dense_block_repeated_runs_and_shapes(lib_path):
+    """The cached workspace is reused across runs and rebuilt when the input shape changes."""
+    rng = np.random.default_rng(5)
+    p = dense_params(rng, 8, 4, 2, 2, 2)
+    sess = session(dense_block_model(p, 8), lib_path, threads=2)
+    for shape in [(1, 8, 5, 6), (2, 8, 5, 6), (1, 8, 12, 3), (1, 8, 5, 6)]:
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        _close(sess.run(None, {"X": x})[0], dense_block_ref(x, p))
+
+
+@pytest.mark.parametrize(
+    "k,group,relu,bias", [(1, 8, 0, True), (3, 8, 1, False), (3, 4, 0, True), (1, 1, 1, False)]
+)
+def test_grouped_conv_matches_reference(lib_path, isas, k, group, relu, bias):
+    rng = np.random.default_rng(k * 10 + group)
+    c, o = 32, 16
+    w = rng.normal(0, np.sqrt(2 / (c // group * k * k)), (o, c // group, k, k)).astype(np.float32)
+    b = rng.normal(0, 0.1, o).astype(np.float32) if bias else None
+    x = rng.normal(0, 1, (2, c, 13, 7)).astype(np.float32)
+    want = conv_ref(
+        x.astype(np.float64), w.astype(np.float64), group, None if b is None else b.astype(np.float64)
+    )
+    if relu:
+        want = np.maximum(want, 0)
+    for isa in isas:
+        got = session(grouped_conv_model(w, b, group, relu), lib_path, threads=2, isa=isa).run(
+            None, {"X": x}
+        )[0]
+        _close(got, want)
+    got = session(grouped_conv_model(w, b, group, relu, w_as_input=True), lib_path).run(
+        None, {"X": x, "Wt": w}
+    )[0]
+    _close(got, want)
+
+
+def test_isa_report(lib_path, isas):
+    import ctypes
+
+    lib = ctypes.CDLL(lib_path)
+    lib.condense_deploy_isa.restype = ctypes.c_char_p
+    assert lib.condense_deploy_isa().decode() == isas[-1]
+    assert isas[0] == "scalar"
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad inputs: each runs in a subprocess, so that a crash fails the test instead of killing pytest.
+
+_BAD_PRELUDE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import onnxruntime as ort
+    sys.path.insert(0, {tests!r})
+    import test_native_ops as t
+    from onnx import TensorProto
+    lib = {lib!r}
+    def expect_error(fn, *words):
+        try:
+            fn()
+        except Exception as e:  # onnxruntime's own exception types
+            msg = str(e)
+            missing = [w for w in words if w.lower() not in msg.lower()]
+            print("RAISED", type(e).__name__, "missing:" if missing else "", missing, msg[:300])
+            sys.exit(3 if missing else 0)
+        print("NO ERROR")
+        sys.exit(2)
+    rng = np.random.default_rng(0)
+    p = t.dense_params(rng, 16, 8, 2, 4, 4)
+    x = rng.normal(0, 1, (1, 16, 6, 6)).astype(np.float32)
+    """
+)
+
+BAD_CASES = {
+    "x_float64": """
+m = t.dense_block_model(p, 16, x_type=TensorProto.DOUBLE)
+expect_error(lambda: t.session(m, lib).run(None, {"X": x.astype(np.float64)}))
+""",
+    "x_int32": """
+m = t.dense_block_model(p, 16, x_type=TensorProto.INT32)
+expect_error(lambda: t.session(m, lib).run(None, {"X": x.astype(np.int32)}))
+""",
+    "x_rank3": """
+m = t.dense_block_model(p, 16, x_shape=[16, 6, 6])
+expect_error(lambda: t.session(m, lib).run(None, {"X": x[0]}), "rank 4")
+""",
+    "x_rank5": """
+m = t.dense_block_model(p, 16, x_shape=None)
+m.graph.input[0].type.tensor_type.shape.Clear()
+expect_error(lambda: t.session(m, lib).run(None, {"X": x[None]}), "rank 4")
+""",
+    "index_out_of_range": """
+p["index"][3] = 16 + 0  # layer 0 has 16 input channels
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib).run(None, {"X": x}), "out of range")
+""",
+    "index_huge": """
+p["index"][-1] = 10**12
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "out of range")
+""",
+    "index_negative": """
+p["index"][0] = -1
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "out of range")
+""",
+    "too_few_channels": """
+m = t.dense_block_model(p, 16, x_shape=["N", "C", "H", "W"])
+expect_error(lambda: t.session(m, lib).run(None, {"X": x[:, :4]}), "out of range")
+""",
+    "w1_wrong_size": """
+p["w1"] = p["w1"][:-1]
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "w1")
+""",
+    "w3_wrong_size_as_input": """
+m = t.dense_block_model(p, 16, as_inputs=("w3",))
+expect_error(lambda: t.session(m, lib).run(None, {"X": x, "w3": p["w3"][:5]}), "w3")
+""",
+    "index_float_initializer": """
+p["index"] = p["index"].astype(np.float32)
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib))
+""",
+    "kept_not_divisible": """
+p["attrs"]["kept"] = [7, 12]
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "divisible")
+""",
+    "growth_not_divisible": """
+p["attrs"]["groups_3x3"] = 3
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "divisible")
+""",
+    "negative_attr": """
+p["attrs"]["growth"] = -8
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "growth")
+""",
+    "missing_attr": """
+del p["attrs"]["mid"]
+expect_error(lambda: t.session(t.dense_block_model(p, 16), lib), "mid")
+""",
+    "bn_scale_wrong_size_as_input": """
+m = t.dense_block_model(p, 16, as_inputs=("bn_scale",))
+expect_error(lambda: t.session(m, lib).run(None, {"X": x, "bn_scale": p["bn_scale"][:3]}), "bn_scale")
+""",
+    "gconv_channels": """
+w = np.ones((8, 4, 3, 3), np.float32)
+m = t.grouped_conv_model(w, None, 2, 0)
+expect_error(lambda: t.session(m, lib).run(None, {"X": np.ones((1, 6, 5, 5), np.float32)}), "channels")
+""",
+    "gconv_kernel_size": """
+w = np.ones((8, 4, 5, 5), np.float32)
+expect_error(lambda: t.session(t.grouped_conv_model(w, None, 2, 0), lib), "3, 3")
+""",
+    "gconv_bias_size": """
+w = np.ones((8, 4, 1, 1), np.float32)
+expect_error(lambda: t.session(t.grouped_conv_model(w, np.ones(3, np.float32), 2, 0), lib), "B")
+""",
+    "gconv_rank": """
+w = np.ones((8, 4, 1, 1), np.float32)
+m = t.grouped_conv_model(w, None, 2, 0)
+m.graph.input[0].type.tensor_type.shape.Clear()
+expect_error(lambda: t.session(m, lib).run(None, {"X": np.ones((8, 5, 5), np.float32)}), "rank 4")
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_inputs_raise(lib_path, case):
+    code = _BAD_PRELUDE.format(tests=str(ROOT / "tests"), lib=lib_path) + BAD_CASES[case]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"rc={r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The C++ micro-kernel test driver, natively and for aarch64 under qemu.
+
+
+def test_microkernels_native(native_dir):
+    r = subprocess.run([str(native_dir / "test_microkernels")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK" in r.stdout
+
+
+def test_microkernels_aarch64_under_qemu(tmp_path):
+    if not shutil.which("aarch64-linux-gnu-g++") or not shutil.which("qemu-aarch64-static"):
+        pytest.skip("aarch64-linux-gnu-g++ or qemu-aarch64-static missing")
+    subprocess.run(
+        ["bash", str(BUILD), "--arch", "aarch64", "--test", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert (tmp_path / LIB_NAME).exists()
+    r = subprocess.run(
+        ["qemu-aarch64-static", str(tmp_path / "test_microkernels")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "neon" in r.stdout and "OK" in r.stdout
