@@ -86,7 +86,12 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   }
   out.scale.assign(p.scale, p.scale + n_kept);
   out.shift.assign(p.shift, p.shift + n_kept);
-  out.b1.assign(p.b1, p.b1 + L * mid_);
+  // b1 comes in shuffled order (channel m*G1 + j); the 1x1 adds it by pre-shuffle row j*mo + m
+  out.b1.resize(static_cast<std::size_t>(L * mid_));
+  for (int l = 0; l < L; ++l)
+    for (int64_t j = 0; j < g1_; ++j)
+      for (int64_t m = 0; m < mid_ / g1_; ++m)
+        out.b1[l * mid_ + j * (mid_ / g1_) + m] = p.b1[l * mid_ + m * g1_ + j];
 
   // Per layer, per group: the ISA's packed layout of [mo][K] (1x1) and [M3][K3][9] (3x3).
   out.mk = &mk;
@@ -207,8 +212,9 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         cv.w = p.w1cv.data() + p.off_w1[l] + j * K * mo;
         cv.bias = b1 + j * mo;
         cv.M = static_cast<int>(mo);
-        cv.out = midb + (n * mid_ + j * mo) * PS + g.origin + g.Wp + 1;
-        cv.out_stride = PS;
+        // the channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j
+        cv.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + 1;
+        cv.out_stride = PS * g1_;
         cv.H = static_cast<int>(H);
         cv.W = static_cast<int>(W);
         cv.row = g.Wp;
@@ -239,8 +245,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       ca.w = w1 + j * K * mo;
       ca.bias = b1 + j * mo;
       ca.M = static_cast<int>(mo);
-      ca.out = midb + (n * mid_ + j * mo) * PS + g.origin + g.Wp + q0;
-      ca.out_stride = PS;
+      ca.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + q0;  // shuffled, as above
+      ca.out_stride = PS * g1_;
       ca.nq = nq;
       ca.mask = mask + q0;
       ca.relu = 1;
@@ -277,7 +283,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       mk.conv3x3(ca);
     };
 
-    if (g1_ == g3_) {
+    if (false) {  // integrator: invalid with the shuffle (3x3 group j reads every 1x1 group's output)
       // The 3x3 group j reads exactly the mid channels the 1x1 group j writes: one work item per
       // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
       // least a row + 1, so its 3x3 taps below are ready), while the chunk's mid is still in cache.

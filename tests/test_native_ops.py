@@ -130,7 +130,11 @@ def dense_block_ref(x, p):
         t = p["bn_shift"][o_k : o_k + k].astype(np.float64)
         act = np.maximum(z * s[None, :, None, None] + t[None, :, None, None], 0)
         w1 = p["w1"][o_w1 : o_w1 + mid * (k // g1)].reshape(mid, k // g1, 1, 1).astype(np.float64)
-        m = np.maximum(conv_ref(act, w1, g1, p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)), 0)
+        # the 1x1 output is channel-shuffled (groups_1x1) before the bias and ReLU: c[j*d + r] -> s[r*G1 + j]
+        c = conv_ref(act, w1, g1)
+        d = mid // g1
+        shuffled = c.reshape(c.shape[0], g1, d, *c.shape[2:]).transpose(0, 2, 1, 3, 4).reshape(c.shape)
+        m = np.maximum(shuffled + p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)[None, :, None, None], 0)
         n3 = growth * (mid // g3) * 9
         w3 = p["w3"][layer * n3 : (layer + 1) * n3].reshape(growth, mid // g3, 3, 3).astype(np.float64)
         xs = np.concatenate([xs, conv_ref(m, w3, g3)], axis=1)
