@@ -1,5 +1,9 @@
 """Lowering ablation: each ONNX rewrite's effect on latency(CondenseNet-74)/latency(MobileNet v1).
 
+The last rows are ``native``: every dense block on our own DenseBlock kernel (csrc/, docs/native-ops.md),
+with a per-stage (per dense block) kernel-time profile beside the straight and ``fast`` graphs.
+Per-kernel G MAC/s against onnxruntime's Conv on the same shapes: ``benchmarks/native_kernels.py``.
+
 Exports CondenseNet-74 C=G=8 and C=G=4 (converted form, random weights with random BN statistics
 and random valid indexes) and MobileNet v1 with ``optimize="none"``, applies the rewrites
 cumulatively (and ``tuned``), then times every variant and MobileNet interleaved in one run
@@ -59,10 +63,13 @@ def _fast_with_dense_lgc(built: dict[str, onnx.ModelProto]) -> onnx.ModelProto:
     return P.pad_group_outputs(P.pad_group_inputs(dense, **PAD_IN), **PAD_OUT)
 
 
+NATIVE = "native (every dense block one DenseBlock op of our kernels)"
+
 # measured beside fast, each on its own (not cumulative)
 ALTERNATIVES: list[tuple[str, Any]] = [
     ("fast + bn_to_depthwise_conv", lambda built: X.bn_to_depthwise_conv(built[FAST])),
     (f"fast + lgc_as_dense_conv (<={X.DENSE_LGC_MAX_INPUTS} inputs)", _fast_with_dense_lgc),
+    (NATIVE, lambda built: optimize_onnx(built[STEPS[0][0]], "native")[0]),
 ]
 
 
@@ -137,7 +144,11 @@ def variants(model: onnx.ModelProto, tune: bool) -> dict[str, onnx.ModelProto]:
     return out
 
 
-def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
+def profile(model: onnx.ModelProto, runs: int = 10) -> tuple[dict[str, float], dict[str, float]]:
+    """(ms per run by op type, ms per run by stage) from onnxruntime's profiler, kernel time only.
+
+    A stage is a dense block (``dense_block_<k>`` native nodes, or nodes named after
+    ``denseblock_<k>`` by the exporter); everything else is "stem, transitions, classifier"."""
     from condense_deploy.runtime.bench import roll_up_profile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,8 +156,28 @@ def profile(model: onnx.ModelProto, runs: int = 10) -> dict[str, float]:
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
         for _ in range(3 + runs):
             session.run(None, {session.get_inputs()[0].name: x})
-        rolled = roll_up_profile(session.end_profiling(), last_runs=runs)
-    return {op: v["ms_per_run"] for op, v in rolled.items()}
+        trace = session.end_profiling()
+        rolled = roll_up_profile(trace, last_runs=runs)
+        stages = _per_stage(json.loads(Path(trace).read_text()), runs)
+    return {op: v["ms_per_run"] for op, v in rolled.items()}, stages
+
+
+def _per_stage(events: list[dict[str, Any]], runs: int) -> dict[str, float]:
+    import re
+
+    windows = sorted((float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))) for e in events
+                     if e.get("cat") == "Session" and e.get("name") == "model_run")[-runs:]
+    totals: dict[str, float] = {}
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        if not any(lo <= float(event.get("ts", 0)) <= hi for lo, hi in windows):
+            continue
+        found = re.search(r"dense_?block_(\d+)", name)
+        stage = f"dense block {found.group(1)}" if found else "stem, transitions, classifier"
+        totals[stage] = totals.get(stage, 0.0) + float(event.get("dur", 0)) / 1e3 / max(len(windows), 1)
+    return {k: round(v, 4) for k, v in sorted(totals.items())}
 
 
 def cifar_comparison(rounds: int, inner: int, out: Path) -> None:
@@ -245,11 +276,12 @@ def main() -> None:
     c8 = table["condensenet74_c8g8"][fast]
     opts = [session_options(1), session_options(1, denormal_as_zero=True), session_options(1, spinning=False)]
     session_times = timed_with(opts + [session_options(1)], [c8, c8, c8, mobilenet])
-    profiles = {"mobilenet_v1": profile(mobilenet)}
+    profiles, stages = {}, {}
+    profiles["mobilenet_v1"], _ = profile(mobilenet)
     for name in table:
-        for lab in ("none (straight export)", fast, "tuned"):
+        for lab in ("none (straight export)", fast, "tuned", NATIVE):
             if lab in table[name]:
-                profiles[f"{name}|{lab}"] = profile(table[name][lab])
+                profiles[f"{name}|{lab}"], stages[f"{name}|{lab}"] = profile(table[name][lab])
     tuned_choices, tuned_whole = {}, {}
     for name in base:
         if "tuned" in table[name]:
@@ -268,7 +300,8 @@ def main() -> None:
                      "statistic": "median", "interleaved": True},
         "runs": runs, "session_options_ms": dict(zip(
             ["default", "denormal_as_zero", "spinning_off", "mobilenet_v1"], session_times, strict=True)),
-        "profiles_ms": profiles, "tuned_forms": tuned_choices, "tuned_whole_model": tuned_whole,
+        "profiles_ms": profiles, "stages_ms": stages, "tuned_forms": tuned_choices,
+        "tuned_whole_model": tuned_whole,
         "seconds": round(time.time() - started, 1),
     }
     out = Path(args.out)
@@ -324,6 +357,15 @@ def render(result: dict[str, Any], labels: list[str]) -> str:
             f"{result['profiles_ms'][n].get(op, 0):.2f}" for n in names) + " |")
     lines.append("| **total** | " + " | ".join(
         f"**{sum(result['profiles_ms'][n].values()):.2f}**" for n in names) + " |")
+    stages = result.get("stages_ms", {})
+    if stages:
+        lines += ["", "## Per-stage kernel time (ms per run, onnxruntime profiler)", ""]
+        names = list(stages)
+        rows = sorted({k for v in stages.values() for k in v})
+        lines += ["| stage | " + " | ".join(n.replace("|", ": ") for n in names) + " |",
+                  "|---" * (1 + len(names)) + "|"]
+        for row in rows:
+            lines.append(f"| {row} | " + " | ".join(f"{stages[n].get(row, 0):.2f}" for n in names) + " |")
     lines += ["", f"Whole run took {result['seconds']} s.", ""]
     return "\n".join(lines)
 
