@@ -32,6 +32,7 @@ from ._fsutil import atomic_path, check_writable
 from .errors import FULL_INSTALL, CondenseDeployError, missing_dependency
 from .graph.metadata import META
 from .graph.recipes import MODES
+from .models.registry import export_settings
 
 __all__ = [
     "EXPORTERS",
@@ -47,6 +48,9 @@ __all__ = [
 EXPORTERS = ("torchscript", "dynamo")
 
 
+_CARDS_EXPORT = export_settings()  # the model cards' export field: opset, atol
+
+
 @dataclass(frozen=True)
 class OnnxExportSpec:
     """What every exported file looks like and how it is checked."""
@@ -54,9 +58,9 @@ class OnnxExportSpec:
     input_name: str = "input"
     output_name: str = "logits"
     batch_dim: str = "batch"
-    opset: int = 17
+    opset: int = int(_CARDS_EXPORT["opset"])
     min_opset: int = 13  # Gather/Reshape/BN forms we rely on; older runtimes are out of scope
-    atol: float = 1e-4
+    atol: float = float(_CARDS_EXPORT["atol"])
     validate_batches: tuple[int, ...] = (1, 3)
     trace_batch: int = 2  # >= 2 so no exporter specialises the batch dimension to 1
     seed: int = 0

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .layers import channel_shuffle
-from .registry import get_card, register_model
+from .registry import register_family
 
 __all__ = ["VGG", "MobileNetV1", "MobileNetV2", "ResNet", "ShuffleNetV2"]
 
@@ -277,9 +277,10 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _create(name: str, cls: type[nn.Module], *args: Any, num_classes: int | None = None) -> nn.Module:
+def _create(card: dict[str, Any], cls: type[nn.Module], *args: Any,
+            num_classes: int | None = None) -> nn.Module:
     """Build ``cls`` with the card's class count unless overridden."""
-    classes = get_card(name)["num_classes"] if num_classes is None else num_classes
+    classes = card["num_classes"] if num_classes is None else num_classes
     return cls(*args, num_classes=classes)
 
 
@@ -293,27 +294,27 @@ _MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6,
                  (6, 320, 1, 1)]
 
 
-@register_model
-def vgg16(num_classes: int | None = None) -> nn.Module:
-    return _create("vgg16", VGG, _VGG16, num_classes=num_classes)
+@register_family("vgg16")
+def build_vgg16(card: dict[str, Any], num_classes: int | None = None) -> nn.Module:
+    return _create(card, VGG, _VGG16, num_classes=num_classes)
 
 
-@register_model
-def resnet18(num_classes: int | None = None) -> nn.Module:
-    return _create("resnet18", ResNet, [2, 2, 2, 2], num_classes=num_classes)
+@register_family("resnet18")
+def build_resnet18(card: dict[str, Any], num_classes: int | None = None) -> nn.Module:
+    return _create(card, ResNet, [2, 2, 2, 2], num_classes=num_classes)
 
 
-@register_model
-def mobilenet_v1(num_classes: int | None = None) -> nn.Module:
-    return _create("mobilenet_v1", MobileNetV1, _MOBILENET_V1, num_classes=num_classes)
+@register_family("mobilenet_v1")
+def build_mobilenet_v1(card: dict[str, Any], num_classes: int | None = None) -> nn.Module:
+    return _create(card, MobileNetV1, _MOBILENET_V1, num_classes=num_classes)
 
 
-@register_model
-def mobilenet_v2(num_classes: int | None = None) -> nn.Module:
-    return _create("mobilenet_v2", MobileNetV2, _MOBILENET_V2, num_classes=num_classes)
+@register_family("mobilenet_v2")
+def build_mobilenet_v2(card: dict[str, Any], num_classes: int | None = None) -> nn.Module:
+    return _create(card, MobileNetV2, _MOBILENET_V2, num_classes=num_classes)
 
 
-@register_model
-def shufflenet_v2_x1_0(num_classes: int | None = None) -> nn.Module:
-    return _create("shufflenet_v2_x1_0", ShuffleNetV2, [4, 8, 4], [24, 116, 232, 464, 1024],
+@register_family("shufflenet_v2_x1_0")
+def build_shufflenet_v2_x1_0(card: dict[str, Any], num_classes: int | None = None) -> nn.Module:
+    return _create(card, ShuffleNetV2, [4, 8, 4], [24, 116, 232, 464, 1024],
                    num_classes=num_classes)

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import CondenseNetConfig
 from .layers import BnReluConv, CondenseConv, CondenseLinear, LearnedGroupConv, stage_for_progress
-from .registry import get_card, register_model
+from .registry import register_family
 
 __all__ = ["CondenseNet", "learned_group_convs"]
 
@@ -115,50 +115,7 @@ def _init_weights(model: nn.Module) -> None:
             m.bias.data.zero_()
 
 
-def _create(name: str, converted: bool = False, **overrides: Any) -> CondenseNet:
-    return CondenseNet(CondenseNetConfig.from_card(get_card(name), **overrides), converted=converted)
-
-
-@register_model
-def condensenet50_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet50_cifar", **kwargs)
-
-
-@register_model
-def condensenet74_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet74_cifar", **kwargs)
-
-
-@register_model
-def condensenet86_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet86_cifar", **kwargs)
-
-
-@register_model
-def condensenet98_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet98_cifar", **kwargs)
-
-
-@register_model
-def condensenet110_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet110_cifar", **kwargs)
-
-
-@register_model
-def condensenet122_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet122_cifar", **kwargs)
-
-
-@register_model
-def condensenet182_cifar(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet182_cifar", **kwargs)
-
-
-@register_model
-def condensenet74_c4g4(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet74_c4g4", **kwargs)
-
-
-@register_model
-def condensenet74_c8g8(**kwargs: Any) -> CondenseNet:
-    return _create("condensenet74_c8g8", **kwargs)
+@register_family("condensenet")
+def build_condensenet(card: dict[str, Any], converted: bool = False, **overrides: Any) -> CondenseNet:
+    """A CondenseNet as ``card`` describes it (training form unless ``converted``)."""
+    return CondenseNet(CondenseNetConfig.from_card(card, **overrides), converted=converted)

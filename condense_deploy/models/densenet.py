@@ -12,7 +12,7 @@ from torch import nn
 from .condensenet import _init_weights
 from .config import DenseNetConfig
 from .layers import BnReluConv
-from .registry import get_card, register_model
+from .registry import register_family
 
 __all__ = ["DenseNet"]
 
@@ -79,6 +79,7 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model
-def densenet_bc100_cifar(**kwargs: Any) -> DenseNet:
-    return DenseNet(DenseNetConfig.from_card(get_card("densenet_bc100_cifar"), **kwargs))
+@register_family("densenet")
+def build_densenet(card: dict[str, Any], **overrides: Any) -> DenseNet:
+    """A DenseNet-BC as ``card`` describes it."""
+    return DenseNet(DenseNetConfig.from_card(card, **overrides))

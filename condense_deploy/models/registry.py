@@ -1,27 +1,29 @@
-"""The model zoo: cards in ``models/`` (one JSON file per variant) and the entrypoints that build them.
+"""The model zoo: cards in ``models/`` (one JSON file per variant) and one builder per family.
 
-Cards are data (architecture numbers, preprocessing, published figures) and can be read without
-torch, so ``list``, ``inspect`` and the bench report work on a board. Entrypoints are registered by
-the architecture modules with ``@register_model``; ``create_model`` is the one way to build a model.
+Cards are data (architecture numbers, preprocessing, export settings, published figures) and are
+read without torch, so ``list``, ``inspect`` and the bench report work on a board. Each family
+module registers one builder with ``@register_family``; every card of that family is built by it
+from the card. ``create_model`` is the one way to build a model. The cards ship inside the package
+as ``condense_deploy.cards`` (in a checkout, ``condense_deploy/cards`` links to the top-level
+``models/`` folder; a wheel holds a copy), so they are found the same way everywhere.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
+import importlib.resources
 import json
 from collections.abc import Callable
 from fnmatch import fnmatch
-from pathlib import Path
 from typing import Any
 
 from ..errors import CondenseDeployError
 
-__all__ = ["create_model", "dataset_preprocessing", "get_card", "list_models", "register_model",
-           "registered_entrypoints"]
+__all__ = ["create_model", "dataset_preprocessing", "export_settings", "get_card", "list_models",
+           "register_family", "registered_entrypoints"]
 
-# Which module defines the entrypoints of each card family; imported only when a model is built.
+# Which module defines the builder of each card family; imported only when a model is built.
 _FAMILY_MODULES = {
     "condensenet": "condense_deploy.models.condensenet",
     "densenet": "condense_deploy.models.densenet",
@@ -32,40 +34,33 @@ _FAMILY_MODULES = {
     "shufflenet_v2_x1_0": "condense_deploy.models.baselines",
 }
 
-_ENTRYPOINTS: dict[str, Callable[..., Any]] = {}
+# family -> builder(card, **overrides)
+_BUILDERS: dict[str, Callable[..., Any]] = {}
 
 
-def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Record ``fn`` under its own name; a second entrypoint with the same name is a bug."""
-    if fn.__name__ in _ENTRYPOINTS and _ENTRYPOINTS[fn.__name__] is not fn:
-        raise RuntimeError(f"model entrypoint {fn.__name__!r} registered twice")
-    _ENTRYPOINTS[fn.__name__] = fn
-    return fn
+def register_family(family: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Record the builder of ``family``: ``builder(card, **overrides)``; a second one is a bug."""
 
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if family in _BUILDERS and _BUILDERS[family] is not fn:
+            raise RuntimeError(f"model family {family!r} registered twice")
+        _BUILDERS[family] = fn
+        return fn
 
-def _cards_dir() -> Path:
-    """The cards folder: ``models/`` in a source checkout, the packaged copy in an installed wheel."""
-    package = Path(__file__).resolve().parent.parent
-    checkout = package.parent / "models"
-    if checkout.is_dir() and (package.parent / "pyproject.toml").is_file():
-        return checkout
-    # An installed wheel: condense_deploy/cards (a namespace package, whose resources.files() is a
-    # MultiplexedPath, so its str() is not a path).
-    spec = importlib.util.find_spec("condense_deploy.cards")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise RuntimeError("the model cards (condense_deploy.cards) are not installed")
-    return Path(locations[0])
+    return register
 
 
 @functools.lru_cache(maxsize=1)
 def _all_cards() -> dict[str, dict[str, Any]]:
     cards: dict[str, dict[str, Any]] = {}
-    for path in sorted(_cards_dir().glob("*.json")):
+    folder = importlib.resources.files("condense_deploy.cards")
+    files = [f for f in folder.iterdir() if f.name.endswith(".json")]
+    for path in sorted(files, key=lambda f: f.name):
+        stem = path.name[: -len(".json")]
         card = json.loads(path.read_text())
-        if card.get("name") != path.stem:
+        if card.get("name") != stem:
             raise RuntimeError(f"{path}: card name {card.get('name')!r} differs from its file name")
-        cards[path.stem] = card
+        cards[stem] = card
     return cards
 
 
@@ -95,6 +90,15 @@ def dataset_preprocessing(dataset: str) -> tuple[list[float], list[float]]:
     return list(mean), list(std)
 
 
+def export_settings() -> dict[str, Any]:
+    """The cards' ``export`` field (opset, atol): one setting for every card, which ``export``
+    uses as its defaults (a card that needs another would need per-model export settings)."""
+    found = {json.dumps(c["export"], sort_keys=True) for c in _all_cards().values()}
+    if len(found) != 1:
+        raise RuntimeError(f"the cards have {len(found)} different export settings (expected one)")
+    return dict(json.loads(found.pop()))
+
+
 def _load_family(family: str) -> None:
     module = _FAMILY_MODULES.get(family)
     if module is None:
@@ -103,10 +107,11 @@ def _load_family(family: str) -> None:
 
 
 def registered_entrypoints() -> list[str]:
-    """Every entrypoint name, after importing all architecture modules (for the card/entrypoint test)."""
+    """Every card name a registered builder can build, after importing all family modules (for the
+    card/builder test)."""
     for family in _FAMILY_MODULES:
         _load_family(family)
-    return sorted(_ENTRYPOINTS)
+    return sorted(name for name, card in _all_cards().items() if card["family"] in _BUILDERS)
 
 
 def create_model(name: str, **overrides: Any) -> Any:
@@ -114,6 +119,6 @@ def create_model(name: str, **overrides: Any) -> Any:
     ``num_classes`` or ``converted=True``."""
     card = get_card(name)
     _load_family(card["family"])
-    if name not in _ENTRYPOINTS:
-        raise RuntimeError(f"card {name!r} has no registered entrypoint")
-    return _ENTRYPOINTS[name](**overrides)
+    if card["family"] not in _BUILDERS:
+        raise RuntimeError(f"card {name!r}: no builder registered for family {card['family']!r}")
+    return _BUILDERS[card["family"]](card, **overrides)
