@@ -53,8 +53,8 @@ COPY --from=build /usr/bin/tini /usr/bin/tini
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
 USER 10001
 WORKDIR /home/condense
-# tini -s: also reaps and forwards when it is not PID 1 (under `docker run --init`), without a warning.
-ENTRYPOINT ["tini", "-s", "--", "condense-deploy"]
+# No -s (subreaper): qemu-user does not implement that prctl, and tini -s fails under emulation.
+ENTRYPOINT ["tini", "--", "condense-deploy"]
 CMD ["--help"]
 
 # ---- runtime: slim, for a board ----------------------------------------------------------------------

@@ -2,8 +2,10 @@
 # Build the condense-deploy image for linux/amd64 and linux/arm64 (docs/arm.md has the whole path).
 #
 #   scripts/build-image.sh [--target runtime|full] [--tag NAME] [--arch amd64|arm64|amd64,arm64]
-#                          [--local-base] [--smoke MODEL.onnx] [-- EXTRA BUILD ARGS]
+#                          [--local-base] [--smoke MODEL.onnx] [--engine docker|podman]
+#                          [-- EXTRA BUILD ARGS]
 #   scripts/build-image.sh --print-env      the podman settings, as export lines: eval "$(...)"
+#   scripts/build-image.sh -h|--help        this text
 #
 #   --target      runtime (default: onnxruntime + the toolkit, no torch) or full (with torch)
 #   --tag         default condense-deploy:TARGET
@@ -13,8 +15,10 @@
 #                 Debian bookworm (python3.11 + venv), per architecture, cached in .cache/image
 #   --smoke MODEL after building, run `condense-deploy bench MODEL` inside each architecture's image
 #                 (BENCH_ARGS adds options to that bench)
+#   --engine      docker (needs a running daemon and the buildx plugin) or podman; default: docker
+#                 when `docker info` answers, else podman
 #
-# With a Docker daemon: one `docker buildx build --platform ...`, loaded into docker (`--load`) unless
+# With docker: one `docker buildx build --platform ...`, loaded into docker (`--load`) unless
 # the extra args say where the image goes (`-- --push`, `-- --output type=oci,dest=img.tar`).
 #
 # Without one: podman, daemonless, one build per architecture, each tagged TAG-ARCH and added to the
@@ -39,6 +43,7 @@ TAG=""
 LOCAL_BASE=0
 SMOKE=""
 PRINT_ENV=0
+ENGINE=""
 PLATFORMS=(amd64 arm64)
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
@@ -49,6 +54,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE="$2"; shift 2 ;;
         --arch) IFS=, read -r -a PLATFORMS <<< "$2"; shift 2 ;;
         --print-env) PRINT_ENV=1; shift ;;
+        --engine) ENGINE="$2"; shift 2 ;;
         --) shift; break ;;
         -h|--help) usage; exit 0 ;;
         *) echo "build-image: unknown option $1 (--help)" >&2; exit 2 ;;
@@ -64,25 +70,30 @@ case "$TARGET" in
     runtime|full) ;;
     *) echo "build-image: --target takes runtime or full, not '$TARGET'" >&2; exit 2 ;;
 esac
+case "$ENGINE" in
+    ""|docker|podman) ;;
+    *) echo "build-image: --engine takes docker or podman, not '$ENGINE'" >&2; exit 2 ;;
+esac
 TAG="${TAG:-condense-deploy:$TARGET}"
 log() { echo "build-image: $*" >&2; }
+
+write_if_changed() {  # write_if_changed FILE TEXT: only when different (a root-owned file stays readable)
+    [ -f "$1" ] && [ "$(cat "$1")" = "$2" ] && return
+    mkdir -p "$(dirname "$1")"
+    printf '%s\n' "$2" > "$1"
+}
 
 podman_settings() {  # the project's podman settings in .cache/podman, unless CONTAINERS_CONF is set
     [ -z "${CONTAINERS_CONF:-}" ] || return 0
     local conf="$PROJECT/.cache/podman"
-    mkdir -p "$conf"
-    cat > "$conf/containers.conf" <<'EOF'
-[containers]
+    write_if_changed "$conf/containers.conf" '[containers]
 default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 [engine]
-runtime = "runc"
-EOF
-    cat > "$conf/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-runroot = "$conf/run"
-graphroot = "$conf/storage"
-EOF
+runtime = "runc"'
+    write_if_changed "$conf/storage.conf" "[storage]
+driver = \"vfs\"
+runroot = \"$conf/run\"
+graphroot = \"$conf/storage\""
     export CONTAINERS_CONF="$conf/containers.conf" CONTAINERS_STORAGE_CONF="$conf/storage.conf"
 }
 
@@ -92,7 +103,14 @@ if [ "$PRINT_ENV" = 1 ]; then
     exit 0
 fi
 
-if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+if [ -z "$ENGINE" ]; then
+    ENGINE=podman
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then ENGINE=docker; fi
+fi
+if [ "$ENGINE" = docker ]; then
+    docker buildx version >/dev/null 2>&1 || {
+        log "docker here has no buildx plugin: install docker-buildx-plugin (Docker's packages) or" \
+            "docker-buildx (Ubuntu), or build with --engine podman"; exit 1; }
     platforms="$(printf 'linux/%s,' "${PLATFORMS[@]}")"
     output=(--load)
     for arg in "$@"; do
@@ -103,8 +121,8 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
 fi
 
 command -v podman >/dev/null || {
-    log "neither a Docker daemon nor podman here (Debian/Ubuntu: apt-get install podman runc)"; exit 1; }
-log "no Docker daemon: building with podman"
+    log "no podman here (Debian/Ubuntu: apt-get install podman runc), and no Docker daemon"; exit 1; }
+log "building with podman"
 podman_settings
 
 ensure_binfmt() {  # run arm64 binaries in containers through qemu-user-static
@@ -191,9 +209,15 @@ if [ -n "$SMOKE" ]; then
             mask=(--security-opt mask=/sys/devices/system/cpu)  # emulated: see the note in --help
         fi
         log "condense-deploy bench inside linux/$arch"
-        podman run --rm --arch "$arch" --network none "${mask[@]}" \
+        # With the mask, onnxruntime's CPU detection (cpuinfo) prints nine lines about the unreadable
+        # sysfs: counted here instead of shown.
+        { podman run --rm --arch "$arch" --network none "${mask[@]}" \
             --volume "$model:/home/condense/$(basename "$model"):ro" "$ref-$arch" \
-            bench "/home/condense/$(basename "$model")" "${bench_args[@]}"
+            bench "/home/condense/$(basename "$model")" "${bench_args[@]}" 2>&1 1>&3 3>&- \
+            | awk '/cpuinfo/ { n++; next } { print; fflush() }
+                   END { if (n) printf "build-image: %d lines of onnxruntime cpuinfo warnings hidden" \
+                         " (the masked /sys/devices/system/cpu; expected under emulation)\n", n }' >&2
+        } 3>&1
     done
 fi
 log "run it: eval \"\$($0 --print-env)\"; podman run --rm $TAG --help"
