@@ -32,7 +32,8 @@ RUN apt-get update \
 WORKDIR /src
 RUN python3 -m venv /opt/condense-deploy \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "setuptools==84.2.1"
-# The context is what .dockerignore lets through: pyproject.toml, README.md, condense_deploy/, models/.
+# The context is what .dockerignore lets through: pyproject.toml, README.md, condense_deploy/, models/
+# (and csrc/, scripts/build-kernels.sh once they exist).
 COPY . ./
 RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist . \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
@@ -40,7 +41,8 @@ RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isola
     && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
     && /opt/condense-deploy/bin/pip uninstall --yes setuptools
 # Everything both targets ship is under /opt/condense-deploy (runtime copies it, build-full builds on
-# this stage): a build step for native code goes here and installs into that prefix.
+# this stage): the native kernels' build step goes here, as one RUN of scripts/build-kernels.sh that
+# installs into that prefix.
 
 # ---- what both final images share: tini, the non-root user, the CLI as entrypoint ------------------
 FROM ${BASE} AS final

@@ -41,7 +41,8 @@ CRASH = 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV); print("survive
 CRASH_BOUND_S = 120  # a container start on vfs storage takes 2-15 s on the shared 2-core machine
 
 
-def _script(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def _script(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            ) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
                           env=env, check=False)
 
@@ -72,6 +73,8 @@ def test_bad_arch_and_target_are_refused_before_anything_runs():
     assert done.returncode == 2 and "--arch takes amd64, arm64 or amd64,arm64" in done.stderr
     done = _script("--target", "slim")
     assert done.returncode == 2 and "--target takes runtime or full" in done.stderr
+    done = _script("--engine", "buildah")
+    assert done.returncode == 2 and "--engine takes docker or podman" in done.stderr
 
 
 def test_print_env_gives_the_podman_settings_as_export_lines(tmp_path):
@@ -79,7 +82,8 @@ def test_print_env_gives_the_podman_settings_as_export_lines(tmp_path):
            "CONTAINERS_STORAGE_CONF": str(tmp_path / "s.conf")}
     done = _script("--print-env", env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"export CONTAINERS_CONF={tmp_path}/c.conf CONTAINERS_STORAGE_CONF={tmp_path}/s.conf"
+    expected = f"export CONTAINERS_CONF={tmp_path}/c.conf CONTAINERS_STORAGE_CONF={tmp_path}/s.conf"
+    assert done.stdout.strip() == expected
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTAINERS_")}
     done = _script("--print-env", env=env)
     conf = PROJECT / ".cache" / "podman"
@@ -129,7 +133,8 @@ def _require_podman() -> None:
     _require(os.geteuid() == 0, "needs root (vfs storage, binfmt_misc for arm64)")
 
 
-def _podman(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def _podman(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+            ) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, env=env,
                           check=False)
 
@@ -166,8 +171,8 @@ def test_per_arch_builds_add_to_one_manifest_list(tmp_path):
     tag, ref = "cd-manifest-test:runtime", "localhost/cd-manifest-test:runtime"
 
     def build(arch: str, label: str) -> None:
-        done = _script("--arch", arch, "--tag", tag, "--", "-f", str(containerfile), "--label", f"n={label}",
-                       env=env, timeout=300)
+        done = _script("--engine", "podman", "--arch", arch, "--tag", tag,
+                       "--", "-f", str(containerfile), "--label", f"n={label}", env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"manifest list {ref}:" in done.stderr
 
@@ -185,7 +190,7 @@ def test_per_arch_builds_add_to_one_manifest_list(tmp_path):
     again = _entries(tag, env)
     assert sorted(again) == ["amd64", "arm64"]
     assert again["arm64"] == both["arm64"] and again["amd64"] != both["amd64"]
-    assert _podman("image", "exists", old_amd64, env=env).returncode == 1, "the replaced image was left behind"
+    assert _podman("image", "exists", old_amd64, env=env).returncode == 1, "the replaced image is still there"
     dangling = _podman("images", "--filter", "dangling=true", "--quiet", env=env).stdout.split()
     assert dangling == [], dangling
 
@@ -199,14 +204,15 @@ def runtime_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The runtime image for this machine's architecture, built by the script from the local base
     (debootstrap) into the project's podman storage, smoke-benched on a tiny model."""
     _require_podman()
-    _require(shutil.which("debootstrap") is not None, "--local-base needs debootstrap (apt-get install debootstrap)")
+    _require(shutil.which("debootstrap") is not None,
+             "--local-base needs debootstrap (apt-get install debootstrap)")
     work = tmp_path_factory.mktemp("image")
     conv_net(work / "tiny.onnx")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTAINERS_")}
     env["BENCH_ARGS"] = "--runs 5 --warmup 1"
     start = time.monotonic()
-    done = _script("--local-base", "--arch", _host_arch(), "--tag", TEST_TAG, "--smoke", str(work / "tiny.onnx"),
-                   env=env, timeout=1800)
+    done = _script("--engine", "podman", "--local-base", "--arch", _host_arch(), "--tag", TEST_TAG,
+                   "--smoke", str(work / "tiny.onnx"), env=env, timeout=1800)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     print(f"runtime image for {_host_arch()} built and smoke-benched in {time.monotonic() - start:.0f} s")
     assert re.search(r"^tiny\s+1\s+[0-9.]+", done.stdout, re.M), done.stdout  # the bench's table row
