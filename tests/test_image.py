@@ -1,7 +1,8 @@
 """The container image as a user meets it: scripts/build-image.sh, the Dockerfile, the documented lines.
 
 Fast (no podman): --help documents every option and the podman storage, and does not print the script;
-the documented build lines use only options the script has; both images start with an init.
+the docker path's buildx command line (a stand-in docker records it); the documented build lines use
+only options the script has; both images start with an init.
 
 Slow (podman; `.ci/run` runs them with `-m slow`):
 - the manifest step, cheaply: tiny `FROM scratch` images (nothing runs, so no emulation) built by the
@@ -90,6 +91,28 @@ def test_print_env_gives_the_podman_settings_as_export_lines(tmp_path):
     assert f"CONTAINERS_CONF={conf}/containers.conf" in done.stdout
     assert f"CONTAINERS_STORAGE_CONF={conf}/storage.conf" in done.stdout
     assert 'graphroot = "' + str(conf / "storage") in (conf / "storage.conf").read_text()
+
+
+def test_docker_path_builds_with_buildx_and_loads_unless_told_where(tmp_path):
+    """With a docker that answers (a stand-in that records its arguments): buildx for the asked
+    platforms, `--load` unless the extra args say where the image goes; no buildx: one clear line."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        '#!/bin/sh\n[ "$1 $2" = "buildx version" ] && [ -n "$NO_BUILDX" ] && exit 1\n'
+        f'echo "$*" >> {calls}\n')
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    assert _script("--arch", "arm64", env=env).returncode == 0
+    assert _script("--target", "full", "--tag", "r.example/cd:full", "--", "--push", env=env).returncode == 0
+    builds = [line for line in calls.read_text().splitlines() if line.startswith("buildx build")]
+    assert builds == [
+        f"buildx build --platform linux/arm64 --target runtime -t condense-deploy:runtime --load {PROJECT}",
+        "buildx build --platform linux/amd64,linux/arm64 --target full -t r.example/cd:full"
+        f" --push {PROJECT}",
+    ]
+    done = _script(env={**env, "NO_BUILDX": "1"})
+    assert done.returncode == 1 and "no buildx plugin" in done.stderr and "--engine podman" in done.stderr
 
 
 def test_both_images_run_the_cli_under_an_init():
@@ -200,9 +223,10 @@ def _host_arch() -> str:
 
 
 @pytest.fixture(scope="module")
-def runtime_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def runtime_image(tmp_path_factory: pytest.TempPathFactory):
     """The runtime image for this machine's architecture, built by the script from the local base
-    (debootstrap) into the project's podman storage, smoke-benched on a tiny model."""
+    (debootstrap) into the project's podman storage, smoke-benched on a tiny model; removed after
+    (the base stays cached)."""
     _require_podman()
     _require(shutil.which("debootstrap") is not None,
              "--local-base needs debootstrap (apt-get install debootstrap)")
@@ -220,7 +244,9 @@ def runtime_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for pair in exports.split():
         key, value = pair.split("=", 1)
         env[key] = value
-    return {"work": str(work), **env}
+    yield {"work": str(work), **env}
+    _podman("manifest", "rm", TEST_TAG, env=env)
+    _podman("rmi", f"{TEST_TAG}-{_host_arch()}", env=env)
 
 
 @pytest.mark.slow
