@@ -5,8 +5,12 @@
 #
 # Build both with scripts/build-image.sh, or by hand:
 #   docker buildx build --platform linux/amd64,linux/arm64 --target runtime -t condense-deploy:runtime .
-# BASE is any image with python3 (>= 3.10) and its venv module: the default below, or a local base
-# imported from a debootstrap rootfs where no image registry is reachable.
+# BASE is any Debian-based image (apt-get brings tini) with python3 (>= 3.10) and its venv module: the
+# default below, or a local base imported from a debootstrap rootfs where no image registry is reachable.
+# PID 1 is tini (Debian's package): it forwards signals to condense-deploy, and when the CLI dies of a
+# signal the container ends with 128+N (139 for a segfault). Without an init the CLI is PID 1, which
+# the kernel does not let a signal's default action end: under qemu an arm64 segfault then hung the
+# container for as long as we waited, instead of exiting.
 # torch: PyPI's torch 2.13.0 wheels are CUDA builds on both arches (on arm64 too: built from PyPI here,
 # the arm64 full image was 5.4 GB with the nvidia-* packages it pulls), so the full target takes torch
 # from TORCH_INDEX (PyTorch's CPU wheel index, which has amd64 and arm64 wheels).
@@ -20,29 +24,39 @@ FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# Debian packages of the build stage: tini, copied into both final images (the native kernels' compiler
+# goes on this line too).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/condense-deploy \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "setuptools==84.2.1"
-COPY pyproject.toml README.md ./
-COPY condense_deploy ./condense_deploy
-COPY models ./models
+# The context is what .dockerignore lets through: pyproject.toml, README.md, condense_deploy/, models/
+# (and csrc/, scripts/build-kernels.sh once they exist).
+COPY . ./
 RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist . \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
         "onnxruntime==1.32.0" "onnx==1.23.2" "numpy==2.4.6" "click==8.5.1" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
     && /opt/condense-deploy/bin/pip uninstall --yes setuptools
+# Everything both targets ship is under /opt/condense-deploy (runtime copies it, build-full builds on
+# this stage): the native kernels' build step goes here, as one RUN of scripts/build-kernels.sh that
+# installs into that prefix.
 
-# ---- what both final images share: the non-root user and the CLI as entrypoint ---------------------
+# ---- what both final images share: tini, the non-root user, the CLI as entrypoint ------------------
 FROM ${BASE} AS final
 ENV PATH=/opt/condense-deploy/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /usr/bin/tini /usr/bin/tini
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin condense
 USER 10001
 WORKDIR /home/condense
-ENTRYPOINT ["condense-deploy"]
+# No -s (subreaper): qemu-user does not implement that prctl, and tini -s fails under emulation.
+ENTRYPOINT ["tini", "--", "condense-deploy"]
 CMD ["--help"]
 
 # ---- runtime: slim, for a board ----------------------------------------------------------------------
