@@ -24,25 +24,27 @@ FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-# Debian packages of the build stage: tini, copied into both final images (the native kernels' compiler
-# goes on this line too).
+# Debian packages of the build stage: tini, copied into both final images, and g++ for the native
+# kernels (csrc/), which `pip wheel` builds through setup.py for the stage's own architecture (on arm64
+# natively in the arm64 stage). scripts/build-kernels.sh fetches onnxruntime's headers itself.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" \
+    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" "g++=4:12.2.0-*" \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/condense-deploy \
     && /opt/condense-deploy/bin/pip install --no-cache-dir "setuptools==84.2.1"
-# The context is what .dockerignore lets through: pyproject.toml, README.md, condense_deploy/, models/
-# (and csrc/, scripts/build-kernels.sh once they exist).
+# The context is what .dockerignore lets through: pyproject.toml, setup.py, README.md, condense_deploy/,
+# models/, csrc/ and scripts/build-kernels.sh.
 COPY . ./
 RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist . \
     && /opt/condense-deploy/bin/pip install --no-cache-dir \
         "onnxruntime==1.32.0" "onnx==1.23.2" "numpy==2.4.6" "click==8.5.1" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
-    && /opt/condense-deploy/bin/pip uninstall --yes setuptools
+    && /opt/condense-deploy/bin/pip uninstall --yes setuptools \
+    && /opt/condense-deploy/bin/python -I -c "import condense_deploy.kernels as k; print(k.library_path())"
 # Everything both targets ship is under /opt/condense-deploy (runtime copies it, build-full builds on
-# this stage): the native kernels' build step goes here, as one RUN of scripts/build-kernels.sh that
-# installs into that prefix.
+# this stage), the native kernels inside the installed package (the last line fails the build
+# without them).
 
 # ---- what both final images share: tini, the non-root user, the CLI as entrypoint ------------------
 FROM ${BASE} AS final

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -45,4 +45,12 @@ class BuildWithKernels(build_py):
         print(f"condense-deploy: {message}", file=sys.stderr)
 
 
-setup(cmdclass={"build_py": BuildWithKernels})
+class PlatformDistribution(Distribution):
+    """The wheel may hold a compiled library for this machine: tag it for this platform, so a wheel
+    built on x86 is never installed on an ARM board (which builds its own)."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(cmdclass={"build_py": BuildWithKernels}, distclass=PlatformDistribution)
