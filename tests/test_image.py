@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _onnx_models import conv_net
+from _onnx_models import conv_net, native_block_net
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "scripts" / "build-image.sh"
@@ -269,6 +269,20 @@ def test_runtime_image_bench_writes_to_a_mount_with_the_user_mapping(runtime_ima
     result = json.loads((mount / "out.json").read_text())
     assert (mount / "out.json").stat().st_uid == 4242
     assert result and "tiny" in json.dumps(result)
+
+
+@pytest.mark.slow
+def test_runtime_image_runs_a_model_on_the_native_kernels(runtime_image):
+    """The image's build stage compiled the kernels: a DenseBlock model runs there by itself."""
+    env, work = dict(runtime_image), Path(runtime_image["work"])
+    mount = work / "native"
+    mount.mkdir()
+    native_block_net(mount / "block.onnx")
+    os.chmod(mount, 0o777)
+    done = _podman("run", "--rm", "--network", "none", "-v", f"{mount}:/work", "-w", "/work", TEST_TAG,
+                   "bench", "block.onnx", "--runs", "5", "--warmup", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^block\s+1\s+[0-9.]+", done.stdout, re.M), done.stdout
 
 
 @pytest.mark.slow

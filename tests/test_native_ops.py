@@ -134,7 +134,8 @@ def dense_block_ref(x, p):
         c = conv_ref(act, w1, g1)
         d = mid // g1
         shuffled = c.reshape(c.shape[0], g1, d, *c.shape[2:]).transpose(0, 2, 1, 3, 4).reshape(c.shape)
-        m = np.maximum(shuffled + p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)[None, :, None, None], 0)
+        b1 = p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)
+        m = np.maximum(shuffled + b1[None, :, None, None], 0)
         n3 = growth * (mid // g3) * 9
         w3 = p["w3"][layer * n3 : (layer + 1) * n3].reshape(growth, mid // g3, 3, 3).astype(np.float64)
         xs = np.concatenate([xs, conv_ref(m, w3, g3)], axis=1)
