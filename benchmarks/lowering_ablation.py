@@ -202,6 +202,7 @@ def cifar_comparison(rounds: int, inner: int, out: Path) -> None:
     models["converted, fast"] = optimize_onnx(models["converted, straight export"], "fast")[0]
     models["unconverted (masked), fast"] = optimize_onnx(models["unconverted (masked), straight export"],
                                                          "fast")[0]
+    models["converted, native"] = optimize_onnx(models["converted, straight export"], "native")[0]
     result: dict[str, Any] = {"command": "python benchmarks/lowering_ablation.py --cifar " + " ".join(
         a for a in sys.argv[1:] if a != "--cifar"), "machine": platform.machine(), "ms": {}}
     for threads in (1, 2):
