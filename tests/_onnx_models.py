@@ -75,12 +75,13 @@ def table_stand_in(path: Path, name: str, flops: int, params: int, optimize: str
 
 
 def native_block_net(path: Path, seed: int = 0) -> Path:
-    """One DenseBlock of our kernel library (2 layers, C/G 2/2) -> global average pool -> flatten:
-    the smallest model that needs the native kernels wherever it runs."""
+    """A 3x3 stem conv -> one DenseBlock of our kernel library (2 layers, C/G 2/2) -> global average
+    pool -> flatten: the smallest N,3,H,W classifier that needs the native kernels wherever it runs."""
     from condense_deploy.kernels import DOMAIN
 
     rng = np.random.default_rng(seed)
     c0, growth, mid, groups, kept = 8, 4, 8, 2, [8, 12]
+    stem = numpy_helper.from_array(rng.normal(0, 0.3, (c0, 3, 3, 3)).astype(np.float32), "stem_w")
     consts = {
         "index": np.concatenate([rng.permutation(c0 + i * growth)[:k] for i, k in enumerate(kept)]),
         "bn_scale": rng.uniform(0.5, 1.5, sum(kept)).astype(np.float32),
@@ -89,14 +90,15 @@ def native_block_net(path: Path, seed: int = 0) -> Path:
         "b1": rng.normal(0, 0.1, len(kept) * mid).astype(np.float32),
         "w3": rng.normal(0, 0.2, len(kept) * growth * (mid // groups) * 9).astype(np.float32),
     }
-    block = helper.make_node("DenseBlock", ["input", *consts], ["block"], domain=DOMAIN, growth=growth,
+    block = helper.make_node("DenseBlock", ["stem", *consts], ["block"], domain=DOMAIN, growth=growth,
                              mid=mid, groups_1x1=groups, groups_3x3=groups, kept=kept)
     graph = helper.make_graph(
-        [block, helper.make_node("GlobalAveragePool", ["block"], ["pooled"]),
+        [helper.make_node("Conv", ["input", "stem_w"], ["stem"], pads=[1, 1, 1, 1]), block,
+         helper.make_node("GlobalAveragePool", ["block"], ["pooled"]),
          helper.make_node("Flatten", ["pooled"], ["logits"])], "native_block",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", c0, 8, 8])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", c0 + len(kept) * growth])],
-        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+        [stem, *(numpy_helper.from_array(v, k) for k, v in consts.items())])
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)]
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
