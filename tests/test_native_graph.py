@@ -214,3 +214,28 @@ def test_quantize_refuses_a_native_model(converted, native_library, tmp_path, ru
                                "--calibration-data", str(images)])
     assert done.exit_code == 1 and "float32 only" in done.output
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_verify_command_checks_a_native_export_against_its_checkpoint(native_library, tmp_path, runner):
+    import torch
+
+    from condense_deploy.cli import cli
+    from condense_deploy.export import export_onnx
+    from condense_deploy.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("condensenet50_cifar", converted=True).eval()
+    with torch.no_grad():  # BN statistics of both signs, so BN1 and BN2 really fold
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.normal_(1, 0.3)
+                m.bias.normal_(0, 0.2)
+    checkpoint = tmp_path / "converted.pth"
+    torch.save(model.state_dict(), checkpoint)
+    path = tmp_path / "native.onnx"
+    export_onnx(model, path, input_size=(3, 32, 32), optimize="native")
+    done = runner.invoke(cli, ["verify", str(path), str(checkpoint), "--arch", "condensenet50_cifar"])
+    assert done.exit_code == 0, done.output
+    assert "matches" in done.output
