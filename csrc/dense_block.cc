@@ -92,17 +92,18 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
+  const int fused = mo <= mk.mrf_max;  // must match run()
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j)
-      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1, fused,
                       out.w1.data() + out.off_w1[l] + j * mo * K);
   }
   out.w3.reserve_zero(L * w3_layer);
   const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
   for (int l = 0; l < L; ++l)
     for (int64_t g = 0; g < g3_; ++g)
-      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9, 0,
                       out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
   // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
   const bool cv1 = mo % mk.vl == 0, cv3 = M3 % mk.vl == 0;
@@ -180,7 +181,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w3 = p.w3.data() + p.off_w3[l];
     // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
     // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
-    const bool fused = mo <= mk.mr_max;
+    const bool fused = mo <= mk.mrf_max;  // must match pack()
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
     const bool use_cv1 = p.cv1[l] && W <= kCv1MaxW, use_cv3 = p.cv3[l] && W <= kCv3MaxW;
 
@@ -282,7 +283,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
       // least a row + 1, so its 3x3 taps below are ready), while the chunk's mid is still in cache.
       const std::ptrdiff_t lag = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(g.Wp + 1), 16));
-      const std::ptrdiff_t want = fused ? 1024 : std::max<std::ptrdiff_t>(64, 4096 / K);
+      const std::ptrdiff_t want = fused ? 4096 : std::max<std::ptrdiff_t>(128, 16384 / K);
       const int chunk = chunk_positions(g.Qr, std::max(lag, want));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       auto len = [&](int64_t c) { return static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)); };

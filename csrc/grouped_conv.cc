@@ -33,7 +33,7 @@ void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, con
   out.mk = &mk;
   out.w.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
   for (int64_t g = 0; g < group_; ++g)
-    mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps),
+    mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps), 0,
                     out.w.data() + g * Mg * Cg * taps);
   out.b.reserve_zero(static_cast<std::size_t>(O));
   out.has_bias = n_bias == O;

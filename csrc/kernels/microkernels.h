@@ -71,11 +71,13 @@ struct MicroKernels {
   const char* name;  // "scalar", "sse", "avx2", "avx512", "neon"
   int vl;            // floats per vector
   int mr_max;        // outputs per register tile (largest)
+  int mrf_max;       // outputs per register tile of the 1x1 with fused gather (largest)
   void (*conv1x1)(const ConvArgs&);
   void (*conv3x3)(const ConvArgs&);
   void (*bnrelu_gather)(const GatherArgs&);
-  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3.
-  void (*pack_weights)(const float* src, int M, int K, int taps, float* dst);
+  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3;
+  // fused = 1 for a conv1x1 called with in_ptrs (its tiles differ).
+  void (*pack_weights)(const float* src, int M, int K, int taps, int fused, float* dst);
   void (*conv1x1_cv)(const CvArgs&);
   void (*conv3x3_cv)(const CvArgs&);
   // Packs W [M][K][taps] (M % vl == 0) for conv*_cv.

@@ -30,15 +30,15 @@ namespace {
 #define CD_ISA CD_CAT(CD_ISA_, CD_ISA_NAME)
 
 #if CD_ISA == CD_ISA_avx512
-constexpr int VL = 16, REGS = 32, MR_MAX = 6;
+constexpr int VL = 16, REGS = 32, MR_MAX = 6, MRF_MAX = 16;
 #elif CD_ISA == CD_ISA_avx2
-constexpr int VL = 8, REGS = 16, MR_MAX = 4;
+constexpr int VL = 8, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #elif CD_ISA == CD_ISA_sse
-constexpr int VL = 4, REGS = 16, MR_MAX = 4;
+constexpr int VL = 4, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #elif CD_ISA == CD_ISA_neon
-constexpr int VL = 4, REGS = 32, MR_MAX = 6;
+constexpr int VL = 4, REGS = 32, MR_MAX = 6, MRF_MAX = 16;
 #elif CD_ISA == CD_ISA_scalar
-constexpr int VL = 1, REGS = 16, MR_MAX = 4;
+constexpr int VL = 1, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #else
 #error "unknown CD_ISA_NAME"
 #endif
@@ -100,8 +100,10 @@ constexpr int nr_for(int mr) {
 // (see pack_weights), so every weight is a constant displacement from one pointer.
 // Outputs per register tile for M outputs: the largest divisor of M in [3, MR_MAX] (equal tiles),
 // else MR_MAX (the last tile smaller); M itself when it fits.
-inline int mr_for(int M) {
-  if (M <= MR_MAX) return M;
+// With the gather fused (1x1 with BN on its loads), a group of up to MRF_MAX outputs is one tall
+// tile (few position vectors), so each picked channel goes through BN + ReLU once.
+inline int mr_for(int M, bool fused = false) {
+  if (M <= MR_MAX || (fused && M <= MRF_MAX)) return M;
   for (int d = MR_MAX; d >= 3; --d)
     if (M % d == 0) return d;
   return MR_MAX;
@@ -193,8 +195,9 @@ inline void conv_rows_n(const ConvArgs& a, int m0, int r) {
 
 template <int TAPS, bool BN>
 void conv(const ConvArgs& a) {
-  const int mr = mr_for(a.M);
-  for (int m0 = 0; m0 < a.M; m0 += mr) conv_rows_n<MR_MAX, TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
+  constexpr int TOP = BN ? MRF_MAX : MR_MAX;
+  const int mr = mr_for(a.M, BN);
+  for (int m0 = 0; m0 < a.M; m0 += mr) conv_rows_n<TOP, TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
 }
 
 void conv1x1(const ConvArgs& a) {
@@ -207,8 +210,8 @@ void conv3x3(const ConvArgs& a) { conv<9, false>(a); }
 
 // ONNX order [M][K][taps] -> per output tile (mr_for(M) outputs, the last one maybe smaller):
 // [k][tap][mr], tile m0 at dst + m0*K*taps.
-void pack_weights(const float* src, int M, int K, int taps, float* dst) {
-  const int step = mr_for(M);
+void pack_weights(const float* src, int M, int K, int taps, int fused, float* dst) {
+  const int step = mr_for(M, fused != 0);
   for (int m0 = 0; m0 < M; m0 += step) {
     const int mr = M - m0 < step ? M - m0 : step;
     float* d = dst + static_cast<std::ptrdiff_t>(m0) * K * taps;
@@ -336,7 +339,7 @@ void bnrelu_gather(const GatherArgs& a) {
 const MicroKernels table = {
 #define CD_STR2(x) #x
 #define CD_STR(x) CD_STR2(x)
-    CD_STR(CD_ISA_NAME), VL, MR_MAX, conv1x1, conv3x3, bnrelu_gather, pack_weights,
+    CD_STR(CD_ISA_NAME), VL, MR_MAX, MRF_MAX, conv1x1, conv3x3, bnrelu_gather, pack_weights,
     conv1x1_cv, conv3x3_cv, pack_cv};
 
 }  // namespace

@@ -36,7 +36,7 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.in_stride = in_stride;
   a.K = c.K;
   std::vector<float> packed(w.size());
-  mk.pack_weights(w.data(), c.M, c.K, c.taps, packed.data());
+  mk.pack_weights(w.data(), c.M, c.K, c.taps, c.fused, packed.data());
   a.w = w.data();
   a.bias = c.bias ? bias.data() : nullptr;
   a.M = c.M;
