@@ -35,6 +35,13 @@ void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, con
   for (int64_t g = 0; g < group_; ++g)
     mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps), 0,
                     out.w.data() + g * Mg * Cg * taps);
+  out.has_cv = Mg % mk.vl == 0;
+  if (out.has_cv) {
+    out.wcv.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
+    for (int64_t g = 0; g < group_; ++g)
+      mk.pack_cv(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps),
+                 out.wcv.data() + g * Mg * Cg * taps);
+  }
   out.b.reserve_zero(static_cast<std::size_t>(O));
   out.has_bias = n_bias == O;
   if (out.has_bias) std::copy(B, B + O, out.b.data());
@@ -62,12 +69,32 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
   par(static_cast<std::size_t>(N * C), [&](std::size_t i) { g.copy_in(X + i * HW, in + i * PS); });
 
   const int64_t Cg = p.Cg, Mg = O / group_, taps = p.k * p.k;
-  const int chunk = chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, (p.k == 1 ? 4096 : 8192) / Cg));
+  // Small images: the channel-vectorised kernels (as DenseBlock), one call per (image, group).
+  const bool cv = p.has_cv && W <= (p.k == 1 ? 8 : 16);
+  const int chunk =
+      cv ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, (p.k == 1 ? 4096 : 8192) / Cg));
   const int64_t nch = (g.Qr + chunk - 1) / chunk;
   par(static_cast<std::size_t>(N * group_ * nch), [&](std::size_t it) {
     const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % group_,
                   n = static_cast<int64_t>(it) / nch / group_;
     const std::ptrdiff_t q0 = c * chunk;
+    if (cv) {
+      CvArgs a;
+      a.in = in + (n * C + gg * Cg) * PS + g.origin + g.Wp + 1;
+      a.in_stride = PS;
+      a.K = static_cast<int>(Cg);
+      a.w = p.wcv.data() + gg * Cg * taps * Mg;
+      a.bias = p.has_bias ? p.b.data() + gg * Mg : nullptr;
+      a.M = static_cast<int>(Mg);
+      a.out = outb + (n * O + gg * Mg) * PS + g.origin + g.Wp + 1;
+      a.out_stride = PS;
+      a.H = static_cast<int>(H);
+      a.W = static_cast<int>(W);
+      a.row = g.Wp;
+      a.relu = static_cast<int>(relu_);
+      (p.k == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(a);
+      return;
+    }
     ConvArgs ca;
     ca.in = in + (n * C + gg * Cg) * PS + g.origin + g.Wp + q0;
     ca.in_stride = PS;

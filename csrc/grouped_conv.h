@@ -13,6 +13,8 @@ struct GroupedConvPacked {
   const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
   int64_t O = 0, Cg = 0, k = 0;  // weight shape [O, Cg, k, k]
   AlignedBuf<float> w;           // per group: packed by mk->pack_weights
+  AlignedBuf<float> wcv;         // per group: packed by mk->pack_cv (when O/group % vl == 0)
+  bool has_cv = false;
   AlignedBuf<float> b;           // [O] (zeros when absent)
   bool has_bias = false;
 };
