@@ -29,6 +29,8 @@ class GroupedConv {
            const ParallelFor& par) const;
 
  private:
+  void run_1x1_direct(const GroupedConvPacked& p, const float* X, int64_t N, int64_t C, int64_t H, int64_t W,
+                      float* Y, const ParallelFor& par) const;
   struct Workspace {
     int64_t N = -1, C = -1, O = -1, H = -1, W = -1;
     AlignedBuf<float> in, out;
