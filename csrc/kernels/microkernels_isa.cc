@@ -317,7 +317,7 @@ inline float lane(V v, int l) { return v[l]; }
 constexpr int CV_MRV_MAX = VL == 1 ? 4 : (REGS >= 32 ? 3 : 2);  // output vectors per tile
 constexpr int cv_nr_for(int mrv) {
   int n = (REGS - 1 - mrv) / mrv;
-  return n < 1 ? 1 : (n > 8 ? 8 : n);
+  return n < 1 ? 1 : (n > 14 ? 14 : n);
 }
 inline int cv_mrv_for(int Mv) {
   if (Mv <= CV_MRV_MAX) return Mv;
