@@ -7,8 +7,9 @@ block's last-layer 1x1 and 3x3 shapes; and whole random ImageNet-shaped Condense
 C=G=4 models built from DenseBlock (stock stem, transitions and head) against a MobileNet v1.
 
 Timing: one session per variant, 1 intra-op thread unless --threads; rounds interleave the
-variants (rotating order), each round takes the median of --iters runs per variant; the figures are
-medians over rounds, ratios are per-round ratios' medians. Writes
+variants (rotating order), each round takes the fastest of --iters runs per variant (on this shared
+machine a run that another process preempts is only slower, never faster); the figures are medians
+over rounds, ratios are per-round ratios' medians. Writes
 benchmarks/results/native_kernels_<arch>.json and .md.
 
     python benchmarks/native_kernels.py [--rounds 15] [--iters 10] [--threads 1] [--only blocks,convs,models]
@@ -254,7 +255,7 @@ def make_session(model, lib, threads):
 
 
 def interleaved(variants: dict, rounds: int, iters: int, warmup: int = 3) -> dict[str, list[float]]:
-    """variants: name -> (session, feed). Returns name -> per-round median seconds."""
+    """variants: name -> (session, feed). Returns name -> per-round best seconds."""
     for sess, feed in variants.values():
         for _ in range(warmup):
             sess.run(None, feed)
@@ -269,7 +270,7 @@ def interleaved(variants: dict, rounds: int, iters: int, warmup: int = 3) -> dic
                 t0 = time.perf_counter()
                 sess.run(None, feed)
                 ts.append(time.perf_counter() - t0)
-            out[n].append(float(np.median(ts)))
+            out[n].append(float(np.min(ts)))
     return out
 
 
@@ -403,8 +404,8 @@ def markdown(res) -> str:
         f"# Native kernels benchmark ({res['arch']}, ISA {res['isa']}, {res['threads']} thread(s), "
         f"onnxruntime {res['onnxruntime']})",
         "",
-        "Medians of interleaved rounds; ratio = native / stock (per-round ratios' median); "
-        "G MAC/s counts useful multiply-adds.",
+        "Medians over interleaved rounds of each round's best run; ratio = native / stock (per-round "
+        "ratios' median); G MAC/s counts useful multiply-adds.",
         "",
     ]
     if "models" in res:

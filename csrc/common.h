@@ -74,12 +74,14 @@ struct Geometry {
     Q = static_cast<std::ptrdiff_t>(h) * Wp;
     Qr = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(Q), 16));
     origin = 16;
-    // 3x3 reads reach q - Wp - 1 >= -1 and q + Wp + 1 <= 2 Wp + Qr.
-    stride = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(origin + 2 * Wp + Qr + 1), 16));
+    // 3x3 reads reach q - Wp - 1 >= -1 and q + Wp + 1 <= 2 Wp + Qr; the row-band 3x3 may run 16
+    // positions further.
+    stride = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(origin + 2 * Wp + Qr + 1 + 16), 16));
   }
-  // mask[i] for q = Wp + i: all ones on image pixels, 0 on pad columns and the tail.
+  // mask[i] for q = Wp + i, i < Qr + 16: all ones on image pixels, 0 on pad columns and the tail.
+  std::ptrdiff_t mask_size() const { return Qr + 16; }
   void fill_mask(uint32_t* mask) const {
-    for (std::ptrdiff_t i = 0; i < Qr; ++i) {
+    for (std::ptrdiff_t i = 0; i < mask_size(); ++i) {
       const std::ptrdiff_t q = Wp + i, r = q / Wp, c = q % Wp;
       mask[i] = (r <= H && c >= 1 && c <= W) ? 0xFFFFFFFFu : 0u;
     }

@@ -10,6 +10,9 @@ namespace {
 // (measured: at 7x7 they do 54-58 useful G MAC/s against 44; at 14x14 the 3x3 55 against 50, the
 // 1x1 the same).
 constexpr int64_t kCv1MaxW = 8, kCv3MaxW = 16;
+// Narrowest images on which the row-band 3x3 replaces the position-vectorised one for 1-2 outputs
+// per group (measured at 112 and 56: 44-48 G MAC/s against 33-37).
+constexpr int64_t kRowsMinW = 24;
 
 std::string str(int64_t v) { return std::to_string(v); }
 
@@ -97,36 +100,42 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
+  const int fused = mo <= mk.mrf_max;  // must match run()
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j)
-      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1, fused,
                       out.w1.data() + out.off_w1[l] + j * mo * K);
   }
   out.w3.reserve_zero(L * w3_layer);
   const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
   for (int l = 0; l < L; ++l)
     for (int64_t g = 0; g < g3_; ++g)
-      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9, 0,
                       out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
   // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
-  const bool cv1 = mo % mk.vl == 0, cv3 = M3 % mk.vl == 0;
-  out.cv1.assign(L, cv1);
-  out.cv3.assign(L, cv3);
-  if (cv1) {
+  const MicroKernels* half = half_kernels(mk);
+  auto cv_table = [&](int64_t M) -> const MicroKernels* {
+    if (M % mk.vl == 0) return &mk;
+    if (half && M % half->vl == 0) return half;
+    return nullptr;
+  };
+  out.cv1 = cv_table(mo);
+  out.cv3 = cv_table(M3);
+  if (out.cv1) {
     out.w1cv.reserve_zero(n_w1);
     for (int l = 0; l < L; ++l) {
       const int64_t K = kept_[l] / g1_;
       for (int64_t j = 0; j < g1_; ++j)
-        mk.pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+        out.cv1->pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
                    out.w1cv.data() + out.off_w1[l] + j * mo * K);
     }
   }
-  if (cv3) {
+  if (out.cv3) {
     out.w3cv.reserve_zero(L * w3_layer);
     for (int l = 0; l < L; ++l)
       for (int64_t g = 0; g < g3_; ++g)
-        mk.pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+        out.cv3->pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
                    out.w3cv.data() + out.off_w3[l] + g * M3 * K3 * 9);
   }
 }
@@ -136,7 +145,7 @@ void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int6
   const Geometry g(static_cast<int>(H), static_cast<int>(W));
   if (!ws.block.reserve_zero(static_cast<std::size_t>(N * Ctot * g.stride))) ws.block.zero();
   if (!ws.mid.reserve_zero(static_cast<std::size_t>(N * mid_ * g.stride))) ws.mid.zero();
-  ws.mask.reserve_zero(static_cast<std::size_t>(g.Qr));
+  ws.mask.reserve_zero(static_cast<std::size_t>(g.mask_size()));
   g.fill_mask(ws.mask.data());
   ws.N = N;
   ws.C = Ctot;
@@ -185,9 +194,15 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w3 = p.w3.data() + p.off_w3[l];
     // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
     // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
-    const bool fused = mo <= mk.mr_max;
+    const bool fused = mo <= mk.mrf_max;  // must match pack()
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
-    const bool use_cv1 = p.cv1[l] && W <= kCv1MaxW, use_cv3 = p.cv3[l] && W <= kCv3MaxW;
+    // (through the half table only at W <= 8: at 14x14 its 8-output tiles lost to the position
+    // vectors, 2.04 against 1.86 ms for block 4 of C=G=8)
+    const bool use_cv1 = p.cv1 && W <= kCv1MaxW;
+    const bool use_cv3 = p.cv3 && W <= (p.cv3 == &mk ? kCv3MaxW : kCv1MaxW);
+    // 3x3 with 1-2 outputs per group on wide images: row bands (the 256-bit build on AVX-512).
+    const MicroKernels& rows_mk = half_kernels(mk) ? *half_kernels(mk) : mk;
+    const bool use_rows3 = !use_cv3 && M3 <= 2 && W >= kRowsMinW;
 
     // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
     auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
@@ -219,7 +234,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         cv.W = static_cast<int>(W);
         cv.row = g.Wp;
         cv.relu = 1;
-        mk.conv1x1_cv(cv);
+        p.cv1->conv1x1_cv(cv);
         return;
       }
       ConvArgs ca;
@@ -266,7 +281,22 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         cv.H = static_cast<int>(H);
         cv.W = static_cast<int>(W);
         cv.row = g.Wp;
-        mk.conv3x3_cv(cv);
+        p.cv3->conv3x3_cv(cv);
+        return;
+      }
+      if (use_rows3) {  // whole image rows at once: q0 = 0
+        ConvArgs ca;
+        ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp;
+        ca.in_stride = PS;
+        ca.K = static_cast<int>(K3);
+        ca.w = w3 + gg * K3 * 9 * M3;
+        ca.M = static_cast<int>(M3);
+        ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp;
+        ca.out_stride = PS;
+        ca.nq = static_cast<int>(g.Q);
+        ca.mask = mask;
+        ca.row = g.Wp;
+        rows_mk.conv3x3_rows(ca);
         return;
       }
       ConvArgs ca;
@@ -288,18 +318,18 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
       // least a row + 1, so its 3x3 taps below are ready), while the chunk's mid is still in cache.
       const std::ptrdiff_t lag = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(g.Wp + 1), 16));
-      const std::ptrdiff_t want = fused ? 1024 : std::max<std::ptrdiff_t>(64, 4096 / K);
+      const std::ptrdiff_t want = fused ? 4096 : std::max<std::ptrdiff_t>(128, 16384 / K);
       const int chunk = chunk_positions(g.Qr, std::max(lag, want));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       auto len = [&](int64_t c) { return static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)); };
       par(static_cast<std::size_t>(N * g1_), [&](std::size_t it) {
         const int64_t j = static_cast<int64_t>(it) % g1_, n = static_cast<int64_t>(it) / g1_;
-        if (use_cv1 || use_cv3) {  // a channel-vectorised step takes the whole (small) plane at once
+        if (use_cv1 || use_cv3 || use_rows3) {  // these steps take the whole plane at once
           if (use_cv1)
             step_1x1(n, j, 0, static_cast<int>(g.Qr));
           else
             for (int64_t c = 0; c < nch; ++c) step_1x1(n, j, c * chunk, len(c));
-          if (use_cv3)
+          if (use_cv3 || use_rows3)
             step_3x3(n, j, 0, static_cast<int>(g.Qr));
           else
             for (int64_t c = 0; c < nch; ++c) step_3x3(n, j, c * chunk, len(c));
@@ -323,7 +353,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       });
     }
     {
-      const int chunk = use_cv3 ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 8192 / K3));
+      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 8192 / K3));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,

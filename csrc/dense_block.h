@@ -31,9 +31,11 @@ struct DenseBlockPacked {
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
   AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_weights
-  // Also packed by mk->pack_cv where the group's outputs fill whole vectors (small images use it).
+  // Also packed for the channel-vectorised kernels of cv1 / cv3 (mk or its half table), where a
+  // group's outputs fill whole vectors (small images use them); null: not available.
+  const MicroKernels* cv1 = nullptr;
+  const MicroKernels* cv3 = nullptr;
   AlignedBuf<float> w1cv, w3cv;
-  std::vector<char> cv1, cv3;  // per layer: w1cv / w3cv present
   std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
 };
 

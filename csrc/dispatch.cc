@@ -11,6 +11,7 @@ namespace cdops {
 const MicroKernels* kernels_sse() { return nullptr; }
 const MicroKernels* kernels_avx2() { return nullptr; }
 const MicroKernels* kernels_avx512() { return nullptr; }
+const MicroKernels* kernels_avx512y() { return nullptr; }
 #endif
 #if !defined(CD_HAVE_NEON)
 const MicroKernels* kernels_neon() { return nullptr; }
@@ -34,6 +35,11 @@ int available_kernels(const MicroKernels** out, int max_n) {
   add(kernels_neon());  // Advanced SIMD is part of AArch64
 #endif
   return n;
+}
+
+const MicroKernels* half_kernels(const MicroKernels& mk) {
+  if (&mk == kernels_avx512()) return kernels_avx512y();  // chosen only where AVX-512VL runs
+  return nullptr;
 }
 
 const MicroKernels& select_kernels() {

@@ -13,6 +13,8 @@ struct GroupedConvPacked {
   const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
   int64_t O = 0, Cg = 0, k = 0;  // weight shape [O, Cg, k, k]
   AlignedBuf<float> w;           // per group: packed by mk->pack_weights
+  AlignedBuf<float> wcv;         // per group: packed by mk->pack_cv (when O/group % vl == 0)
+  bool has_cv = false;
   AlignedBuf<float> b;           // [O] (zeros when absent)
   bool has_bias = false;
 };
@@ -27,6 +29,8 @@ class GroupedConv {
            const ParallelFor& par) const;
 
  private:
+  void run_1x1_direct(const GroupedConvPacked& p, const float* X, int64_t N, int64_t C, int64_t H, int64_t W,
+                      float* Y, const ParallelFor& par) const;
   struct Workspace {
     int64_t N = -1, C = -1, O = -1, H = -1, W = -1;
     AlignedBuf<float> in, out;

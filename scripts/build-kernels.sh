@@ -72,7 +72,7 @@ common=(-std=c++17 -O3 -fPIC -fno-math-errno -fvisibility=hidden -fvisibility-in
         -ffp-contract=fast -Wall -Wextra -Wno-unused-parameter -I"$here/csrc" -I"$inc")
 # one micro-kernel translation unit per ISA, from the same templated source
 if [ "$arch" = x86_64 ]; then
-  isas=("scalar:-fno-tree-vectorize" "sse:-msse2" "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx512vl -mavx512dq -mfma -mprefer-vector-width=512")
+  isas=("scalar:-fno-tree-vectorize" "sse:-msse2" "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx512vl -mavx512dq -mfma -mprefer-vector-width=512" "avx512y:-mavx512f -mavx512vl -mavx512dq -mfma")
   defs=(-DCD_HAVE_X86=1)
 else
   isas=("scalar:-fno-tree-vectorize" "neon:")

@@ -71,15 +71,21 @@ struct MicroKernels {
   const char* name;  // "scalar", "sse", "avx2", "avx512", "neon"
   int vl;            // floats per vector
   int mr_max;        // outputs per register tile (largest)
+  int mrf_max;       // outputs per register tile of the 1x1 with fused gather (largest)
   void (*conv1x1)(const ConvArgs&);
   void (*conv3x3)(const ConvArgs&);
   void (*bnrelu_gather)(const GatherArgs&);
-  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3.
-  void (*pack_weights)(const float* src, int M, int K, int taps, float* dst);
+  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3;
+  // fused = 1 for a conv1x1 called with in_ptrs (its tiles differ).
+  void (*pack_weights)(const float* src, int M, int K, int taps, int fused, float* dst);
   void (*conv1x1_cv)(const CvArgs&);
   void (*conv3x3_cv)(const CvArgs&);
   // Packs W [M][K][taps] (M % vl == 0) for conv*_cv.
   void (*pack_cv)(const float* src, int M, int K, int taps, float* dst);
+  // 3x3 for M <= 4 outputs (weights as for conv3x3) over whole image rows: a.nq = H * a.row
+  // positions from row 1 column 0; tiles of several rows share their input row loads. May write
+  // up to vl - 1 positions past the last row, and reads (masks) that far too.
+  void (*conv3x3_rows)(const ConvArgs&);
 };
 
 // Per-ISA tables (each defined by one compilation of microkernels_isa.cc; absent ones are null).
@@ -87,11 +93,15 @@ const MicroKernels* kernels_scalar();
 const MicroKernels* kernels_sse();
 const MicroKernels* kernels_avx2();
 const MicroKernels* kernels_avx512();
+const MicroKernels* kernels_avx512y();  // AVX-512VL at 256 bits (some kernels of the avx512 table)
 const MicroKernels* kernels_neon();
 
 // The dispatch point: the best ISA this CPU runs, lowered by CONDENSE_DEPLOY_ISA if set (read
 // at each call, so a session created after setting the variable uses it).
 const MicroKernels& select_kernels();
+// A table of narrower vectors on the same CPU whose kernels some shapes prefer (AVX-512 -> its
+// 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
+const MicroKernels* half_kernels(const MicroKernels& mk);
 // All ISAs this CPU runs, lowest first (for the tests).
 int available_kernels(const MicroKernels** out, int max_n);
 

@@ -25,20 +25,23 @@ namespace {
 #define CD_ISA_avx2 3
 #define CD_ISA_avx512 4
 #define CD_ISA_neon 5
+#define CD_ISA_avx512y 6
 #define CD_CAT2(a, b) a##b
 #define CD_CAT(a, b) CD_CAT2(a, b)
 #define CD_ISA CD_CAT(CD_ISA_, CD_ISA_NAME)
 
 #if CD_ISA == CD_ISA_avx512
-constexpr int VL = 16, REGS = 32, MR_MAX = 6;
+constexpr int VL = 16, REGS = 32, MR_MAX = 6, MRF_MAX = 16;
+#elif CD_ISA == CD_ISA_avx512y  // AVX-512VL at 256 bits: 32 registers of 8 floats
+constexpr int VL = 8, REGS = 32, MR_MAX = 6, MRF_MAX = 16;
 #elif CD_ISA == CD_ISA_avx2
-constexpr int VL = 8, REGS = 16, MR_MAX = 4;
+constexpr int VL = 8, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #elif CD_ISA == CD_ISA_sse
-constexpr int VL = 4, REGS = 16, MR_MAX = 4;
+constexpr int VL = 4, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #elif CD_ISA == CD_ISA_neon
-constexpr int VL = 4, REGS = 32, MR_MAX = 6;
+constexpr int VL = 4, REGS = 32, MR_MAX = 6, MRF_MAX = 16;
 #elif CD_ISA == CD_ISA_scalar
-constexpr int VL = 1, REGS = 16, MR_MAX = 4;
+constexpr int VL = 1, REGS = 16, MR_MAX = 4, MRF_MAX = 8;
 #else
 #error "unknown CD_ISA_NAME"
 #endif
@@ -66,7 +69,7 @@ typedef uint32_t VU __attribute__((vector_size(VL * 4)));
 // Broadcast through the ISA's own intrinsic, so that it folds into the FMA as a memory broadcast.
 #if CD_ISA == CD_ISA_avx512
 inline V splat(float s) { return (V)_mm512_set1_ps(s); }
-#elif CD_ISA == CD_ISA_avx2
+#elif CD_ISA == CD_ISA_avx2 || CD_ISA == CD_ISA_avx512y
 inline V splat(float s) { return (V)_mm256_set1_ps(s); }
 #elif CD_ISA == CD_ISA_sse
 inline V splat(float s) { return (V)_mm_set1_ps(s); }
@@ -100,8 +103,10 @@ constexpr int nr_for(int mr) {
 // (see pack_weights), so every weight is a constant displacement from one pointer.
 // Outputs per register tile for M outputs: the largest divisor of M in [3, MR_MAX] (equal tiles),
 // else MR_MAX (the last tile smaller); M itself when it fits.
-inline int mr_for(int M) {
-  if (M <= MR_MAX) return M;
+// With the gather fused (1x1 with BN on its loads), a group of up to MRF_MAX outputs is one tall
+// tile (few position vectors), so each picked channel goes through BN + ReLU once.
+inline int mr_for(int M, bool fused = false) {
+  if (M <= MR_MAX || (fused && M <= MRF_MAX)) return M;
   for (int d = MR_MAX; d >= 3; --d)
     if (M % d == 0) return d;
   return MR_MAX;
@@ -193,8 +198,9 @@ inline void conv_rows_n(const ConvArgs& a, int m0, int r) {
 
 template <int TAPS, bool BN>
 void conv(const ConvArgs& a) {
-  const int mr = mr_for(a.M);
-  for (int m0 = 0; m0 < a.M; m0 += mr) conv_rows_n<MR_MAX, TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
+  constexpr int TOP = BN ? MRF_MAX : MR_MAX;
+  const int mr = mr_for(a.M, BN);
+  for (int m0 = 0; m0 < a.M; m0 += mr) conv_rows_n<TOP, TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
 }
 
 void conv1x1(const ConvArgs& a) {
@@ -207,8 +213,8 @@ void conv3x3(const ConvArgs& a) { conv<9, false>(a); }
 
 // ONNX order [M][K][taps] -> per output tile (mr_for(M) outputs, the last one maybe smaller):
 // [k][tap][mr], tile m0 at dst + m0*K*taps.
-void pack_weights(const float* src, int M, int K, int taps, float* dst) {
-  const int step = mr_for(M);
+void pack_weights(const float* src, int M, int K, int taps, int fused, float* dst) {
+  const int step = mr_for(M, fused != 0);
   for (int m0 = 0; m0 < M; m0 += step) {
     const int mr = M - m0 < step ? M - m0 : step;
     float* d = dst + static_cast<std::ptrdiff_t>(m0) * K * taps;
@@ -218,6 +224,88 @@ void pack_weights(const float* src, int M, int K, int taps, float* dst) {
   }
 }
 
+
+// ---- 3x3 with few outputs: row bands ---------------------------------------------------------
+// For 1-4 outputs per group the position-vector 3x3 loads one input vector per FMA. Here a tile is
+// R image rows x one position vector: each input row vector loaded for a (k, dx) serves up to 3
+// output rows (dy = 0, 1, 2), so loads per FMA drop from 1 to about (R + 2) / (3 R M).
+constexpr int vr_rows(int m) {
+  int r = (REGS - 4) / (m + 1);  // R*m accumulators + R + 2 input rows + a broadcast
+  return r < 1 ? 1 : (r > 12 ? 12 : r);
+}
+
+template <int MR, int R>
+inline void vr_tile(const ConvArgs& a, int m0, std::ptrdiff_t p0) {
+  V acc[MR][R];
+  for (int i = 0; i < MR; ++i) {
+    const V b = a.bias ? splat(a.bias[m0 + i]) : zero();
+    for (int r = 0; r < R; ++r) acc[i][r] = b;
+  }
+  const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * 9;
+  const std::ptrdiff_t row = a.row;
+  const float* inp = a.in + p0 - row;  // input row above the tile's first row
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
+    for (int dx = 0; dx < 3; ++dx) {
+      // all R + 2 input rows in registers, then dy-major FMAs: consecutive FMAs hit different
+      // accumulators (no chain on one accumulator within the FMA latency)
+      V x[R + 2];
+      const float* src = inp + (dx - 1);
+      for (int rr = 0; rr < R + 2; ++rr) x[rr] = loadu(src + rr * row);
+      for (int dy = 0; dy < 3; ++dy)
+        for (int i = 0; i < MR; ++i) {
+          const V wv = splat(w[(dy * 3 + dx) * MR + i]);
+          for (int r = 0; r < R; ++r) acc[i][r] = fma_(wv, x[r + dy], acc[i][r]);
+        }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* o = a.out + (m0 + i) * a.out_stride + p0;
+    for (int r = 0; r < R; ++r) {
+      V v = acc[i][r];
+      if (a.relu) v = relu(v);
+      if (a.mask) v = andmask(v, loadmask(a.mask + p0 + r * row));
+      storeu(o + r * row, v);
+    }
+  }
+}
+
+template <int MR, int R>
+inline void vr_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t p0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      vr_tile<MR, R>(a, m0, p0);
+    else
+      vr_tile_rem<MR, R - 1>(a, m0, p0, r);
+  }
+}
+
+template <int MR>
+void vr_rows(const ConvArgs& a, int m0) {
+  constexpr int R = vr_rows(MR);
+  const int H = static_cast<int>(a.nq / a.row);
+  const int ncv = static_cast<int>((a.row + VL - 1) / VL);
+  for (int r0 = 0; r0 < H; r0 += R) {
+    const int nr = H - r0 < R ? H - r0 : R;
+    for (int cv = 0; cv < ncv; ++cv) {
+      const std::ptrdiff_t p0 = r0 * a.row + cv * VL;
+      if (nr == R)
+        vr_tile<MR, R>(a, m0, p0);
+      else
+        vr_tile_rem<MR, R - 1>(a, m0, p0, nr);
+    }
+  }
+}
+
+// a.nq = H * row (whole rows); a.M <= 4; weights packed by pack_weights (taps 9, M <= MR_MAX: one
+// tile). Writes may spill up to VL - 1 positions past the last row (into the bottom pad row).
+void conv3x3_rows(const ConvArgs& a) {
+  switch (a.M) {
+    case 1: vr_rows<1>(a, 0); break;
+    case 2: vr_rows<2>(a, 0); break;
+    case 3: vr_rows<3>(a, 0); break;
+    default: vr_rows<4>(a, 0); break;
+  }
+}
 
 // ---- channel-vectorised kernels -------------------------------------------------------------
 #if CD_ISA == CD_ISA_scalar
@@ -229,7 +317,7 @@ inline float lane(V v, int l) { return v[l]; }
 constexpr int CV_MRV_MAX = VL == 1 ? 4 : (REGS >= 32 ? 3 : 2);  // output vectors per tile
 constexpr int cv_nr_for(int mrv) {
   int n = (REGS - 1 - mrv) / mrv;
-  return n < 1 ? 1 : (n > 8 ? 8 : n);
+  return n < 1 ? 1 : (n > 14 ? 14 : n);
 }
 inline int cv_mrv_for(int Mv) {
   if (Mv <= CV_MRV_MAX) return Mv;
@@ -336,8 +424,8 @@ void bnrelu_gather(const GatherArgs& a) {
 const MicroKernels table = {
 #define CD_STR2(x) #x
 #define CD_STR(x) CD_STR2(x)
-    CD_STR(CD_ISA_NAME), VL, MR_MAX, conv1x1, conv3x3, bnrelu_gather, pack_weights,
-    conv1x1_cv, conv3x3_cv, pack_cv};
+    CD_STR(CD_ISA_NAME), VL, MR_MAX, MRF_MAX, conv1x1, conv3x3, bnrelu_gather, pack_weights,
+    conv1x1_cv, conv3x3_cv, pack_cv, conv3x3_rows};
 
 }  // namespace
 

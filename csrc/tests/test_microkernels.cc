@@ -36,7 +36,7 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.in_stride = in_stride;
   a.K = c.K;
   std::vector<float> packed(w.size());
-  mk.pack_weights(w.data(), c.M, c.K, c.taps, packed.data());
+  mk.pack_weights(w.data(), c.M, c.K, c.taps, c.fused, packed.data());
   a.w = w.data();
   a.bias = c.bias ? bias.data() : nullptr;
   a.M = c.M;
@@ -110,6 +110,47 @@ bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, doub
   return ok;
 }
 
+bool check_rows(const MicroKernels& mk, int M, int K, int H, int row, bool use_mask, double* worst) {
+  const int margin = row + 32, nq = H * row;
+  const int in_stride = nq + 2 * margin + mk.vl;
+  std::vector<float> in(static_cast<std::size_t>(K) * in_stride), w(static_cast<std::size_t>(K) * 9 * M), bias(M);
+  for (auto& v : in) v = uni(-1, 1);
+  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * 9));
+  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  std::vector<uint32_t> mask(nq + mk.vl);
+  for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = (i % row == 0) ? 0u : 0xFFFFFFFFu;
+  std::vector<float> packed(w.size());
+  mk.pack_weights(w.data(), M, K, 9, 0, packed.data());
+  const int out_stride = nq + 2 * mk.vl;
+  std::vector<float> got(static_cast<std::size_t>(M) * out_stride, 7.0f), want(got);
+  ConvArgs a;
+  a.in = in.data() + margin;
+  a.in_stride = in_stride;
+  a.K = K;
+  a.w = w.data();
+  a.bias = M % 2 ? bias.data() : nullptr;
+  a.M = M;
+  a.out_stride = out_stride;
+  a.nq = nq;
+  a.mask = use_mask ? mask.data() : nullptr;
+  a.relu = K % 2;
+  a.row = row;
+  a.out = want.data();
+  ref_conv(a, 9);
+  a.out = got.data();
+  a.w = packed.data();
+  mk.conv3x3_rows(a);
+  bool ok = true;
+  for (int m = 0; m < M; ++m)
+    for (int i = 0; i < nq; ++i) {
+      const double d = std::fabs(double(got[m * out_stride + i]) - want[m * out_stride + i]);
+      if (d > *worst) *worst = d;
+      if (!(d <= 1e-4 + 1e-5 * std::fabs(want[m * out_stride + i]))) ok = false;
+    }
+  if (!ok) std::printf("  FAIL %s conv3x3_rows M=%d K=%d H=%d row=%d mask=%d\n", mk.name, M, K, H, row, use_mask);
+  return ok;
+}
+
 bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
   std::vector<std::vector<float>> chans(K, std::vector<float>(nq));
   std::vector<const float*> ptrs(K);
@@ -145,8 +186,9 @@ bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
 }  // namespace
 
 int main() {
-  const MicroKernels* avail[8];
-  const int n = available_kernels(avail, 8);
+  const MicroKernels* avail[9];
+  int n = available_kernels(avail, 8);
+  if (const MicroKernels* half = half_kernels(*avail[n - 1])) avail[n++] = half;  // e.g. avx512y
   int failures = 0;
   for (int i = 0; i < n; ++i) {
     const MicroKernels& mk = *avail[i];
@@ -167,6 +209,13 @@ int main() {
           for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}}) {
             ++cases;
             if (!check_cv(mk, taps, mv * mk.vl, K, hw.first, hw.second, &worst)) ++bad;
+          }
+    for (int M : {1, 2, 3, 4})
+      for (int K : {1, 3, 8})
+        for (int H : {1, 2, 5, 13, 17})
+          for (int row : {3, 9, 16, 30, 58}) {
+            ++cases;
+            if (!check_rows(mk, M, K, H, row, (H + row) % 2 == 1, &worst)) ++bad;
           }
     for (int K : {1, 3, 8})
       for (int nv : {1, 3, 8}) {
