@@ -33,15 +33,16 @@ MODELS = [
     ("condensenet74_c4g4 fast", "condensenet74_c4g4", "fast"),
 ]
 
+# VmHWM, not getrusage: Linux carries ru_maxrss over from the parent through fork and exec
 _RSS_CHILD = """
 import sys, numpy as np
-from condense_deploy.runtime.bench import peak_rss_mb
 from condense_deploy.runtime.sessions import create_session
 session = create_session(sys.argv[1], 1)
 x = np.random.default_rng(0).standard_normal((int(sys.argv[2]), 3, 224, 224)).astype(np.float32)
 for _ in range(5):
     session.run(None, {session.get_inputs()[0].name: x})
-print(peak_rss_mb())
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+print(int(status[0]) / 1024)
 """
 
 

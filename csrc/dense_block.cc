@@ -165,6 +165,13 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
                                               str(C0 + l * growth_) + " input channels");
   if (N == 0) return;
   const int64_t Ctot = C0 + L * growth_;
+  if (N > 1) {
+    // One image at a time through the whole block: the workspace (block buffer and 1x1 scratch) is
+    // one image's, so it stays in cache and its memory does not grow with the batch. The threads
+    // share each image's groups and position chunks.
+    for (int64_t n = 0; n < N; ++n) run(p, X + n * C0 * H * W, 1, C0, H, W, Y + n * Ctot * H * W, par);
+    return;
+  }
 
   std::unique_lock<std::mutex> lock(ws_mu_, std::try_to_lock);
   Workspace local;
