@@ -555,6 +555,6 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
         for key, value in model.state_dict().items()
         if not key.endswith("num_batches_tracked")
     )
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=force) as tmp:
         torch.save({"state_dict": state}, tmp, _use_new_zipfile_serialization=False)
 

@@ -52,7 +52,7 @@ CSV_COLUMNS = ("created", *(f"machine_{c}" for c in _MACHINE_COLUMNS), *_RESULT_
 def write_json(path: str | os.PathLike[str], report: dict[str, Any], force: bool = False) -> Path:
     """Write a report as indented JSON (key order kept), refusing to overwrite without ``force``."""
     target = _fsutil.check_writable(path, force)
-    _fsutil.write_json(target, report)
+    _fsutil.write_json(target, report, overwrite=force)
     return target
 
 
@@ -374,7 +374,7 @@ def plot_merged(reports: Sequence[dict[str, Any]], path: str | os.PathLike[str],
         ax.legend(fontsize="small")
         ax.grid(axis="x", which="both", alpha=0.3)
         fig.tight_layout()
-        with _fsutil.atomic_write(target, "wb") as handle:
+        with _fsutil.atomic_write(target, "wb", overwrite=force) as handle:
             fig.savefig(handle, format="png", dpi=120)
     finally:
         plt.close(fig)
@@ -393,10 +393,10 @@ def write_merged(results: Sequence[str | os.PathLike[str]], output: str | os.Pat
         require_matplotlib()
     text = merged_markdown(reports)
     if plot is not None:
-        plot_merged(reports, plot, force=True)
+        plot_merged(reports, plot, force=force)
         base = Path(output).resolve().parent if output is not None else Path.cwd()
         link = os.path.relpath(Path(plot).resolve(), base)
         text += f"\n![p50 latency per model]({Path(link).as_posix()})\n"
     if output is not None:
-        _fsutil.write_text(output, text)
+        _fsutil.write_text(output, text, overwrite=force)
     return text
