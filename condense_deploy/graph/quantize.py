@@ -179,19 +179,16 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     from .._fsutil import atomic_path, check_writable
     from ..runtime.sessions import create_session
     from ..runtime.timing import time_models
+    from .onnx_info import image_input_size, load_checked
     from .optimize import LOAD_ERROR
 
+    model = load_checked(source, image_classifier=True)
     check_writable(target, force)
-    try:
-        model = onnx.load(source)
-    except Exception as e:  # onnx raises DecodeError, OSError, ...
-        raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
     if any(o.domain == DOMAIN for o in model.opset_import):
         raise CondenseDeployError(f"{source}: its dense blocks run on the native kernels, which are float32 "
                                   "only and cannot be quantized; quantize the portable export "
                                   "(--optimize none or fast) instead")
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    size = dims[-1].dim_value if len(dims) == 4 and dims[-1].dim_value > 0 else 224
+    size = image_input_size(model)
     mean, std = _card_preprocessing(card, size)
     images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
     if len(images) <= calibration_size and eval_size:
@@ -211,6 +208,6 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     else:
         report["agreement"] = float("nan")
     report["fp32_ms"], report["int8_ms"] = time_models([model, quantized], threads, rounds=15, inner=3)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=force) as tmp:
         onnx.save(quantized, str(tmp))
     return report
