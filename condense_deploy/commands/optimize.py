@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import click
 
+from .options import count
 from .progress import ProgressBar
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Output .onnx file.")
-_THREADS = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+_THREADS = click.option("--threads", type=count(1, 1024), default=1, show_default=True,
                         help="Intra-op threads (tuning and timing).")
+_QUANT_THREADS = click.option("--threads", type=count(1, 1024), default=1, show_default=True,
+                              help="Intra-op threads for the fp32 vs int8 latency comparison.")
 _FORCE = click.option("--force", is_flag=True, help="Overwrite the output file.")
 
 
@@ -62,11 +65,11 @@ def optimize_command(source: str, output: str, tuned: bool, native: bool, thread
                    "(cifar-10-python.tar.gz / its folder).")
 @click.option("--model", "card", default=None,
               help="Zoo name whose card gives mean/std (default: guessed from the input size).")
-@click.option("--calibration-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--calibration-size", type=count(1, 100_000), default=64, show_default=True,
               help="Images used to calibrate.")
-@click.option("--eval-size", type=click.IntRange(min=0), default=256, show_default=True,
+@click.option("--eval-size", type=count(0, 100_000), default=256, show_default=True,
               help="Images used to compare accuracy (after the calibration images).")
-@_THREADS
+@_QUANT_THREADS
 @_FORCE
 def quantize_command(source: str, output: str, calibration_data: str, card: str | None,
                      calibration_size: int, eval_size: int, threads: int, force: bool) -> None:

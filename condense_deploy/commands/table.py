@@ -10,6 +10,7 @@ import click
 from ..graph.recipes import MODES
 from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
+from .options import count
 from .progress import ProgressBar
 
 DEMO_DIR = Path("demo-output")
@@ -57,9 +58,10 @@ def _models(text: str) -> list[str]:
               help="Where exported .onnx files are kept and reused [default: ~/.cache/condense-deploy/onnx].")
 @click.option("--models", default=",".join(TABLE_MODELS), show_default=True,
               help="Comma-separated subset of the table's models.")
-@click.option("--runs", type=int, default=None,
+@click.option("--runs", type=count(1, 10_000_000), default=None,
               help="Timed runs per model and setting [default: 30; 5 quick].")
-@click.option("--warmup", type=int, default=None, help="Warm-up runs per model [default: 3; 1 quick].")
+@click.option("--warmup", type=count(0, 1_000_000), default=None,
+              help="Warm-up runs per model [default: 3; 1 quick].")
 @click.option("--threads", default="1,all", show_default=True,
               help="onnxruntime thread counts ('all' = every usable core).")
 @click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,

@@ -165,6 +165,10 @@ class BenchReport:
             raise CondenseDeployError(f"{where}: not a complete {SCHEMA} report ({e})") from e
 
 
+# more intra-op threads than this is a typo on any machine we bench (beyond the cores: a warning)
+MAX_THREADS = 256
+
+
 def parse_threads(text: str) -> list[int]:
     """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use."""
     counts: list[int] = []
@@ -179,8 +183,8 @@ def parse_threads(text: str) -> list[int]:
             value = int(word)
         except ValueError as e:
             raise CondenseDeployError(f"threads {text!r}: {word!r} is not a whole number or 'all'") from e
-        if value < 1:
-            raise CondenseDeployError(f"threads {text!r}: {value} must be >= 1")
+        if not 1 <= value <= MAX_THREADS:
+            raise CondenseDeployError(f"threads {text!r}: {value} must be in 1..{MAX_THREADS}")
         counts.append(value)
     if not counts:
         raise CondenseDeployError(f"threads {text!r}: no thread count given")
