@@ -28,8 +28,8 @@ from typing import Any
 
 from .errors import CondenseDeployError
 
-__all__ = ["atomic_path", "atomic_write", "check_writable", "make_dirs", "sweep_stale_temps",
-           "write_json", "write_text"]
+__all__ = ["atomic_path", "atomic_write", "check_creatable", "check_writable", "make_dirs",
+           "sweep_stale_temps", "write_json", "write_text"]
 
 
 def _default_mode() -> int:
@@ -62,6 +62,24 @@ def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
     if not os.access(parent, os.W_OK):
         raise CondenseDeployError(f"{target}: folder {parent} is not writable")
     return target
+
+
+def check_creatable(path: str | os.PathLike[str], what: str = "folder") -> Path:
+    """Fail now, creating nothing, if ``make_dirs(path)`` could not succeed (a file in the way, no
+    write permission on the nearest existing folder)."""
+    folder = Path(path)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe == folder and folder.is_dir():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CondenseDeployError(f"{folder}: the {what} is not writable")
+        return folder
+    if not probe.is_dir():
+        raise CondenseDeployError(f"{folder}: cannot create the {what} ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CondenseDeployError(f"{folder}: cannot create the {what} ({probe} is not writable)")
+    return folder
 
 
 def make_dirs(path: str | os.PathLike[str], what: str = "folder") -> Path:
@@ -155,7 +173,12 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
     tmp = Path(tmp_name)
     try:
         os.chmod(tmp, _default_mode())
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            if e.filename not in (None, str(tmp), tmp):  # about some other file: not ours to word
+                raise
+            raise _os_error(target, e) from e
         try:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
@@ -183,12 +206,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", overwrite: bool
         except OSError as e:
             raise _os_error(Path(path), e) from e
         with handle:
-            try:
-                yield handle
-            except OSError as e:
-                if e.filename is None:  # a write to the handle (disk full), not some other file
-                    raise _os_error(Path(path), e) from e
-                raise
+            yield handle
 
 
 def write_text(path: str | os.PathLike[str], text: str, overwrite: bool = True) -> None:
