@@ -37,6 +37,7 @@ def _dead_pid() -> int:
 
 # ------------------------------------------------------------------ class 5: killed writers
 
+
 def test_stale_temp_of_a_dead_writer_is_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
     target = tmp_path / "m.onnx"
     dead = tmp_path / f".m.onnx.{_dead_pid()}.abc123.tmp"
@@ -61,8 +62,11 @@ def test_sigkilled_export_leaves_a_temp_file_that_the_next_write_removes(tmp_pat
     out = tmp_path / "d"
     out.mkdir()
     target = out / "m.onnx"
-    proc = subprocess.Popen([*CLI, "export", "condensenet50_cifar", "-o", str(target), "--optimize", "none"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CLI, "export", "condensenet50_cifar", "-o", str(target), "--optimize", "none"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     try:
         while not temp_files(out) and proc.poll() is None and time.monotonic() < deadline:
@@ -84,6 +88,7 @@ def test_sigkilled_export_leaves_a_temp_file_that_the_next_write_removes(tmp_pat
 
 # -------------------------------------------------------------- class 6: concurrent writers
 
+
 def test_no_clobber_when_the_target_appears_during_the_write(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     with pytest.raises(CondenseDeployError, match="already exists"):  # noqa: PT012 - the race is the block
@@ -97,8 +102,15 @@ def test_no_clobber_when_the_target_appears_during_the_write(tmp_path: Path) -> 
 def test_two_concurrent_writers_without_force_exactly_one_wins(tmp_path: Path, round_: int) -> None:
     source = conv_net(tmp_path / "a.onnx", channels=16, size=32)
     target = tmp_path / "b.onnx"
-    procs = [subprocess.Popen([*CLI, "optimize", str(source), "-o", str(target)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "optimize", str(source), "-o", str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
@@ -111,6 +123,7 @@ def test_two_concurrent_writers_without_force_exactly_one_wins(tmp_path: Path, r
 
 
 # ---------------------------------------------------------- class 3: failures at write time
+
 
 def _below_a_file(tmp_path: Path) -> Path:
     blocker = tmp_path / "blocker"
@@ -144,8 +157,19 @@ def test_failing_final_rename_is_one_error_and_keeps_the_target(runner, tmp_path
 def test_train_savedir_that_cannot_be_created_fails_first(runner, tmp_path: Path) -> None:
     blocker = _below_a_file(tmp_path)
     before = sorted(os.listdir(tmp_path))
-    result = runner.invoke(cli, ["train", "--savedir", str(blocker / "run"), "--data", "cifar10",
-                                 "--data-dir", str(tmp_path / "no-data"), "--no-progress"])
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--savedir",
+            str(blocker / "run"),
+            "--data",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--no-progress",
+        ],
+    )
     assert_clean_error(result, 1, "cannot create the --savedir folder", "is not a folder")
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -165,6 +189,7 @@ def test_bench_csv_is_checked_before_measuring(runner, tmp_path: Path, monkeypat
 
 
 # ------------------------------------------- partial writes: a writer that writes, then fails
+
 
 def _partial_then_fail(*args: object, **kwargs: object) -> None:
     destination = args[1]

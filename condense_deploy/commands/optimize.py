@@ -82,6 +82,10 @@ def quantize_command(source: str, output: str, calibration_data: str, card: str 
     if report.get("top1_fp32") is not None:
         click.echo(f"top-1 on {report['eval_images']} images: fp32 {report['top1_fp32']:.2%}, "
                    f"int8 {report['top1_int8']:.2%}")
-    click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} ({report['eval_images']} images)")
+    if report["eval_images"]:
+        click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} "
+                   f"({report['eval_images']} images)")
+    else:
+        click.echo("top-1 agreement int8 vs fp32: not measured (--eval-size 0)")
     click.echo(f"latency ({threads} thread(s), median): fp32 {report['fp32_ms']:.2f} ms, "
                f"int8 {report['int8_ms']:.2f} ms ({report['int8_ms'] / report['fp32_ms']:.2f}x)")

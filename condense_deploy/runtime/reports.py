@@ -255,6 +255,10 @@ def _bench_reports(data: Any, path: Path) -> list[dict[str, Any]]:
 
 
 _NEEDED = ("model", "threads", "batch", "latency_p50_ms", "latency_mean_ms", "latency_p90_ms")
+# fields the table, the plot and the ratios compute with: a string there is a damaged file
+_NUMERIC = ("threads", "batch", "latency_min_ms", "latency_mean_ms", "latency_std_ms", "latency_p50_ms",
+            "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "throughput_ips", "ratio_to_first",
+            "paired_ratio_to_first", "peak_rss_mb")
 
 
 def _check_report(report: Any, path: Path) -> None:
@@ -267,6 +271,10 @@ def _check_report(report: Any, path: Path) -> None:
         missing = [key for key in _NEEDED if not isinstance(result, dict) or key not in result]
         if missing:
             raise CondenseDeployError(f"{path}: result {k} has no {', '.join(missing)}")
+        for key in _NUMERIC:
+            value = result.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise CondenseDeployError(f"{path}: result {k}: {key} is {value!r}, expected a number")
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
