@@ -174,9 +174,8 @@ def _read_torch_file(path: Path, trust: bool) -> Any:
         if not trust and isinstance(e, pickle.UnpicklingError):
             # behaviour, not wording: the safe (weights_only) unpickler refused something in the file
             raise CondenseDeployError(
-                f"{path}: the safe loader refused it: loading needs unsafe unpickling"
-                f"{_unsafe_global(message)}; pass --trust-checkpoint only if you trust the file's origin "
-                "(it runs code from the file)"
+                f"{path}: loading needs unsafe unpickling{_unsafe_global(message)}; the safe loader refused "
+                "it (pass --trust-checkpoint only if you trust the file's origin: it runs code from the file)"
             ) from e
         raise CondenseDeployError(f"{path}: cannot load the torch file ({_first_line(message)})") from e
 

@@ -185,8 +185,9 @@ def _table_rows(report: dict[str, Any]) -> list[list[str]]:
 def _settings_line(report: dict[str, Any]) -> str:
     s = report.get("settings", {})
     amount = f"{s.get('runs')} runs" if s.get("runs") else f"{s.get('duration_s')} s per model"
+    memory = f"; {s['memory']}" if s.get("memory") else ""
     return (f"batch {s.get('batch')}, {s.get('warmup')} warm-up runs, {amount}, graph optimization "
-            f"{s.get('graph_opt_level')}, interleaved")
+            f"{s.get('graph_opt_level')}, interleaved{memory}")
 
 
 def _ratio_note(report: dict[str, Any]) -> str | None:
