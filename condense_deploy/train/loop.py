@@ -222,8 +222,9 @@ class _Run:
             paths.clear_run()  # --force: the old run's files must not mix with the new one's
         elif self.dist.is_main:
             # a run killed before its first checkpoint left only its log (and plot): a new run starts
-            # a new log instead of appending to the dead one's
-            paths.clear_run()
+            # a new log instead of appending to the dead one's (nothing else is touched without --force)
+            for leftover in (paths.log, paths.curves):
+                leftover.unlink(missing_ok=True)
         self.dist.barrier()
         stored = stored_state["train_options"] if stored_state else None
         data_name = options.data or (stored or {}).get("data")
