@@ -86,6 +86,27 @@ def test_sigkilled_export_leaves_a_temp_file_that_the_next_write_removes(tmp_pat
     assert target.is_file() and temp_files(out) == []
 
 
+def test_sigint_during_export_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) while export writes: exit 130, one line, no temp file, no target."""
+    target = tmp_path / "m.onnx"
+    proc = subprocess.Popen(
+        [*CLI, "export", "condensenet50_cifar", "-o", str(target), "--optimize", "none"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not temp_files(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert temp_files(tmp_path), "the export never started writing (or finished before the interrupt)"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert_clean_error(
+        subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), 130, "interrupted"
+    )
+    assert not target.exists() and temp_files(tmp_path) == []
+
+
 # -------------------------------------------------------------- class 6: concurrent writers
 
 
@@ -224,3 +245,27 @@ def test_epoch_checkpoint_partial_write_keeps_the_latest(tmp_path: Path, monkeyp
     assert load_training_checkpoint(first)["epoch"] == 0
     assert paths.best.read_bytes() == best_before
     assert not paths.epoch_file(1).exists() and temp_files(paths.models) == []
+
+
+@pytest.mark.slow
+def test_two_concurrent_exports_exactly_one_wins(tmp_path: Path) -> None:
+    """The issue's case: two exports to the same new path at once, without --force."""
+    target = tmp_path / "m.onnx"
+    procs = [
+        subprocess.Popen(
+            [*CLI, "export", "condensenet50_cifar", "-o", str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr for r in results]
+    assert_clean_error(
+        next(r for r in results if r.returncode), 1, "already exists (use --force to overwrite)"
+    )
+    assert target.is_file() and temp_files(tmp_path) == []
