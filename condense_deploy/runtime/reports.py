@@ -90,6 +90,7 @@ def _existing_csv(target: Path) -> str:
         return ""
     if not target.is_file():
         raise CondenseDeployError(f"{target}: is not a file")
+    _fsutil.check_writable(target, force=True)  # the append rewrites it atomically: folder must be writable
     try:
         old = target.read_text()
     except (OSError, UnicodeDecodeError) as e:
