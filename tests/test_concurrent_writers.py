@@ -69,3 +69,24 @@ def test_two_concurrent_exports_exactly_one_wins(tmp_path: Path) -> None:
         next(r for r in results if r.returncode), 1, "already exists (use --force to overwrite)"
     )
     assert target.is_file() and temp_files(tmp_path) == []
+
+
+def test_without_hard_links_the_name_is_still_claimed_exclusively(tmp_path: Path, monkeypatch) -> None:
+    """Filesystems without hard links (vfat, some FUSE mounts): the fallback reserves the name with
+    O_EXCL, so the no-clobber guarantee holds there too."""
+    import errno
+    import os
+
+    from condense_deploy import _fsutil
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_fsutil.os, "link", no_links)
+    target = tmp_path / "out.txt"
+    _fsutil.write_text(target, "first", overwrite=False)
+    assert target.read_text() == "first"
+    with pytest.raises(CondenseDeployError, match="already exists"):
+        _fsutil.write_text(target, "second", overwrite=False)
+    assert target.read_text() == "first" and temp_files(tmp_path) == []
+    assert os.listdir(tmp_path) == ["out.txt"]
