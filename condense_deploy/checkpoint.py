@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 import re
 import zipfile
 from collections import OrderedDict
@@ -168,19 +169,19 @@ def _read_torch_file(path: Path, trust: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as e:  # torch raises pickle, zip, EOF and runtime errors for bad files
         message = str(e)
-        if not trust and "weights_only" in message.lower() and "Unsupported" in message:
-            what = _unsafe_global(message)
-            raise CondenseDeployError(
-                f"{path}: loading needs unsafe unpickling{what}; refused (pass --trust-checkpoint only "
-                f"if you trust the file's origin)"
-            ) from e
         if isinstance(e, EOFError) or _looks_truncated(message):
             raise CondenseDeployError(f"{path}: truncated torch file ({_first_line(message)})") from e
+        if not trust and isinstance(e, pickle.UnpicklingError):
+            # behaviour, not wording: the safe (weights_only) unpickler refused something in the file
+            raise CondenseDeployError(
+                f"{path}: loading needs unsafe unpickling{_unsafe_global(message)}; the safe loader refused "
+                "it (pass --trust-checkpoint only if you trust the file's origin: it runs code from the file)"
+            ) from e
         raise CondenseDeployError(f"{path}: cannot load the torch file ({_first_line(message)})") from e
 
 
 def _unsafe_global(message: str) -> str:
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    match = re.search(r"GLOBAL ([\w.]+)", message, re.IGNORECASE)
     if match:
         return f" (it contains {match.group(1)})"
     match = re.search(r"Unsupported operand \d+", message)
@@ -555,6 +556,6 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
         for key, value in model.state_dict().items()
         if not key.endswith("num_batches_tracked")
     )
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=force) as tmp:
         torch.save({"state_dict": state}, tmp, _use_new_zipfile_serialization=False)
 

@@ -37,6 +37,12 @@ _COMMANDS = {
 _FULL_ONLY = {"torch", "onnxsim", "matplotlib", "PIL"}
 
 
+class _Interrupted(click.ClickException):
+    """Ctrl-C: one ``Error: interrupted`` line and exit status 130 (128 + SIGINT), as shells expect."""
+
+    exit_code = 130
+
+
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use, and whose library errors are one line."""
 
@@ -68,7 +74,7 @@ class _LazyGroup(click.Group):
             raise click.ClickException(_missing_dependency_message(ctx.invoked_subcommand or "",
                                                                    e.name or "")) from e
         except KeyboardInterrupt as e:
-            raise click.ClickException("interrupted") from e
+            raise _Interrupted("interrupted") from e
 
 
 def _missing_dependency_message(command: str, module: str) -> str:

@@ -131,7 +131,7 @@ def export_onnx(
     was_training = model.training
     model.eval()
     try:
-        with atomic_path(target) as tmp:
+        with atomic_path(target, overwrite=force) as tmp:
             step(f"exporting with the {exporter} exporter (opset {opset})")
             _torch_export(model, tmp, target, input_size, opset, fixed_batch, exporter)
             proto = _load(tmp, target)

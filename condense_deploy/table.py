@@ -405,9 +405,7 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     native = _native(options)
     rows = _table_rows(models, options.optimize, native)
     machine = describe_machine()
-    out_dir = Path(options.out_dir)
-    if not out_dir.is_dir():
-        raise CondenseDeployError(f"{out_dir}: output folder does not exist")
+    out_dir = _fsutil.make_dirs(options.out_dir, "output folder")
     paths = {ext: out_dir / f"{machine['slug']}.{ext}" for ext in ("md", "csv", "json", "png")}
     for path in paths.values():
         _fsutil.check_writable(path, options.force)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _prereq import missing_prerequisite
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +53,11 @@ _DRIVER = textwrap.dedent("""
 
 def _setup_emulation() -> None:
     if os.geteuid() != 0:
-        pytest.skip("emulated aarch64 needs root (apt-get install, unshare -m, mount)")
+        missing_prerequisite("emulated aarch64 needs root (apt-get install, unshare -m, mount)")
     done = subprocess.run(["bash", str(SCRIPT), "setup"], capture_output=True, text=True, check=False)
     if done.returncode == CANNOT_RUN_HERE:
-        pytest.skip(f"this machine cannot run emulated aarch64: {done.stderr.strip().splitlines()[-1]}")
+        last = done.stderr.strip().splitlines()[-1]
+        missing_prerequisite(f"this machine cannot run emulated aarch64: {last}")
     assert done.returncode == 0, f"aarch64-env.sh setup failed:\n{done.stderr[-3000:]}"
 
 

@@ -209,7 +209,7 @@ def test_cli_profile_prints_op_shares(models: dict[str, Path], runner) -> None:
         (["{missing}", "--runs", "1"], 1, "no such file"),
         (["{not_onnx}", "--runs", "1"], 1, "cannot load it as an ONNX model"),
         (["{vector}", "--runs", "1"], 1, "expected N,3,H,W"),
-        (["{small}", "--threads", "0"], 1, "must be >= 1"),
+        (["{small}", "--threads", "0"], 1, "must be in 1..256"),
         (["{small}", "--csv", "{not_onnx}"], 1, "differ from the bench CSV"),
         (["{small}", "--runs", "3", "--duration", "1"], 2, "not both"),
         (["{small}", "--graph-opt-level", "max"], 2, "Invalid value"),
@@ -292,3 +292,20 @@ def test_report_round_trips_through_from_dict(models: dict[str, Path]) -> None:
     assert json.dumps(again) == json.dumps(data)  # same keys, same order: the JSON is byte-identical
     with pytest.raises(CondenseDeployError, match="schema"):
         B.BenchReport.from_dict({"schema": "other"})
+
+
+def test_peak_rss_is_each_models_own(tmp_path: Path) -> None:
+    """Several models in one bench: each row's peak RSS is its own (a child process per model), so a
+    model with 64 MB of weights shows it and a tiny one does not; the report says how it was measured.
+    """
+    from condense_deploy.runtime.bench import MEMORY_NOTE
+    from condense_deploy.runtime.reports import format_text
+
+    small = conv_net(tmp_path / "small.onnx")
+    big = conv_net(tmp_path / "big.onnx", channels=4096, classes=4096)  # 64 MB fc weights
+    report = run_bench([small, big, small], BenchSettings(threads=[1], warmup=1, runs=3)).to_dict()
+    first, second, again = (r["peak_rss_mb"] for r in report["results"])
+    assert second - first > 50, (first, second)
+    assert abs(again - first) < 20, (first, again)  # measured alone, not after the big one
+    assert report["settings"]["memory"] == MEMORY_NOTE
+    assert "each model alone in a child process" in format_text(report)

@@ -289,7 +289,7 @@ def test_save_converted_refuses_overwrite_and_is_atomic(tmp_path: Path, monkeypa
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(CondenseDeployError, match="cannot write .disk full"):
         save_converted(converted, path, force=True)
     assert path.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind

@@ -167,3 +167,32 @@ def test_command_module_leaves_torch_out() -> None:
     code = "import sys, condense_deploy.commands.export; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["condensenet74_c4g4"])
+def test_shipped_imagenet_fast_export_matches_pytorch_independently(
+    runner, tmp_path: Path, name: str,
+) -> None:
+    """The shipped ImageNet export (default --optimize fast) reopened in a plain onnxruntime session and
+    compared with the zoo model in PyTorch on inputs of our own, at batches the export never checked:
+    not the export's own max_abs_diff, which cannot exceed atol once the export succeeded."""
+    import onnxruntime as ort
+
+    from condense_deploy.checkpoint import load_model
+
+    target = tmp_path / f"{name}.onnx"
+    result = runner.invoke(cli, ["export", name, "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    model = load_model(name).model.eval()
+    rng = np.random.default_rng(123)
+    for batch in (2, 5):
+        x = rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+        (got,) = session.run(None, {session.get_inputs()[0].name: x})
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        assert got.shape == want.shape == (batch, 1000)
+        diff = float(np.abs(got - want).max())
+        assert diff <= 1e-4, f"batch {batch}: max abs diff {diff:.2e} > 1e-4"
+        assert (got.argmax(1) == want.argmax(1)).all()

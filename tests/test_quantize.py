@@ -36,9 +36,13 @@ def cifar_dir(tmp_path_factory):
 
 
 def test_cifar_reader(cifar_dir):
-    x, labels = load_images(cifar_dir, 32, 10, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    x, labels = load_images(cifar_dir, 32, 10, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.1))
     assert x.shape == (10, 3, 32, 32) and x.dtype == np.float32 and list(labels) == list(range(10))
-    assert -2.01 <= x.min() and x.max() <= 2.01
+    raw = pickle.loads((cifar_dir / "cifar-10-batches-py" / "test_batch").read_bytes())[b"data"][:10]
+    expected = raw.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    expected = (expected - np.array([0.5, 0.4, 0.3], np.float32)[:, None, None]) / np.array(
+        [0.25, 0.2, 0.1], np.float32)[:, None, None]
+    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-5)  # channel order, scale, mean and std
 
 
 def test_image_folder_reader(tmp_path):
@@ -61,6 +65,7 @@ def test_quantize_command(model_file, cifar_dir, tmp_path, runner):
     assert "agreement" in result.output and "top-1 on 16 images" in result.output
     quantized = onnx.load(str(target))
     assert any(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
+    _check_printed_figures(result.output, model_file, target, cifar_dir)
     again = runner.invoke(cli, args)
     assert again.exit_code == 1 and "Error:" in again.output and "Traceback" not in again.output
 
@@ -72,3 +77,36 @@ def test_quantize_without_images(model_file, tmp_path, runner):
                                  "--calibration-data", str(empty)])
     assert result.exit_code == 1 and "no JPEG/PNG images" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "q.onnx").exists()
+
+
+def _check_printed_figures(output: str, fp32_path, int8_path, cifar_dir) -> None:
+    """Recompute what quantize printed, independently: the same 16 evaluation images (after the 8
+    calibration ones) through both files in onnxruntime; int8 logits close to fp32's, agreement and
+    top-1 exactly as printed."""
+    import re
+
+    import onnxruntime as ort
+
+    from condense_deploy.models.registry import dataset_preprocessing
+
+    mean, std = dataset_preprocessing("cifar10")
+    x, labels = load_images(cifar_dir, 32, 24, mean=tuple(mean), std=tuple(std))
+    x, labels = x[8:], labels[8:]
+    logits = []
+    for path in (fp32_path, int8_path):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        logits.append(np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]))
+    fp32, int8 = logits
+    relative = float(np.linalg.norm(int8 - fp32) / np.linalg.norm(fp32))
+    assert relative < 0.1, f"int8 logits differ from fp32's by {relative:.1%} (relative L2)"
+    assert float(np.corrcoef(int8.ravel(), fp32.ravel())[0, 1]) > 0.99
+    agreement = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
+    top1 = float(np.mean(fp32.argmax(1) == labels)), float(np.mean(int8.argmax(1) == labels))
+    printed = re.search(r"agreement int8 vs fp32: ([\d.]+)%", output)
+    assert printed and abs(float(printed.group(1)) / 100 - agreement) < 1e-3, (output, agreement)
+    assert agreement >= 0.75, f"int8 agrees with fp32 on only {agreement:.0%}"
+    printed_top1 = re.search(r"fp32 ([\d.]+)%, int8 ([\d.]+)%", output)
+    assert printed_top1, output
+    assert abs(float(printed_top1.group(1)) / 100 - top1[0]) < 1e-3
+    assert abs(float(printed_top1.group(2)) / 100 - top1[1]) < 1e-3

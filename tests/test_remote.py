@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _prereq import missing_prerequisite
 
 from condense_deploy.errors import CondenseDeployError
 from condense_deploy.runtime.bench import BenchSettings
@@ -30,13 +31,13 @@ def _ensure_sshd() -> None:
     if os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("scp"):
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("sshd is not installed and this user cannot apt-get install openssh-server")
+        missing_prerequisite("sshd is not installed and this user cannot apt-get install openssh-server")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
     done = subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server", "openssh-client"],
                           env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not os.path.exists(SSHD):
-        pytest.skip(f"cannot install openssh-server: {done.stderr.strip().splitlines()[-1:]}")
+        missing_prerequisite(f"cannot install openssh-server: {done.stderr.strip().splitlines()[-1:]}")
 
 
 def _free_port() -> int:
@@ -50,7 +51,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     """An sshd on 127.0.0.1:PORT accepting root with a throwaway key; yields the client options."""
     _ensure_sshd()
     if os.geteuid() != 0:
-        pytest.skip("the loopback sshd test logs in as root and needs to run as root")
+        missing_prerequisite("the loopback sshd test logs in as root and needs to run as root")
     d = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "user_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)

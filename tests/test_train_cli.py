@@ -194,3 +194,26 @@ def test_two_process_gloo_run_agrees_with_itself(data_dir: Path, tmp_path: Path)
     assert all(m.stage == 3 for m in learned_group_convs(model))
     assert state["train_options"]["batch_size"] == 20
     assert sorted(p.name for p in (savedir / "save_models").iterdir() if p.name.startswith(".")) == []
+
+
+def test_resuming_a_finished_run_changes_nothing(cli_run, runner, data_dir: Path) -> None:
+    savedir, first = cli_run
+    assert first.exit_code == 0, first.output
+    converted = savedir / "save_models" / "converted_model_best.pth.tar"
+    before = {p: p.read_bytes() for p in [converted, savedir / "train.log"]}
+    result = runner.invoke(cli, ["train", "--resume", "--savedir", str(savedir), "--data", "cifar10",
+                                 "--data-dir", str(data_dir), "--no-progress"])
+    assert result.exit_code == 1 and len(_errors(result.output)) == 1, result.output
+    assert "already finished its 1 epochs" in result.output and "resumed" not in result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_new_run_does_not_append_to_a_killed_runs_log(runner, data_dir: Path, tmp_path: Path) -> None:
+    savedir = tmp_path / "run"
+    savedir.mkdir()
+    (savedir / "train.log").write_text("a run killed before its first checkpoint\n")
+    result = runner.invoke(cli, ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir",
+                                 str(savedir), *SMALL, "--epochs", "1", "-b", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    log = (savedir / "train.log").read_text()
+    assert "killed" not in log and log.startswith("training ")

@@ -12,6 +12,8 @@ import click
 from .._fsutil import check_writable
 from ..runtime import reports
 from ..runtime.bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
+from ..runtime.machine import usable_cores
+from .options import FiniteFloat, count
 from .progress import ProgressBar
 
 
@@ -19,13 +21,13 @@ from .progress import ProgressBar
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--threads", default="1", show_default=True,
               help="Intra-op thread counts to sweep, comma-separated ('all' = every usable core).")
-@click.option("--batch", default=1, show_default=True, type=int, metavar="N",
+@click.option("--batch", default=1, show_default=True, type=count(1, 4096), metavar="N",
               help="Batch size (symbolic batch inputs).")
-@click.option("--warmup", default=10, show_default=True, type=int, metavar="N",
+@click.option("--warmup", default=10, show_default=True, type=count(0, 1_000_000), metavar="N",
               help="Untimed runs per model first.")
-@click.option("--runs", type=int, default=None, metavar="N",
+@click.option("--runs", type=count(1, 10_000_000), default=None, metavar="N",
               help=f"Timed runs per model [default: {DEFAULT_RUNS}].")
-@click.option("--duration", type=float, default=None, metavar="S",
+@click.option("--duration", type=FiniteFloat(0.0, 86_400.0, min_open=True), default=None, metavar="S",
               help="Instead of --runs: time each model ~S seconds.")
 @click.option("--graph-opt-level", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
               help="onnxruntime graph optimization level.")
@@ -52,7 +54,11 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
         check_writable(json_path, force)
     if csv_path is not None:
         reports.check_csv(csv_path)
-    settings = BenchSettings(threads=parse_threads(threads), batch=batch, warmup=warmup, runs=runs,
+    counts = parse_threads(threads)
+    if not remote and max(counts) > usable_cores():
+        click.echo(f"warning: --threads {max(counts)} is more than the {usable_cores()} usable core(s); "
+                   "the extra threads share cores and latency gets worse", err=True)
+    settings = BenchSettings(threads=counts, batch=batch, warmup=warmup, runs=runs,
                              duration_s=duration, graph_opt_level=graph_opt_level, profile=profile)
     if remote:
         from ..runtime.remote import run_remote_bench
@@ -67,7 +73,7 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
             bar.close()
     click.echo(reports.format_markdown(report) if markdown else reports.format_text(report))
     if json_path is not None:
-        reports.write_json(json_path, report, force=True)
+        reports.write_json(json_path, report, force=force)
         click.echo(f"wrote {json_path}", err=True)
     if csv_path is not None:
         reports.append_csv(csv_path, report)

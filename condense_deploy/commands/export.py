@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..graph.recipes import MODES
-from .options import arch_option, classes_option, trust_option
+from .options import arch_option, classes_option, count, trust_option
 from .progress import ProgressBar
 
 __all__ = ["export_command", "verify_command"]
@@ -44,7 +44,7 @@ def _step(message: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The .onnx file to write.")
 @arch_option
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset version.")
+@click.option("--opset", type=count(7, 30), default=17, show_default=True, help="ONNX opset version.")
 @click.option("--batch", type=_BatchType(), default="dynamic", show_default=True,
               help="A symbolic batch axis, or a fixed batch size.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True, help="Run onnxsim.")

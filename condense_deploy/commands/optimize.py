@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import click
 
+from .options import count
 from .progress import ProgressBar
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Output .onnx file.")
-_THREADS = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+_THREADS = click.option("--threads", type=count(1, 1024), default=1, show_default=True,
                         help="Intra-op threads (tuning and timing).")
+_QUANT_THREADS = click.option("--threads", type=count(1, 1024), default=1, show_default=True,
+                              help="Intra-op threads for the fp32 vs int8 latency comparison.")
 _FORCE = click.option("--force", is_flag=True, help="Overwrite the output file.")
 
 
@@ -62,11 +65,11 @@ def optimize_command(source: str, output: str, tuned: bool, native: bool, thread
                    "(cifar-10-python.tar.gz / its folder).")
 @click.option("--model", "card", default=None,
               help="Zoo name whose card gives mean/std (default: guessed from the input size).")
-@click.option("--calibration-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--calibration-size", type=count(1, 100_000), default=64, show_default=True,
               help="Images used to calibrate.")
-@click.option("--eval-size", type=click.IntRange(min=0), default=256, show_default=True,
+@click.option("--eval-size", type=count(0, 100_000), default=256, show_default=True,
               help="Images used to compare accuracy (after the calibration images).")
-@_THREADS
+@_QUANT_THREADS
 @_FORCE
 def quantize_command(source: str, output: str, calibration_data: str, card: str | None,
                      calibration_size: int, eval_size: int, threads: int, force: bool) -> None:
@@ -79,6 +82,10 @@ def quantize_command(source: str, output: str, calibration_data: str, card: str 
     if report.get("top1_fp32") is not None:
         click.echo(f"top-1 on {report['eval_images']} images: fp32 {report['top1_fp32']:.2%}, "
                    f"int8 {report['top1_int8']:.2%}")
-    click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} ({report['eval_images']} images)")
+    if report["eval_images"]:
+        click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} "
+                   f"({report['eval_images']} images)")
+    else:
+        click.echo("top-1 agreement int8 vs fp32: not measured (--eval-size 0)")
     click.echo(f"latency ({threads} thread(s), median): fp32 {report['fp32_ms']:.2f} ms, "
                f"int8 {report['int8_ms']:.2f} ms ({report['int8_ms'] / report['fp32_ms']:.2f}x)")

@@ -10,6 +10,7 @@ import click
 from ..graph.recipes import MODES
 from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
+from .options import count
 from .progress import ProgressBar
 
 DEMO_DIR = Path("demo-output")
@@ -50,16 +51,17 @@ def _models(text: str) -> list[str]:
 
 
 @click.command("table")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/results"), show_default=True,
-              help="Folder for <machine>.md, .csv, .json and .png.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for <machine>.md, .csv, .json and .png, created if missing [default: "
+                   "benchmarks/results in a checkout, else ./table-results].")
 @click.option("--onnx-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where exported .onnx files are kept and reused [default: ~/.cache/condense-deploy/onnx].")
 @click.option("--models", default=",".join(TABLE_MODELS), show_default=True,
               help="Comma-separated subset of the table's models.")
-@click.option("--runs", type=int, default=None,
+@click.option("--runs", type=count(1, 10_000_000), default=None,
               help="Timed runs per model and setting [default: 30; 5 quick].")
-@click.option("--warmup", type=int, default=None, help="Warm-up runs per model [default: 3; 1 quick].")
+@click.option("--warmup", type=count(0, 1_000_000), default=None,
+              help="Warm-up runs per model [default: 3; 1 quick].")
 @click.option("--threads", default="1,all", show_default=True,
               help="onnxruntime thread counts ('all' = every usable core).")
 @click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
@@ -72,9 +74,9 @@ def _models(text: str) -> list[str]:
 @click.option("--quick", is_flag=True, help="Fewer runs: a rough table in a few minutes.")
 @click.option("--force", is_flag=True, help="Overwrite this machine's results files.")
 @click.option("--reexport", is_flag=True, help="Export the models again even if matching files exist.")
-def table_command(out_dir: Path, onnx_dir: Path | None, models: str, runs: int | None, warmup: int | None,
-                  threads: str, optimize: str, native: bool | None, with_torch: bool, quick: bool,
-                  force: bool, reexport: bool) -> None:
+def table_command(out_dir: Path | None, onnx_dir: Path | None, models: str, runs: int | None,
+                  warmup: int | None, threads: str, optimize: str, native: bool | None, with_torch: bool,
+                  quick: bool, force: bool, reexport: bool) -> None:
     """Reproduce the CondenseNet paper's Table 5 (inference time) on this machine.
 
     Exports (or reuses) VGG-16, ResNet-18, MobileNet v1, CondenseNet-74 C=G=4 and C=G=8, MobileNetV2
@@ -83,6 +85,9 @@ def table_command(out_dir: Path, onnx_dir: Path | None, models: str, runs: int |
     as published. Where the native kernels are built, each CondenseNet gets a second row exported
     with --optimize native.
     """
+    if out_dir is None:
+        in_checkout = Path("benchmarks/results").is_dir()
+        out_dir = Path("benchmarks/results") if in_checkout else Path("table-results")
     result = _run(out_dir=out_dir, onnx_dir=onnx_dir, models=_models(models), runs=runs, warmup=warmup,
                   threads=threads, optimize=optimize, native=native, torch=with_torch, quick=quick,
                   force=force, reexport=reexport)

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import CondenseDeployError
-from ..models.config import parse_int_list
-from .options import arch_option, trust_option
+from .options import FiniteFloat, arch_int, arch_list_option, arch_option, count, trust_option
 from .progress import ProgressBar, ProgressBars
 
 _DATA = click.option("--data", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default=None,
@@ -17,20 +16,8 @@ _DATA_DIR = click.option("--data-dir", default="data", show_default=True, type=c
                          help="Folder holding cifar-10-python.tar.gz / cifar-10-batches-py/ (CIFAR-100 "
                               "likewise) or train/ and val/ class folders.")
 _DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-_WORKERS = click.option("-j", "--workers", type=int, default=2, show_default=True,
+_WORKERS = click.option("-j", "--workers", type=count(0, 256), default=2, show_default=True,
                         help="Image decoding processes (ImageFolder).")
-
-
-def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        numbers = parse_int_list(value)
-    except ValueError as e:
-        raise click.BadParameter(f"{value!r} is not a list of integers like 14-14-14") from e
-    if not numbers:
-        raise click.BadParameter(f"{value!r} is empty")
-    return numbers
 
 
 @click.command("train")
@@ -39,23 +26,29 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--savedir", required=True, type=click.Path(file_okay=False),
               help="Output folder: save_models/, train.log, curves.png.")
 @click.option("--arch", default=None, help="Zoo name (default: condensenet86_cifar / condensenet74_c4g4).")
-@click.option("--stages", callback=_int_list, default=None, help="Dense layers per block, e.g. 14-14-14.")
-@click.option("--growth", callback=_int_list, default=None, help="Growth rate per block, e.g. 8-16-32.")
-@click.option("--bottleneck", type=int, default=None, help="Bottleneck width factor (4).")
-@click.option("--group-1x1", type=int, default=None, help="Groups of the learned 1x1 convs (4).")
-@click.option("--group-3x3", type=int, default=None, help="Groups of the 3x3 convs (4).")
-@click.option("--condense-factor", type=int, default=None, help="C: each group keeps 1/C of its inputs (4).")
-@click.option("--dropout-rate", type=float, default=None, help="Dropout before the 1x1 convs (0).")
-@click.option("--epochs", type=int, default=None, help="Default 300 (CIFAR) / 120 (ImageNet).")
-@click.option("-b", "--batch-size", type=int, default=None,
+@arch_list_option("--stages", help="Dense layers per block, e.g. 14-14-14.")
+@arch_list_option("--growth", help="Growth rate per block, e.g. 8-16-32.")
+@click.option("--bottleneck", type=arch_int("bottleneck"), default=None, help="Bottleneck width factor (4).")
+@click.option("--group-1x1", type=arch_int("group_1x1"), default=None,
+              help="Groups of the learned 1x1 convs (4).")
+@click.option("--group-3x3", type=arch_int("group_3x3"), default=None, help="Groups of the 3x3 convs (4).")
+@click.option("--condense-factor", type=arch_int("condense_factor"), default=None,
+              help="C: each group keeps 1/C of its inputs (4).")
+@click.option("--dropout-rate", type=FiniteFloat(0.0, 0.99), default=None,
+              help="Dropout before the 1x1 convs (0).")
+@click.option("--epochs", type=count(1, 100_000), default=None, help="Default 300 (CIFAR) / 120 (ImageNet).")
+@click.option("-b", "--batch-size", type=count(1, 1_000_000), default=None,
               help="Global batch, split over processes. Default 64 (CIFAR) / 256 (ImageNet).")
-@click.option("--lr", type=float, default=None, help="Initial learning rate (0.1).")
+@click.option("--lr", type=FiniteFloat(0.0, 100.0, min_open=True), default=None,
+              help="Initial learning rate (0.1).")
 @click.option("--lr-type", type=click.Choice(["cosine", "multistep"]), default=None,
               help="cosine per iteration (default) or multistep.")
-@click.option("--momentum", type=float, default=None, help="SGD Nesterov momentum (0.9).")
-@click.option("--weight-decay", type=float, default=None, help="Weight decay (1e-4).")
-@click.option("--group-lasso-lambda", type=float, default=None, help="Default 0 (CIFAR) / 1e-5 (ImageNet).")
-@click.option("--seed", type=int, default=None, help="Seed of weights, data order and augmentation (0).")
+@click.option("--momentum", type=FiniteFloat(0.0, 0.999), default=None, help="SGD Nesterov momentum (0.9).")
+@click.option("--weight-decay", type=FiniteFloat(0.0, 1.0), default=None, help="Weight decay (1e-4).")
+@click.option("--group-lasso-lambda", type=FiniteFloat(0.0, 1.0), default=None,
+              help="Default 0 (CIFAR) / 1e-5 (ImageNet).")
+@click.option("--seed", type=count(0, 2**32 - 1), default=None,
+              help="Seed of weights, data order and augmentation (0).")
 @_DEVICE
 @_WORKERS
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
@@ -103,7 +96,8 @@ def train_command(
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @_DATA
 @_DATA_DIR
-@click.option("-b", "--batch-size", type=int, default=64, show_default=True)
+@click.option("-b", "--batch-size", type=count(1, 1_000_000), default=64, show_default=True,
+              help="Images per forward pass (memory, not results).")
 @arch_option
 @trust_option
 @_DEVICE

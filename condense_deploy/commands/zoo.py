@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..errors import CondenseDeployError
 from ..models.registry import get_card, list_models
 
 
@@ -15,6 +16,8 @@ from ..models.registry import get_card, list_models
 def list_command(pattern: str, as_json: bool) -> None:
     """List the zoo models whose names match PATTERN (shell wildcards)."""
     names = list_models(pattern)
+    if not names:
+        raise CondenseDeployError(f"no zoo model matches {pattern!r}; 'condense-deploy list' shows them all")
     if as_json:
         click.echo(json.dumps([get_card(name) for name in names], indent=2))
         return

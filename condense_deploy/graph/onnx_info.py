@@ -18,9 +18,72 @@ from onnx import TensorProto, helper
 from ..errors import CondenseDeployError
 from .metadata import META
 
-__all__ = ["describe_onnx", "format_description"]
+__all__ = ["describe_onnx", "format_description", "image_input_size", "load_checked"]
 
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+
+
+def _load(text: str, load_external_data: bool = True) -> onnx.ModelProto:
+    """Read an ONNX file; every way it can fail (missing, a folder, not protobuf, empty) is one line."""
+    if os.path.isdir(text):
+        raise CondenseDeployError(f"{text}: is a directory, expected an .onnx file")
+    if not os.path.isfile(text):
+        raise CondenseDeployError(f"{text}: no such file")
+    try:
+        model = onnx.load(text, load_external_data=load_external_data)
+    except Exception as e:  # protobuf raises DecodeError, onnx its own types, OSError
+        raise CondenseDeployError(f"{text}: not a readable ONNX model ({type(e).__name__})") from e
+    if not model.graph.node and not model.graph.output:
+        raise CondenseDeployError(f"{text}: not an ONNX model (empty file or empty graph)")
+    return model
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim]
+
+
+def load_checked(path: str | os.PathLike[str], *, image_classifier: bool = False) -> onnx.ModelProto:
+    """Load ``path`` and check once that its inputs and outputs are what a command can feed and read.
+
+    Every model must have at least one input, all float32, and at least one output (``optimize``
+    feeds random float32 data). ``image_classifier`` (``quantize``) also wants exactly one
+    [N, 3, H, W] input and a first output [N, classes]: the error says what was expected.
+    """
+    text = os.fspath(path)
+    model = _load(text)
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initializers]
+    expected = "one float32 input [N, 3, H, W] and logits [N, classes]" if image_classifier \
+        else "float32 inputs"
+    if not inputs:
+        raise CondenseDeployError(f"{text}: the model has no inputs; expected {expected}")
+    if not graph.output:
+        raise CondenseDeployError(f"{text}: the model has no outputs; expected {expected}")
+    for value in inputs:
+        elem = value.type.tensor_type.elem_type
+        if elem != TensorProto.FLOAT:
+            kind = TensorProto.DataType.Name(elem).lower() if elem else "not a tensor"
+            raise CondenseDeployError(f"{text}: input {value.name!r} is {kind}; expected {expected}")
+    if image_classifier:
+        if len(inputs) != 1:
+            raise CondenseDeployError(f"{text}: the model has {len(inputs)} inputs; expected {expected}")
+        dims = _dims(inputs[0])
+        if len(dims) != 4 or dims[1] != 3:
+            raise CondenseDeployError(f"{text}: input {inputs[0].name!r} has shape {dims}; "
+                                      f"expected {expected}")
+        out = _dims(graph.output[0])
+        if len(out) != 2 or (isinstance(out[1], int) and out[1] < 2):
+            raise CondenseDeployError(f"{text}: output {graph.output[0].name!r} has shape {out}; "
+                                      f"expected {expected}")
+    return model
+
+
+def image_input_size(model: onnx.ModelProto, default: int = 224) -> int:
+    """The input's fixed width, or ``default`` when H/W are symbolic."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return dims[-1].dim_value if len(dims) == 4 and dims[-1].dim_value > 0 else default
 
 
 def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -30,14 +93,7 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
     running statistics are included); integer constants (index lists, shapes) are ``int_constants``.
     """
     text = os.fspath(path)
-    if not os.path.isfile(text):
-        raise CondenseDeployError(f"{text}: no such file")
-    try:
-        model = onnx.load(text, load_external_data=False)
-    except Exception as e:  # protobuf raises DecodeError, onnx its own types
-        raise CondenseDeployError(f"{text}: not a readable ONNX file ({type(e).__name__})") from e
-    if not model.graph.node and not model.graph.output:
-        raise CondenseDeployError(f"{text}: not an ONNX model (empty graph)")
+    model = _load(text, load_external_data=False)
     graph = model.graph
     weights = [*graph.initializer, *_constant_tensors(graph)]
     float_elements = sum(_numel(t) for t in weights if t.data_type in _FLOAT_TYPES)

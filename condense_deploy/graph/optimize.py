@@ -222,18 +222,16 @@ def optimize_file(source: str, target: str, mode: str = "fast", threads: int = 1
     """Optimize the ONNX file ``source`` into ``target``; verify it against ``source`` in onnxruntime
     on random input and write nothing when any output differs by more than ``atol``."""
     from .._fsutil import atomic_path, check_writable
+    from .onnx_info import load_checked
 
+    model = load_checked(source)  # the input is judged before the output is blamed
     check_writable(target, force)
-    try:
-        model = onnx.load(source)
-    except Exception as e:  # onnx raises DecodeError, OSError, ...
-        raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
     optimized, report = optimize_onnx(model, mode, threads, progress)
     diff = max_abs_diff(model, optimized)
     report["max_abs_diff"] = diff
     if not diff <= atol:
         raise CondenseDeployError(f"{target}: optimized model differs from {source}: max abs diff "
                                   f"{diff:.3e} > atol {atol:.0e}; nothing written")
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=force) as tmp:
         onnx.save(optimized, str(tmp))
     return report

@@ -9,7 +9,6 @@ or a CIFAR python archive (its test batch, with labels), preprocessed as the mod
 from __future__ import annotations
 
 import logging
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,16 @@ import numpy as np
 import onnx
 
 from ..errors import CondenseDeployError, missing_dependency
-from ..images import IMAGE_SUFFIXES, eval_resize, resize_center_crop, unpickle_cifar_batch
+from ..images import (
+    CIFAR,
+    IMAGE_SUFFIXES,
+    cifar_files,
+    eval_resize,
+    read_cifar,
+    resize_center_crop,
+    unpickle_cifar_batch,
+    which_cifar,
+)
 from ..kernels import DOMAIN
 
 __all__ = ["load_images", "quantize_file", "quantize_onnx"]
@@ -26,28 +34,23 @@ __all__ = ["load_images", "quantize_file", "quantize_onnx"]
 
 # ------------------------------------------------------------------------------------------ data
 
-def _cifar_test_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch (archive or folder)."""
-    raw = None
-    if path.is_dir():
-        for name in ("test_batch", "test"):
-            found = sorted(path.rglob(name))
-            if found:
-                raw = found[0].read_bytes()
-                break
-    else:
+def _cifar_test_batch(path: Path, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch, read by the one CIFAR
+    reader ``train`` and ``eval`` use (archive, extracted folder, or a folder holding either)."""
+    names = [name] if name else list(CIFAR)
+    members, error = None, None
+    for candidate in names:  # an archive under another name: whichever layout it holds
         try:
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar.getmembers():
-                    if member.isfile() and member.name.rsplit("/", 1)[-1] in ("test_batch", "test"):
-                        handle = tar.extractfile(member)
-                        raw = handle.read() if handle else None
-                        break
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise CondenseDeployError(f"{path}: cannot read the archive ({e})") from e
-    if raw is None:
-        raise CondenseDeployError(f"{path}: no CIFAR test batch ('test_batch' or 'test') found")
-    batch = unpickle_cifar_batch(raw, str(path))
+            members = read_cifar(candidate, path, train=False)
+            name = candidate
+            break
+        except CondenseDeployError as e:
+            error = error or e
+    if members is None or name is None:
+        assert error is not None
+        raise error
+    (test_file,) = cifar_files(name, train=False)
+    batch = unpickle_cifar_batch(members[test_file], f"{path}: {test_file}")
     data = np.asarray(batch.get("data"))
     labels = batch.get("labels", batch.get("fine_labels"))
     if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
@@ -81,10 +84,10 @@ def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ..
     path = Path(source)
     if not path.exists():
         raise CondenseDeployError(f"{path}: no such file or folder")
-    is_cifar = path.is_file() or any(path.rglob("test_batch")) or any(path.rglob("batches.meta"))
+    cifar = which_cifar(path)
     labels: np.ndarray | None
-    if is_cifar:
-        images, labels = _cifar_test_batch(path)
+    if cifar is not None or path.is_file():
+        images, labels = _cifar_test_batch(path, cifar)
         images, labels = images[:count], labels[:count]
         if size != 32:
             from PIL import Image
@@ -179,19 +182,16 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     from .._fsutil import atomic_path, check_writable
     from ..runtime.sessions import create_session
     from ..runtime.timing import time_models
+    from .onnx_info import image_input_size, load_checked
     from .optimize import LOAD_ERROR
 
+    model = load_checked(source, image_classifier=True)
     check_writable(target, force)
-    try:
-        model = onnx.load(source)
-    except Exception as e:  # onnx raises DecodeError, OSError, ...
-        raise CondenseDeployError(f"{source}: not a readable ONNX model ({str(e).splitlines()[0]})") from e
     if any(o.domain == DOMAIN for o in model.opset_import):
         raise CondenseDeployError(f"{source}: its dense blocks run on the native kernels, which are float32 "
                                   "only and cannot be quantized; quantize the portable export "
                                   "(--optimize none or fast) instead")
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    size = dims[-1].dim_value if len(dims) == 4 and dims[-1].dim_value > 0 else 224
+    size = image_input_size(model)
     mean, std = _card_preprocessing(card, size)
     images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
     if len(images) <= calibration_size and eval_size:
@@ -211,6 +211,6 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     else:
         report["agreement"] = float("nan")
     report["fp32_ms"], report["int8_ms"] = time_models([model, quantized], threads, rounds=15, inner=3)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, overwrite=force) as tmp:
         onnx.save(quantized, str(tmp))
     return report

@@ -98,9 +98,11 @@ class BenchSettings:
 
 @dataclass
 class BenchResult:
-    """One model at one thread count. Times in milliseconds; ``peak_rss_mb`` is the whole process's
-    high-water mark so far (getrusage), which includes every session created before; ``rss_growth_mb``
-    is how much the resident set grew while this model's session was created and first run."""
+    """One model at one thread count. Times in milliseconds; ``peak_rss_mb`` is this model's own peak
+    resident set: measured in a child process that loads only this model (interpreter, onnxruntime,
+    the session and one inference), so models benched together get figures that can be told apart;
+    ``rss_growth_mb`` is how much the bench process's resident set grew while this model's session
+    was created and first run (earlier sessions share that process)."""
 
     model: str
     path: str
@@ -165,6 +167,10 @@ class BenchReport:
             raise CondenseDeployError(f"{where}: not a complete {SCHEMA} report ({e})") from e
 
 
+# more intra-op threads than this is a typo on any machine we bench (beyond the cores: a warning)
+MAX_THREADS = 256
+
+
 def parse_threads(text: str) -> list[int]:
     """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use."""
     counts: list[int] = []
@@ -179,8 +185,8 @@ def parse_threads(text: str) -> list[int]:
             value = int(word)
         except ValueError as e:
             raise CondenseDeployError(f"threads {text!r}: {word!r} is not a whole number or 'all'") from e
-        if value < 1:
-            raise CondenseDeployError(f"threads {text!r}: {value} must be >= 1")
+        if not 1 <= value <= MAX_THREADS:
+            raise CondenseDeployError(f"threads {text!r}: {value} must be in 1..{MAX_THREADS}")
         counts.append(value)
     if not counts:
         raise CondenseDeployError(f"threads {text!r}: no thread count given")
@@ -209,12 +215,47 @@ def peak_rss_mb() -> float | None:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def _image_peak_rss_mb() -> float | None:
+    """Peak RSS of this process image (VmHWM, reset at exec). getrusage's ru_maxrss is not: Linux
+    carries the parent's high-water mark across fork + exec, so a child of a big process reports it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return peak_rss_mb()
+
+
 def _current_rss_mb() -> float | None:
     try:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
     except (OSError, ValueError, IndexError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+MEMORY_NOTE = "peak RSS: each model alone in a child process (interpreter + onnxruntime + its session)"
+
+
+def measure_peak_rss(path: Path, settings: BenchSettings, threads: int) -> float | None:
+    """Peak RSS (MiB) of a fresh process that opens only ``path`` and runs it once; None if unknown.
+
+    A process's high-water mark cannot be split between the sessions it holds, so each model's
+    figure comes from its own child.
+    """
+    import subprocess
+
+    code = ("import sys, json; from pathlib import Path; from condense_deploy.runtime import bench as b; "
+            "s = b.BenchSettings(threads=[int(sys.argv[2])], batch=int(sys.argv[3]), warmup=0, runs=1, "
+            "graph_opt_level=sys.argv[4]); b._open('m', Path(sys.argv[1]), s, int(sys.argv[2])); "
+            "print(json.dumps(b._image_peak_rss_mb()))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path), str(threads), str(settings.batch),
+                               settings.graph_opt_level], capture_output=True, text=True, timeout=600)
+        return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, TypeError, subprocess.TimeoutExpired):
+        return None
 
 
 def _check_file(path: Path) -> None:
@@ -269,6 +310,7 @@ class _Open:
     first_ms: float
     rss_growth_mb: float | None
     times_ms: list[float] = field(default_factory=list)
+    peak_rss_mb: float | None = None
 
 
 def _run(session: Any, feed: dict[str, np.ndarray], path: Path) -> None:
@@ -390,7 +432,7 @@ def _result(item: _Open, first: _Open, settings: BenchSettings, threads: int,
         throughput_ips=round(settings.batch * 1e3 / stats["mean"], 3),
         session_create_ms=round(item.create_ms, 3),
         first_inference_ms=round(item.first_ms, 3),
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=item.peak_rss_mb,
         rss_growth_mb=item.rss_growth_mb,
         ratio_to_first=round(stats["p50"] / first_stats["p50"], 4),
         paired_ratio_to_first=round(float(paired), 4),
@@ -432,6 +474,8 @@ def run_bench(models: Sequence[str | os.PathLike[str]], settings: BenchSettings 
             step(0.1 + 0.1 * (w + 1) / settings.warmup)
         _timed_rounds(opened, settings, functools.partial(_scaled, step, 0.2, 0.75))
         profile_runs = min(len(opened[0].times_ms), _PROFILE_RUNS)
+        for item in opened:  # after timing, so the children never disturb it
+            item.peak_rss_mb = measure_peak_rss(item.path, settings, threads)
         for item in opened:
             profile = _profile(item, settings, threads, profile_runs) if settings.profile else None
             results.append(_result(item, opened[0], settings, threads, profile))
@@ -450,4 +494,5 @@ def _settings_dict(settings: BenchSettings) -> dict[str, Any]:
     data = asdict(settings)
     if data["runs"] is None and data["duration_s"] is None:
         data["runs"] = DEFAULT_RUNS
+    data["memory"] = MEMORY_NOTE
     return data

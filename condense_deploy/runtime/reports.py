@@ -52,7 +52,7 @@ CSV_COLUMNS = ("created", *(f"machine_{c}" for c in _MACHINE_COLUMNS), *_RESULT_
 def write_json(path: str | os.PathLike[str], report: dict[str, Any], force: bool = False) -> Path:
     """Write a report as indented JSON (key order kept), refusing to overwrite without ``force``."""
     target = _fsutil.check_writable(path, force)
-    _fsutil.write_json(target, report)
+    _fsutil.write_json(target, report, overwrite=force)
     return target
 
 
@@ -90,6 +90,7 @@ def _existing_csv(target: Path) -> str:
         return ""
     if not target.is_file():
         raise CondenseDeployError(f"{target}: is not a file")
+    _fsutil.check_writable(target, force=True)  # the append rewrites it atomically: folder must be writable
     try:
         old = target.read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -185,8 +186,9 @@ def _table_rows(report: dict[str, Any]) -> list[list[str]]:
 def _settings_line(report: dict[str, Any]) -> str:
     s = report.get("settings", {})
     amount = f"{s.get('runs')} runs" if s.get("runs") else f"{s.get('duration_s')} s per model"
+    memory = f"; {s['memory']}" if s.get("memory") else ""
     return (f"batch {s.get('batch')}, {s.get('warmup')} warm-up runs, {amount}, graph optimization "
-            f"{s.get('graph_opt_level')}, interleaved")
+            f"{s.get('graph_opt_level')}, interleaved{memory}")
 
 
 def _ratio_note(report: dict[str, Any]) -> str | None:
@@ -255,6 +257,10 @@ def _bench_reports(data: Any, path: Path) -> list[dict[str, Any]]:
 
 
 _NEEDED = ("model", "threads", "batch", "latency_p50_ms", "latency_mean_ms", "latency_p90_ms")
+# fields the table, the plot and the ratios compute with: a string there is a damaged file
+_NUMERIC = ("threads", "batch", "latency_min_ms", "latency_mean_ms", "latency_std_ms", "latency_p50_ms",
+            "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "throughput_ips", "ratio_to_first",
+            "paired_ratio_to_first", "peak_rss_mb")
 
 
 def _check_report(report: Any, path: Path) -> None:
@@ -267,6 +273,10 @@ def _check_report(report: Any, path: Path) -> None:
         missing = [key for key in _NEEDED if not isinstance(result, dict) or key not in result]
         if missing:
             raise CondenseDeployError(f"{path}: result {k} has no {', '.join(missing)}")
+        for key in _NUMERIC:
+            value = result.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise CondenseDeployError(f"{path}: result {k}: {key} is {value!r}, expected a number")
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
@@ -374,7 +384,7 @@ def plot_merged(reports: Sequence[dict[str, Any]], path: str | os.PathLike[str],
         ax.legend(fontsize="small")
         ax.grid(axis="x", which="both", alpha=0.3)
         fig.tight_layout()
-        with _fsutil.atomic_write(target, "wb") as handle:
+        with _fsutil.atomic_write(target, "wb", overwrite=force) as handle:
             fig.savefig(handle, format="png", dpi=120)
     finally:
         plt.close(fig)
@@ -393,10 +403,10 @@ def write_merged(results: Sequence[str | os.PathLike[str]], output: str | os.Pat
         require_matplotlib()
     text = merged_markdown(reports)
     if plot is not None:
-        plot_merged(reports, plot, force=True)
+        plot_merged(reports, plot, force=force)
         base = Path(output).resolve().parent if output is not None else Path.cwd()
         link = os.path.relpath(Path(plot).resolve(), base)
         text += f"\n![p50 latency per model]({Path(link).as_posix()})\n"
     if output is not None:
-        _fsutil.write_text(output, text)
+        _fsutil.write_text(output, text, overwrite=force)
     return text

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .._fsutil import atomic_path, write_text
+from .._fsutil import atomic_path, make_dirs, write_text
 from ..errors import CondenseDeployError
 
 __all__ = ["CheckpointPaths", "load_training_checkpoint", "save_epoch"]
@@ -66,7 +66,7 @@ def save_epoch(paths: CheckpointPaths, state: dict[str, Any], is_best: bool) -> 
 
     Each file is replaced atomically, so a kill at any point leaves a loadable latest checkpoint.
     """
-    paths.models.mkdir(parents=True, exist_ok=True)
+    make_dirs(paths.models)
     target = paths.epoch_file(int(state["epoch"]))
     with atomic_path(target) as tmp:
         torch.save(state, tmp)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,14 @@ import numpy as np
 import torch
 
 from ..errors import CondenseDeployError
-from ..images import IMAGE_SUFFIXES, eval_resize, resize_center_crop, unpickle_cifar_batch
+from ..images import (
+    IMAGE_SUFFIXES,
+    cifar_files,
+    eval_resize,
+    read_cifar,
+    resize_center_crop,
+    unpickle_cifar_batch,
+)
 from ..models.registry import dataset_preprocessing
 
 __all__ = [
@@ -115,42 +121,6 @@ class TrainData:
 # --------------------------------------------------------------------------------------- CIFAR
 
 
-def _cifar_files(name: str, train: bool) -> list[str]:
-    if name == "cifar10":
-        return [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
-    return ["train"] if train else ["test"]
-
-
-def _read_cifar_members(spec: DataSpec, data_dir: Path) -> dict[str, bytes]:
-    """The batch files' bytes, from the tar.gz or the extracted folder (tried in that order)."""
-    wanted = _cifar_files(spec.name, True) + _cifar_files(spec.name, False)
-    candidates = [data_dir / spec.folder, data_dir] if data_dir.is_dir() else []
-    for folder in candidates:
-        if all((folder / f).is_file() for f in wanted):
-            return {f: (folder / f).read_bytes() for f in wanted}
-    archive = data_dir / spec.archive if data_dir.is_dir() else data_dir
-    if archive.is_file():
-        members: dict[str, bytes] = {}
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                for member in tar.getmembers():
-                    base = member.name.rsplit("/", 1)[-1]
-                    if member.isfile() and base in wanted and member.name.startswith(spec.folder + "/"):
-                        handle = tar.extractfile(member)
-                        if handle is not None:
-                            members[base] = handle.read()
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise CondenseDeployError(f"{archive}: cannot read the archive ({e})") from e
-        missing = [f for f in wanted if f not in members]
-        if missing:
-            raise CondenseDeployError(
-                f"{archive}: {len(missing)} batch file(s) missing under {spec.folder}/: {', '.join(missing)}")
-        return members
-    raise CondenseDeployError(
-        f"{spec.name}: no data in {data_dir}: put {spec.archive} (from https://www.cs.toronto.edu/~kriz/"
-        f"cifar.html) or its extracted {spec.folder}/ folder there; nothing is downloaded")
-
-
 def _decode_cifar(batches: list[dict[str, Any]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for batch in batches:
@@ -168,13 +138,18 @@ def _decode_cifar(batches: list[dict[str, Any]], where: str) -> tuple[torch.Tens
 class CifarData(TrainData):
     """CIFAR-10/100 held in memory as uint8; augmented per batch with torch ops (crop 32 pad 4, flip)."""
 
-    def __init__(self, name: str, data_dir: str | Path) -> None:
+    def __init__(self, name: str, data_dir: str | Path, train: bool = True) -> None:
         self.spec = DATASETS[name]
         data_dir = Path(data_dir)
-        members = _read_cifar_members(self.spec, data_dir)
-        train = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, True)]
-        test = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}") for f in _cifar_files(name, False)]
-        self.train_x, self.train_y = _decode_cifar(train, str(data_dir))
+        members = read_cifar(name, data_dir, train=train)
+        batches = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}")
+                   for f in cifar_files(name, train, False)]
+        test = [unpickle_cifar_batch(members[f], f"{data_dir}: {f}") for f in cifar_files(name, False, True)]
+        if batches:
+            self.train_x, self.train_y = _decode_cifar(batches, str(data_dir))
+        else:  # eval: the test batch only
+            self.train_x = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)
+            self.train_y = torch.zeros(0, dtype=torch.long)
         self.val_x, self.val_y = _decode_cifar(test, str(data_dir))
         self.num_classes = 10 if name == "cifar10" else 100
         for labels, split in ((self.train_y, "train"), (self.val_y, "test")):
@@ -300,19 +275,22 @@ class _FolderSet(torch.utils.data.Dataset):
 class ImageFolderData(TrainData):
     """``train/CLASS/*.jpg`` and ``val/CLASS/*.jpg``, decoded with Pillow in DataLoader workers."""
 
-    def __init__(self, data_dir: str | Path, workers: int = 2, image_size: int = 224) -> None:
+    def __init__(self, data_dir: str | Path, workers: int = 2, image_size: int = 224,
+                 train: bool = True) -> None:
         self.spec = DATASETS["imagefolder"]
         root = Path(data_dir)
-        for split in ("train", "val"):
+        for split in ("train", "val") if train else ("val",):
             if not (root / split).is_dir():
-                raise CondenseDeployError(
-                    f"imagefolder: no {split}/ folder in {root}: put the images as {root}/train/CLASS/*.jpg "
-                    f"and {root}/val/CLASS/*.jpg; nothing is downloaded")
-        classes, train = _list_images(root / "train")
+                layout = f"{root}/val/CLASS/*.jpg"
+                if train:
+                    layout = f"{root}/train/CLASS/*.jpg and {layout}"
+                raise CondenseDeployError(f"imagefolder: no {split}/ folder in {root}: put the images as "
+                                          f"{layout}; nothing is downloaded")
         val_classes, val = _list_images(root / "val")
-        if not train or not val:
+        classes, train_samples = _list_images(root / "train") if train else (val_classes, [])
+        if (train and not train_samples) or not val:
             raise CondenseDeployError(
-                f"imagefolder: {root}: {len(train)} train and {len(val)} val images found")
+                f"imagefolder: {root}: {len(train_samples)} train and {len(val)} val images found")
         if val_classes != classes:
             raise CondenseDeployError(
                 f"imagefolder: {root}: train has {len(classes)} class folders, val has {len(val_classes)} "
@@ -320,9 +298,9 @@ class ImageFolderData(TrainData):
         self.classes = classes
         self.num_classes = len(classes)
         self.workers = workers
-        self.train_set = _FolderSet(train, True, image_size)
+        self.train_set = _FolderSet(train_samples, True, image_size)
         self.val_set = _FolderSet(val, False, image_size)
-        self.train_size = len(train)
+        self.train_size = len(train_samples)
         self.val_size = len(val)
 
     def _loader(self, dataset: _FolderSet, indices: list[int], batch: int) -> Iterator[Any]:
@@ -357,11 +335,12 @@ def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch
 
 
 def open_dataset(
-    name: str, data_dir: str | Path, workers: int = 2, image_size: int | None = None,
+    name: str, data_dir: str | Path, workers: int = 2, image_size: int | None = None, train: bool = True,
 ) -> TrainData:
-    """``cifar10``, ``cifar100`` or ``imagefolder`` from ``data_dir``; a missing set says where to put it."""
+    """``cifar10``, ``cifar100`` or ``imagefolder`` from ``data_dir``; a missing set says where to put it.
+    ``train=False`` (eval) reads only the validation split, so only that split has to be there."""
     if name in ("cifar10", "cifar100"):
-        return CifarData(name, data_dir)
+        return CifarData(name, data_dir, train)
     if name == "imagefolder":
-        return ImageFolderData(data_dir, workers, image_size or 224)
+        return ImageFolderData(data_dir, workers, image_size or 224, train)
     raise CondenseDeployError(f"unknown data set {name!r}; use cifar10, cifar100 or imagefolder")

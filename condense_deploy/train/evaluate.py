@@ -135,7 +135,7 @@ def evaluate(
         runtime, model_name = "pytorch", str(loaded.name or "")
     if size is None:
         size = 32 if data.startswith("cifar") else 224
-    dataset = open_dataset(data, data_dir, workers, image_size=size)
+    dataset = open_dataset(data, data_dir, workers, image_size=size, train=False)
     if data.startswith("cifar") and size != 32:
         raise CondenseDeployError(f"{path}: takes {size}x{size} images; {data} has 32x32")
     if fixed is not None:

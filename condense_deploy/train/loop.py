@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._fsutil import check_creatable, make_dirs
 from ..checkpoint import add_module, strip_module
 from ..errors import CondenseDeployError
 from ..models.condensenet import CondenseNet, learned_group_convs
@@ -203,6 +204,7 @@ class _Run:
     def prepare(self) -> None:
         options, paths = self.options, self.paths
         stored_state: dict[str, Any] | None = None
+        check_creatable(paths.savedir, "--savedir folder")  # before any work, creating nothing
         latest = paths.latest_checkpoint() if paths.models.is_dir() else None
         if options.resume:
             if latest is None:
@@ -218,6 +220,11 @@ class _Run:
                 "or start over with --force")
         elif latest is not None and self.dist.is_main:
             paths.clear_run()  # --force: the old run's files must not mix with the new one's
+        elif self.dist.is_main:
+            # a run killed before its first checkpoint left only its log (and plot): a new run starts
+            # a new log instead of appending to the dead one's (nothing else is touched without --force)
+            for leftover in (paths.log, paths.curves):
+                leftover.unlink(missing_ok=True)
         self.dist.barrier()
         stored = stored_state["train_options"] if stored_state else None
         data_name = options.data or (stored or {}).get("data")
@@ -292,6 +299,10 @@ class _Run:
         except (RuntimeError, ValueError, KeyError) as e:
             raise CondenseDeployError(f"{path}: does not fit the model ({str(e).splitlines()[0]})") from e
         self.start_epoch = int(state["epoch"]) + 1
+        if self.start_epoch >= self.cfg_opts.epochs and self.paths.converted.is_file():
+            raise CondenseDeployError(
+                f"--resume: the run in {self.paths.savedir} already finished its {self.cfg_opts.epochs} "
+                f"epochs and wrote {self.paths.converted}; nothing to resume (start over with --force)")
         self.best_err1 = float(state.get("best_prec1", math.inf))
         self.best_err5 = float(state.get("best_prec5", math.inf))
         self.best_epoch = int(state.get("best_epoch", -1))
@@ -304,9 +315,12 @@ class _Run:
         if not self.dist.is_main:
             return
         self.echo(line)
-        self.paths.savedir.mkdir(parents=True, exist_ok=True)
-        with open(self.paths.log, "a") as handle:
-            handle.write(line + "\n")
+        make_dirs(self.paths.savedir, "--savedir folder")
+        try:
+            with open(self.paths.log, "a") as handle:
+                handle.write(line + "\n")
+        except OSError as e:
+            raise CondenseDeployError(f"{self.paths.log}: cannot write ({e.strerror or e})") from e
 
     # ------------------------------------------------------------------------------- training
     def train_epoch(self, epoch: int) -> tuple[float, float, float, float, int]:

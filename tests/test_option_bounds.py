@@ -1,0 +1,145 @@
+"""Fuzz every command's numeric options with values no run can have (0, -1, nan, inf, huge): each gives
+one ``Error:`` line and exit 1 or 2, no traceback, and creates nothing (class 1 of issue 13)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import pytest
+from _clean import assert_clean_error
+
+from condense_deploy.cli import cli
+from condense_deploy.commands.options import FiniteFloat
+
+BOUNDARY = ["0", "-1", "nan", "inf", "-inf", "1e400", "99999999999999999999"]
+
+# options that take numbers as text (lists, "all", "dynamic")
+TEXT_NUMERIC = {
+    ("bench", "threads"),
+    ("table", "threads"),
+    ("train", "stages"),
+    ("train", "growth"),
+    ("export", "batch"),
+}
+
+# arguments that make each command fail fast (and cleanly) once the fuzzed option is accepted
+BASE = {
+    "train": ["--savedir", "run", "--data", "cifar10", "--data-dir", "no-data", "--no-progress"],
+    "eval": ["missing.pth"],
+    "export": ["missing.pth", "-o", "x.onnx"],
+    "inspect": ["missing.pth"],
+    "verify": ["missing.onnx", "missing.pth"],
+    "optimize": ["missing.onnx", "-o", "x.onnx"],
+    "quantize": ["missing.onnx", "-o", "x.onnx", "--calibration-data", "missing"],
+    "bench": ["missing.onnx"],
+    "table": ["--out-dir", "blocker/results", "--models", "mobilenet_v1"],
+}
+
+
+def _is_numeric(command: str, option: click.Option) -> bool:
+    return (
+        isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType, FiniteFloat))
+        or (command, option.name) in TEXT_NUMERIC
+    )
+
+
+def _numeric_options() -> list[tuple[str, str]]:
+    ctx = click.Context(cli)
+    found = []
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.is_flag and _is_numeric(name, param):
+                found.append((name, max(param.opts, key=len)))
+    return found
+
+
+OPTIONS = _numeric_options()
+
+
+def test_every_number_is_bounded() -> None:
+    """No numeric option takes a bare int or float: each has a range (and floats refuse nan/inf)."""
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.is_flag:
+                continue
+            if isinstance(param.type, click.types.FloatParamType):
+                raise AssertionError(f"{name} {param.opts}: a bare float (use FiniteFloat)")
+            if isinstance(param.type, click.types.IntParamType):
+                assert (
+                    isinstance(param.type, click.IntRange)
+                    and param.type.min is not None
+                    and param.type.max is not None
+                ), f"{name} {param.opts}: an unbounded int"
+    assert {c for c, _ in OPTIONS} >= set(BASE), "a command with numeric options has no fuzz arguments"
+
+
+@pytest.mark.parametrize(("command", "option"), OPTIONS, ids=[f"{c}{o}" for c, o in OPTIONS])
+def test_boundary_values(runner, tmp_path: Path, monkeypatch, command: str, option: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("a regular file")
+    before = sorted(os.listdir(tmp_path))
+    for value in BOUNDARY:
+        result = runner.invoke(cli, [command, option, value, *BASE[command]])
+        assert_clean_error(result, (1, 2))
+        assert sorted(os.listdir(tmp_path)) == before, (command, option, value)
+
+
+def test_values_no_model_can_have_are_usage_errors(runner, tmp_path: Path, monkeypatch) -> None:
+    """The issue's cases: rejected at the command line (exit 2) naming the option, before any folder."""
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        ["train", "--lr", "-1"],
+        ["train", "--lr", "nan"],
+        ["train", "--momentum", "-1"],
+        ["train", "--weight-decay", "-1"],
+        ["train", "--condense-factor", "0"],
+        ["train", "--group-1x1", "0"],
+        ["train", "--growth", "0-0-0"],
+        ["train", "--stages", "0-0-0"],
+        ["train", "--bottleneck", "0"],
+        ["export", "--num-classes", "0"],
+        ["inspect", "--num-classes", "-1"],
+        ["inspect", "--num-classes", "0"],
+        ["bench", "--duration", "inf"],
+        ["bench", "--runs", "0"],
+    ]
+    for command, option, value in cases:
+        result = runner.invoke(cli, [command, option, value, *BASE[command]])
+        assert_clean_error(result, 2, option)
+    assert os.listdir(tmp_path) == []
+
+
+def test_architecture_combinations_are_checked_before_any_folder(runner, tmp_path: Path) -> None:
+    """Each number in range but the combination impossible: the shared validator says which, no folder."""
+    from condense_deploy.train.synthetic import write_cifar_archive
+
+    data = write_cifar_archive(tmp_path / "data", train_per_class=1, test_per_class=1, extracted=True)
+    run = tmp_path / "run"
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            "cifar10",
+            "--data-dir",
+            str(data),
+            "--savedir",
+            str(run),
+            "--stages",
+            "2-2-2",
+            "--growth",
+            "4-8-8",
+            "--group-1x1",
+            "3",
+            "--no-progress",
+        ],
+    )
+    assert_clean_error(result, 1, "divisible by --group-1x1 3")
+    assert not run.exists()
