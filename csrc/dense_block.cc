@@ -153,7 +153,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
   const int L = layers();
   const MicroKernels& mk = *p.mk;
   need(N >= 0 && C0 >= 1 && H >= 1 && W >= 1, "X must have C0, H, W >= 1");
-  need(H <= 65536 && W <= 65536 && C0 <= (int64_t(1) << 24), "X is too large");
+  need(H <= 65536 && W <= 65536 && H * (W + 2) <= (int64_t(1) << 28) && C0 <= (int64_t(1) << 24),
+       "X is too large (H * (W + 2) must stay below 2^28)");
   for (int l = 0; l < L; ++l)
     need(p.max_idx[l] < C0 + l * growth_, "index value " + str(p.max_idx[l]) + " of layer " + str(l) +
                                               " is out of range: layer " + str(l) + " has " +
