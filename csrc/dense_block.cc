@@ -158,7 +158,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
   const int L = layers();
   const MicroKernels& mk = *p.mk;
   need(N >= 0 && C0 >= 1 && H >= 1 && W >= 1, "X must have C0, H, W >= 1");
-  need(H <= 65536 && W <= 65536 && C0 <= (int64_t(1) << 24), "X is too large");
+  need(H <= 65536 && W <= 65536 && H * (W + 2) <= (int64_t(1) << 28) && C0 <= (int64_t(1) << 24),
+       "X is too large (H * (W + 2) must stay below 2^28)");
   for (int l = 0; l < L; ++l)
     need(p.max_idx[l] < C0 + l * growth_, "index value " + str(p.max_idx[l]) + " of layer " + str(l) +
                                               " is out of range: layer " + str(l) + " has " +
@@ -291,21 +292,6 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         p.cv3->conv3x3_cv(cv);
         return;
       }
-      if (use_rows3) {  // whole image rows at once: q0 = 0
-        ConvArgs ca;
-        ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp;
-        ca.in_stride = PS;
-        ca.K = static_cast<int>(K3);
-        ca.w = w3 + gg * K3 * 9 * M3;
-        ca.M = static_cast<int>(M3);
-        ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp;
-        ca.out_stride = PS;
-        ca.nq = static_cast<int>(g.Q);
-        ca.mask = mask;
-        ca.row = g.Wp;
-        rows_mk.conv3x3_rows(ca);
-        return;
-      }
       ConvArgs ca;
       ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
       ca.in_stride = PS;
@@ -320,6 +306,23 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       mk.conv3x3(ca);
     };
 
+    // Row-band 3x3 of mid group gg over image rows [r0, r1) (0-based).
+    auto step_3x3_rows = [&](int64_t n, int64_t gg, int64_t r0, int64_t r1) {
+      const std::ptrdiff_t q0 = r0 * g.Wp;
+      ConvArgs ca;
+      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
+      ca.in_stride = PS;
+      ca.K = static_cast<int>(K3);
+      ca.w = w3 + gg * K3 * 9 * M3;
+      ca.M = static_cast<int>(M3);
+      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = static_cast<int>((r1 - r0) * g.Wp);
+      ca.mask = mask + q0;
+      ca.row = g.Wp;
+      rows_mk.conv3x3_rows(ca);
+    };
+
     if (false) {  // integrator: invalid with the shuffle (3x3 group j reads every 1x1 group's output)
       // The 3x3 group j reads exactly the mid channels the 1x1 group j writes: one work item per
       // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
@@ -331,12 +334,30 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       auto len = [&](int64_t c) { return static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)); };
       par(static_cast<std::size_t>(N * g1_), [&](std::size_t it) {
         const int64_t j = static_cast<int64_t>(it) % g1_, n = static_cast<int64_t>(it) / g1_;
+        if (use_rows3 && !use_cv1) {
+          // Row bands behind the 1x1 chunks: rows [r0, r1) read mid up to relative position
+          // (r1 + 1) * Wp + 16 (taps below and the band's last vector running 15 past its row).
+          int64_t rows_done = 0;
+          for (int64_t c = 0; c < nch; ++c) {
+            step_1x1(n, j, c * chunk, len(c));
+            const std::ptrdiff_t done = c * chunk + len(c);
+            int64_t ready = done >= g.Qr ? H : std::min<int64_t>(H, std::max<std::ptrdiff_t>(0, (done - 17) / g.Wp - 1));
+            if (ready - rows_done >= 12 || (ready == H && ready > rows_done)) {
+              step_3x3_rows(n, j, rows_done, ready);
+              rows_done = ready;
+            }
+          }
+          if (rows_done < H) step_3x3_rows(n, j, rows_done, H);
+          return;
+        }
         if (use_cv1 || use_cv3 || use_rows3) {  // these steps take the whole plane at once
           if (use_cv1)
             step_1x1(n, j, 0, static_cast<int>(g.Qr));
           else
             for (int64_t c = 0; c < nch; ++c) step_1x1(n, j, c * chunk, len(c));
-          if (use_cv3 || use_rows3)
+          if (use_rows3)
+            step_3x3_rows(n, j, 0, H);
+          else if (use_cv3)
             step_3x3(n, j, 0, static_cast<int>(g.Qr));
           else
             for (int64_t c = 0; c < nch; ++c) step_3x3(n, j, c * chunk, len(c));
@@ -365,6 +386,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
                       n = static_cast<int64_t>(it) / nch / g3_;
+        if (use_rows3) {
+          step_3x3_rows(n, gg, 0, H);
+          return;
+        }
         step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
       });
     }

@@ -120,7 +120,8 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
                       float* Y, const ParallelFor& par) const {
   const MicroKernels& mk = *p.mk;
   need(C == p.Cg * group_, "X has " + str(C) + " channels, W expects C/group * group = " + str(p.Cg * group_));
-  need(H >= 1 && W >= 1 && H <= 65536 && W <= 65536, "X must have 1 <= H, W <= 65536");
+  need(H >= 1 && W >= 1 && H <= 65536 && W <= 65536 && H * (W + 2) <= (int64_t(1) << 28),
+       "X must have 1 <= H, W and H * (W + 2) below 2^28");
   if (N == 0) return;
   const int64_t O = p.O;
   if (p.k == 1) {

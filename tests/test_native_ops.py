@@ -243,6 +243,7 @@ def test_dense_block_every_isa_and_threads(lib_path, isas):
         (48, 16, 3, 8, 3, 14, 13),
         (16, 8, 2, 4, 2, 30, 26),
         (16, 8, 2, 8, 1, 27, 33),
+        (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them
     ]:
         p = dense_params(rng, c0, growth, layers, groups, groups)
         x = rng.normal(0, 1, (n, c0, h, w)).astype(np.float32)
