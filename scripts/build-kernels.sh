@@ -65,6 +65,11 @@ if [ ! -f "$inc/onnxruntime_cxx_api.h" ]; then
 fi
 
 # --- compile -------------------------------------------------------------------------------
+# run a compiler command; on failure say which step failed (the compiler's own errors are above)
+run() {
+  local what="$1"; shift
+  if ! "$@"; then echo "build-kernels: $what failed ($cxx, --arch $arch)" >&2; exit 1; fi
+}
 mkdir -p "$out"
 obj="$(mktemp -d)"
 trap 'rm -rf "$obj"' EXIT
@@ -82,22 +87,23 @@ objs=()
 for spec in "${isas[@]}"; do
   name="${spec%%:*}"; flags="${spec#*:}"
   # shellcheck disable=SC2086
-  "$cxx" "${common[@]}" "${defs[@]}" $flags -DCD_ISA_NAME="$name" -c "$here/csrc/kernels/microkernels_isa.cc" -o "$obj/mk_$name.o"
+  run "compiling the $name micro-kernels" \
+    "$cxx" "${common[@]}" "${defs[@]}" $flags -DCD_ISA_NAME="$name" -c "$here/csrc/kernels/microkernels_isa.cc" -o "$obj/mk_$name.o"
   objs+=("$obj/mk_$name.o")
 done
 for src in kernels/reference.cc dispatch.cc dense_block.cc grouped_conv.cc ort_binding.cc; do
-  "$cxx" "${common[@]}" "${defs[@]}" -c "$here/csrc/$src" -o "$obj/$(basename "${src%.cc}").o"
+  run "compiling csrc/$src" "$cxx" "${common[@]}" "${defs[@]}" -c "$here/csrc/$src" -o "$obj/$(basename "${src%.cc}").o"
   objs+=("$obj/$(basename "${src%.cc}").o")
 done
 lib="$out/libcondense_deploy_ops.so"
-"$cxx" -shared -o "$lib.tmp" "${objs[@]}" -Wl,--version-script="$here/csrc/exports.map" -lpthread
+run "linking $lib" "$cxx" -shared -o "$lib.tmp" "${objs[@]}" -Wl,--version-script="$here/csrc/exports.map" -lpthread
 mv -f "$lib.tmp" "$lib"
 what="$lib ($arch, ISAs: $(printf '%s ' "${isas[@]%%:*}"| sed 's/ $//'), onnxruntime headers $(grep -m1 -o 'ORT_API_VERSION [0-9]*' "$inc/onnxruntime_c_api.h"))"
 
 if [ "$want_test" = 1 ]; then
   static=()
   [ "$arch" = aarch64 ] && [ "$(uname -m)" != aarch64 ] && static=(-static)
-  "$cxx" "${common[@]}" "${defs[@]}" "${static[@]}" -o "$out/test_microkernels" \
+  run "building the micro-kernel test driver" "$cxx" "${common[@]}" "${defs[@]}" "${static[@]}" -o "$out/test_microkernels" \
     "$here/csrc/tests/test_microkernels.cc" "${objs[@]:0:${#isas[@]}}" "$obj/reference.o" "$obj/dispatch.o" -lpthread
   what="$what + $out/test_microkernels"
 fi
