@@ -1,8 +1,8 @@
 """Benchmark of the native custom ops (csrc/) against stock onnxruntime on CondenseNet-74 shapes.
 
 For each ImageNet dense block of CondenseNet-74 (C=G=8 and C=G=4): DenseBlock against the stock
-subgraph (per layer Gather, BatchNormalization, Relu, grouped 1x1 Conv + bias, Relu, grouped 3x3
-Conv, Concat), same random weights, checked equal first; GroupedConv against stock Conv on each
+subgraph (per layer Gather, BatchNormalization, Relu, grouped 1x1 Conv, shuffle Gather, bias, Relu,
+grouped 3x3 Conv, Concat), same random weights, checked equal first; GroupedConv against stock Conv on each
 block's last-layer 1x1 and 3x3 shapes; and whole random ImageNet-shaped CondenseNet-74 C=G=8 and
 C=G=4 models built from DenseBlock (stock stem, transitions and head) against a MobileNet v1.
 
@@ -98,15 +98,20 @@ def stock_block_nodes(p, x, nm, inits):
         mean = init(np.zeros(k, np.float32), "mean")
         var = init(np.full(k, 1.0 - 1e-5, np.float32), "var")
         w1 = init(p["w1"][o_w1 : o_w1 + mid * (k // g1)].reshape(mid, k // g1, 1, 1), "w1")
-        b1 = init(p["b1"][layer * mid : (layer + 1) * mid], "b1")
+        b1 = init(p["b1"][layer * mid : (layer + 1) * mid].reshape(mid, 1, 1), "b1")
+        # the channel shuffle the op applies (c[j*d + r] -> s[r*G1 + j]), as the export has it
+        shuffle = init(np.arange(mid).reshape(g1, mid // g1).T.reshape(-1).astype(np.int64), "shuffle")
         w3 = init(p["w3"][layer * n3 : (layer + 1) * n3].reshape(growth, mid // g3, 3, 3), "w3")
-        z, bn, r1, c1, r2, c3, cat = (nm(s) for s in ("z", "bn", "r", "c", "r", "c", "cat"))
+        names = ("z", "bn", "r", "c", "s", "a", "r", "c", "cat")
+        z, bn, r1, c1, sh1, a1, r2, c3, cat = (nm(s) for s in names)
         nodes += [
             helper.make_node("Gather", [x, idx], [z], axis=1),
             helper.make_node("BatchNormalization", [z, sc, sh, mean, var], [bn], epsilon=1e-5),
             helper.make_node("Relu", [bn], [r1]),
-            helper.make_node("Conv", [r1, w1, b1], [c1], group=g1, kernel_shape=[1, 1]),
-            helper.make_node("Relu", [c1], [r2]),
+            helper.make_node("Conv", [r1, w1], [c1], group=g1, kernel_shape=[1, 1]),
+            helper.make_node("Gather", [c1, shuffle], [sh1], axis=1),
+            helper.make_node("Add", [sh1, b1], [a1]),
+            helper.make_node("Relu", [a1], [r2]),
             helper.make_node("Conv", [r2, w3], [c3], group=g3, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
             helper.make_node("Concat", [x, c3], [cat], axis=1),
         ]
