@@ -21,7 +21,7 @@ import onnx
 from onnx import helper
 
 from ..kernels import DOMAIN, DOMAIN_VERSION
-from .passes import eliminate_dead, shuffle_to_gather
+from .passes import channel_gather, eliminate_dead, shuffle_to_gather
 from .view import GraphView, NodeTest
 
 __all__ = ["DenseBlockSite", "dense_blocks_to_native", "native_dense_blocks", "shuffle_permutation"]
@@ -87,13 +87,6 @@ def _bn_affine(g: GraphView, bn: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray
     return scale, beta - mean * scale
 
 
-def _gather_index(g: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
-    if int(g.attr(node, "axis", 0)) != 1:
-        return None
-    index = g.const(node.input[1])
-    return None if index is None or index.ndim != 1 else index.astype(np.int64)
-
-
 def _conv(g: GraphView, node: onnx.NodeProto, kernel: int) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(weight, bias, group) of a stride-1, same-padded ``kernel`` x ``kernel`` Conv with constants."""
     weight = g.const(node.input[1])
@@ -134,7 +127,7 @@ def _match_layer(g: GraphView, concat: onnx.NodeProto) -> _Layer | None:
     parts3, parts1 = _conv(g, conv3, 3), _conv(g, conv1, 1)
     if parts3 is None or parts1 is None or pick.input[0] != x:
         return None
-    index, perm = _gather_index(g, pick), _gather_index(g, shuffle)
+    index, perm = channel_gather(g, pick), channel_gather(g, shuffle)
     affine1, affine2 = _bn_affine(g, bn1), _bn_affine(g, bn2)
     if index is None or perm is None or affine1 is None or affine2 is None:
         return None
