@@ -217,7 +217,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       static thread_local std::vector<const float*> ptrs;
       ptrs.resize(static_cast<std::size_t>(K));
       for (int64_t k = 0; k < K; ++k) ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
-      if (use_cv1) {
+      // BN + ReLU of the picked channels once into a thread-local scratch of nq positions each
+      auto gathered = [&]() {
         float* act = act_scratch(static_cast<std::size_t>(K * nq));
         GatherArgs ga;
         ga.in = ptrs.data();
@@ -228,6 +229,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         ga.out_stride = nq;
         ga.nq = nq;
         mk.bnrelu_gather(ga);
+        return act;
+      };
+      if (use_cv1) {
+        float* act = gathered();
         CvArgs cv;
         cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
         cv.in_stride = nq;
@@ -252,17 +257,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         ca.bn_scale = sc + j * K;
         ca.bn_shift = sh + j * K;
       } else {
-        float* act = act_scratch(static_cast<std::size_t>(K * nq));
-        GatherArgs ga;
-        ga.in = ptrs.data();
-        ga.scale = sc + j * K;
-        ga.shift = sh + j * K;
-        ga.K = static_cast<int>(K);
-        ga.out = act;
-        ga.out_stride = nq;
-        ga.nq = nq;
-        mk.bnrelu_gather(ga);
-        ca.in = act;
+        ca.in = gathered();
         ca.in_stride = nq;
       }
       ca.w = w1 + j * K * mo;
@@ -274,6 +269,21 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       ca.mask = mask + q0;
       ca.relu = 1;
       mk.conv1x1(ca);
+    };
+    // The position-vector and row-band 3x3 of mid group gg over positions [q0, q0+nq).
+    auto conv3_args = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
+      ConvArgs ca;
+      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
+      ca.in_stride = PS;
+      ca.K = static_cast<int>(K3);
+      ca.w = w3 + gg * K3 * 9 * M3;
+      ca.M = static_cast<int>(M3);
+      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.row = g.Wp;
+      return ca;
     };
     // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
     auto step_3x3 = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
@@ -292,85 +302,11 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         p.cv3->conv3x3_cv(cv);
         return;
       }
-      ConvArgs ca;
-      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
-      ca.in_stride = PS;
-      ca.K = static_cast<int>(K3);
-      ca.w = w3 + gg * K3 * 9 * M3;
-      ca.M = static_cast<int>(M3);
-      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
-      ca.out_stride = PS;
-      ca.nq = nq;
-      ca.mask = mask + q0;
-      ca.row = g.Wp;
-      mk.conv3x3(ca);
+      mk.conv3x3(conv3_args(n, gg, q0, nq));
     };
 
-    // Row-band 3x3 of mid group gg over image rows [r0, r1) (0-based).
-    auto step_3x3_rows = [&](int64_t n, int64_t gg, int64_t r0, int64_t r1) {
-      const std::ptrdiff_t q0 = r0 * g.Wp;
-      ConvArgs ca;
-      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
-      ca.in_stride = PS;
-      ca.K = static_cast<int>(K3);
-      ca.w = w3 + gg * K3 * 9 * M3;
-      ca.M = static_cast<int>(M3);
-      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
-      ca.out_stride = PS;
-      ca.nq = static_cast<int>((r1 - r0) * g.Wp);
-      ca.mask = mask + q0;
-      ca.row = g.Wp;
-      rows_mk.conv3x3_rows(ca);
-    };
-
-    if (false) {  // integrator: invalid with the shuffle (3x3 group j reads every 1x1 group's output)
-      // The 3x3 group j reads exactly the mid channels the 1x1 group j writes: one work item per
-      // (image, group) runs both, chunk by chunk, the 3x3 one chunk behind the 1x1 (a chunk is at
-      // least a row + 1, so its 3x3 taps below are ready), while the chunk's mid is still in cache.
-      const std::ptrdiff_t lag = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(g.Wp + 1), 16));
-      const std::ptrdiff_t want = fused ? 4096 : std::max<std::ptrdiff_t>(128, 16384 / K);
-      const int chunk = chunk_positions(g.Qr, std::max(lag, want));
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      auto len = [&](int64_t c) { return static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)); };
-      par(static_cast<std::size_t>(N * g1_), [&](std::size_t it) {
-        const int64_t j = static_cast<int64_t>(it) % g1_, n = static_cast<int64_t>(it) / g1_;
-        if (use_rows3 && !use_cv1) {
-          // Row bands behind the 1x1 chunks: rows [r0, r1) read mid up to relative position
-          // (r1 + 1) * Wp + 16 (taps below and the band's last vector running 15 past its row).
-          int64_t rows_done = 0;
-          for (int64_t c = 0; c < nch; ++c) {
-            step_1x1(n, j, c * chunk, len(c));
-            const std::ptrdiff_t done = c * chunk + len(c);
-            int64_t ready = done >= g.Qr ? H : std::min<int64_t>(H, std::max<std::ptrdiff_t>(0, (done - 17) / g.Wp - 1));
-            if (ready - rows_done >= 12 || (ready == H && ready > rows_done)) {
-              step_3x3_rows(n, j, rows_done, ready);
-              rows_done = ready;
-            }
-          }
-          if (rows_done < H) step_3x3_rows(n, j, rows_done, H);
-          return;
-        }
-        if (use_cv1 || use_cv3 || use_rows3) {  // these steps take the whole plane at once
-          if (use_cv1)
-            step_1x1(n, j, 0, static_cast<int>(g.Qr));
-          else
-            for (int64_t c = 0; c < nch; ++c) step_1x1(n, j, c * chunk, len(c));
-          if (use_rows3)
-            step_3x3_rows(n, j, 0, H);
-          else if (use_cv3)
-            step_3x3(n, j, 0, static_cast<int>(g.Qr));
-          else
-            for (int64_t c = 0; c < nch; ++c) step_3x3(n, j, c * chunk, len(c));
-          return;
-        }
-        for (int64_t c = 0; c <= nch; ++c) {
-          if (c < nch) step_1x1(n, j, c * chunk, len(c));
-          if (c > 0) step_3x3(n, j, (c - 1) * chunk, len(c - 1));
-        }
-      });
-      continue;
-    }
-    // General grouping: all 1x1 work items, then all 3x3 ones.
+    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: all 1x1 work items
+    // run, then all 3x3 ones.
     {
       const int chunk = use_cv1 ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 4096 / K));
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
@@ -386,8 +322,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
                       n = static_cast<int64_t>(it) / nch / g3_;
-        if (use_rows3) {
-          step_3x3_rows(n, gg, 0, H);
+        if (use_rows3) {  // row bands over the whole image (the 256-bit build on AVX-512)
+          rows_mk.conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
           return;
         }
         step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
