@@ -18,6 +18,8 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from condense_deploy.kernels import dense_block_reference  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "scripts" / "build-kernels.sh"
 DOMAIN = "ai.condense_deploy"
@@ -119,29 +121,11 @@ def conv_ref(x, w, groups, bias=None):
 
 
 def dense_block_ref(x, p):
+    """The contract's meaning: the package's numpy reference (float64 inside), one copy for all tests."""
     a = p["attrs"]
-    growth, mid, g1, g3 = a["growth"], a["mid"], a["groups_1x1"], a["groups_3x3"]
-    xs = x.astype(np.float64)
-    o_k = o_w1 = 0
-    for layer, k in enumerate(a["kept"]):
-        idx = p["index"][o_k : o_k + k]
-        z = xs[:, idx]
-        s = p["bn_scale"][o_k : o_k + k].astype(np.float64)
-        t = p["bn_shift"][o_k : o_k + k].astype(np.float64)
-        act = np.maximum(z * s[None, :, None, None] + t[None, :, None, None], 0)
-        w1 = p["w1"][o_w1 : o_w1 + mid * (k // g1)].reshape(mid, k // g1, 1, 1).astype(np.float64)
-        # the 1x1 output is channel-shuffled (groups_1x1) before the bias and ReLU: c[j*d + r] -> s[r*G1 + j]
-        c = conv_ref(act, w1, g1)
-        d = mid // g1
-        shuffled = c.reshape(c.shape[0], g1, d, *c.shape[2:]).transpose(0, 2, 1, 3, 4).reshape(c.shape)
-        b1 = p["b1"][layer * mid : (layer + 1) * mid].astype(np.float64)
-        m = np.maximum(shuffled + b1[None, :, None, None], 0)
-        n3 = growth * (mid // g3) * 9
-        w3 = p["w3"][layer * n3 : (layer + 1) * n3].reshape(growth, mid // g3, 3, 3).astype(np.float64)
-        xs = np.concatenate([xs, conv_ref(m, w3, g3)], axis=1)
-        o_k += k
-        o_w1 += mid * (k // g1)
-    return xs
+    return dense_block_reference(x, p["index"], p["bn_scale"], p["bn_shift"], p["w1"], p["b1"], p["w3"],
+                                 growth=a["growth"], mid=a["mid"], groups_1x1=a["groups_1x1"],
+                                 groups_3x3=a["groups_3x3"], kept=list(a["kept"]))
 
 
 # ----------------------------------------------------------------------------------------------
