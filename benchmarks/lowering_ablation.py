@@ -77,7 +77,7 @@ def _randomize(model: Any, seed: int = 0) -> None:
     import torch
     from torch import nn
 
-    from condense_deploy.models.layers import CondenseConv, CondenseLinear
+    from condense_deploy.architectures.layers import CondenseConv, CondenseLinear
 
     gen = torch.Generator().manual_seed(seed)
     cfg = getattr(model, "cfg", None)
@@ -106,8 +106,8 @@ def _randomize(model: Any, seed: int = 0) -> None:
 
 
 def export_models(folder: Path) -> dict[str, onnx.ModelProto]:
+    from condense_deploy.architectures.registry import create_model
     from condense_deploy.export import export_onnx
-    from condense_deploy.models.registry import create_model
 
     models = {}
     for name in ("condensenet74_c8g8", "condensenet74_c4g4", "mobilenet_v1"):
@@ -185,8 +185,8 @@ def cifar_comparison(rounds: int, inner: int, out: Path) -> None:
     and optimized exports, at 1 and 2 threads: does the conversion itself pay off?"""
     import torch
 
+    from condense_deploy.architectures.registry import create_model
     from condense_deploy.export import export_onnx
-    from condense_deploy.models.registry import create_model
 
     torch.manual_seed(0)
     trained = create_model("condensenet86_cifar")

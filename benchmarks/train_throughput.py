@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condense_deploy.models.condensenet import learned_group_convs
-from condense_deploy.models.registry import create_model
+from condense_deploy.architectures.condensenet import learned_group_convs
+from condense_deploy.architectures.registry import create_model
 from condense_deploy.train.data import CifarData
 from condense_deploy.train.synthetic import write_cifar_archive
 

@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily so a board without torch can import us)
 _LAZY = {
     "CondenseDeployError": "condense_deploy.errors",
-    "create_model": "condense_deploy.models.registry",
-    "list_models": "condense_deploy.models.registry",
-    "get_card": "condense_deploy.models.registry",
+    "create_model": "condense_deploy.architectures.registry",
+    "list_models": "condense_deploy.architectures.registry",
+    "get_card": "condense_deploy.architectures.registry",
     "export_onnx": "condense_deploy.export",
     "validate_onnx": "condense_deploy.export",
     "describe_onnx": "condense_deploy.graph.onnx_info",

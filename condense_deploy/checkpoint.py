@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from ._fsutil import atomic_path, check_writable
+from .architectures.config import CondenseNetConfig, DenseNetConfig
+from .architectures.registry import create_model, dataset_preprocessing, get_card, list_models
 from .convert import convert_model, one_thread
 from .errors import CondenseDeployError
-from .models.config import CondenseNetConfig, DenseNetConfig
-from .models.registry import create_model, dataset_preprocessing, get_card, list_models
 
 __all__ = ["LoadedModel", "add_module", "infer_config", "load_model", "save_converted", "strip_module"]
 
@@ -135,7 +135,7 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
         if num_classes is not None:
             config.num_classes = num_classes
         name = _match_card(config)
-    from .models.condensenet import CondenseNet
+    from .architectures.condensenet import CondenseNet
 
     model = CondenseNet(config, converted=form == "converted")
     _load_state(model, state, path, f"--arch {arch}" if arch else "the inferred architecture")
@@ -487,7 +487,7 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, ag
 
 def _check_condensing_buffers(model: nn.Module, path: Path, arch: str | None) -> None:
     """With --arch the training shapes cannot show C; ``_count``/``_stage`` must agree with it."""
-    from .models.layers import LearnedGroupConv
+    from .architectures.layers import LearnedGroupConv
 
     against = f"--arch {arch}" if arch else "the inferred architecture"
     for name, layer in model.named_modules():
@@ -507,7 +507,7 @@ def _check_condensing_buffers(model: nn.Module, path: Path, arch: str | None) ->
 
 def _load_densenet(state, path: Path, container: str, arch: str | None, num_classes: int | None):
     """DenseNet-BC state dicts (the original repository trains those too), by zoo name or the one card."""
-    from .models.densenet import DenseNet
+    from .architectures.densenet import DenseNet
 
     if container == "container":
         container = "state-dict"

@@ -17,9 +17,9 @@ from typing import cast
 import torch
 from torch import nn
 
+from .architectures.condensenet import CondenseNet
+from .architectures.layers import CondenseConv, CondenseLinear, LearnedGroupConv
 from .errors import CondenseDeployError
-from .models.condensenet import CondenseNet
-from .models.layers import CondenseConv, CondenseLinear, LearnedGroupConv
 
 __all__ = ["ATOL", "check_equivalence", "convert_model", "one_thread"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .architectures.layers import LearnedGroupConv
 from .errors import CondenseDeployError
-from .models.layers import LearnedGroupConv
 
 __all__ = ["count_model"]
 

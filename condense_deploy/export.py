@@ -29,10 +29,10 @@ from torch import nn
 
 from . import __version__
 from ._fsutil import atomic_path, check_writable
+from .architectures.registry import export_settings
 from .errors import FULL_INSTALL, CondenseDeployError, missing_dependency
 from .graph.metadata import META
 from .graph.recipes import MODES
-from .models.registry import export_settings
 
 __all__ = [
     "EXPORTERS",

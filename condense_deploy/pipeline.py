@@ -15,6 +15,8 @@ from typing import Any, cast
 from torch import nn
 
 from ._fsutil import check_writable
+from .architectures.condensenet import CondenseNet
+from .architectures.registry import get_card
 from .checkpoint import load_model, save_converted
 from .convert import check_equivalence, convert_model
 from .count import count_model
@@ -30,8 +32,6 @@ from .export import (
     read_metadata,
     validate_onnx,
 )
-from .models.condensenet import CondenseNet
-from .models.registry import get_card
 
 __all__ = [
     "ConvertResult",

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, _fsutil, kernels
+from .architectures.registry import get_card
 from .errors import CondenseDeployError
 from .graph.metadata import META, OPTIMIZE_KEY
 from .graph.recipes import MODES
-from .models.registry import get_card
 from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
 from .runtime.machine import describe_machine, usable_cores
 from .runtime.reports import TABLE_SCHEMA, require_matplotlib

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from condense_deploy.architectures.condensenet import CondenseNet
+from condense_deploy.architectures.config import CondenseNetConfig
 from condense_deploy.convert import convert_model
-from condense_deploy.models.condensenet import CondenseNet
-from condense_deploy.models.config import CondenseNetConfig
 
 
 def tiny_config(groups: int = 4, condense: int = 4, groups_3x3: int | None = None, kind: str = "cifar",

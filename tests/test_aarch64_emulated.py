@@ -66,8 +66,8 @@ def _export(name: str, plain: Path, fast: Path, native: Path) -> None:
     is a strict bound, exported by the toolkit (validated against PyTorch): as is, and optimized."""
     import torch
 
+    from condense_deploy.architectures.registry import create_model
     from condense_deploy.export import export_onnx
-    from condense_deploy.models.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(name, converted=True).eval()

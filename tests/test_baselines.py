@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from condense_deploy.architectures.registry import create_model, get_card, list_models
 from condense_deploy.count import count_model
-from condense_deploy.models.registry import create_model, get_card, list_models
 
 # torchvision's vgg16 / resnet18 / mobilenet_v2 / shufflenet_v2_x1_0 and MobileNet v1 1.0-224
 PARAMS = {

@@ -19,11 +19,11 @@ from _ckpt_factory import (
     trained_model,
 )
 
+from condense_deploy.architectures.condensenet import CondenseNet
+from condense_deploy.architectures.config import CondenseNetConfig
+from condense_deploy.architectures.registry import create_model
 from condense_deploy.checkpoint import infer_config, load_model, save_converted
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.condensenet import CondenseNet
-from condense_deploy.models.config import CondenseNetConfig
-from condense_deploy.models.registry import create_model
 
 
 def _same_outputs(a: torch.nn.Module, b: torch.nn.Module, size=(3, 32, 32)) -> bool:
@@ -300,8 +300,8 @@ def test_save_converted_refuses_overwrite_and_is_atomic(tmp_path: Path, monkeypa
 
 def test_densenet_checkpoint(tmp_path: Path) -> None:
     """The original repository trains DenseNet-BC too; its checkpoints load as the plain zoo model."""
-    from condense_deploy.models.config import DenseNetConfig
-    from condense_deploy.models.densenet import DenseNet
+    from condense_deploy.architectures.config import DenseNetConfig
+    from condense_deploy.architectures.densenet import DenseNet
 
     model = create_model("densenet_bc100_cifar", num_classes=100).eval()
     state = {"epoch": 300, "model": "densenet", "state_dict": prefixed(model.state_dict()),

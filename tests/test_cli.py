@@ -26,6 +26,7 @@ def test_python_m_and_script_agree() -> None:
 
 
 def test_group_import_leaves_torch_out() -> None:
-    code = "import sys, condense_deploy.cli, condense_deploy.models.registry; print('torch' in sys.modules)"
+    code = ("import sys, condense_deploy.cli, condense_deploy.architectures.registry; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -49,7 +49,7 @@ def test_convert_end_to_end(runner, tmp_path: Path) -> None:
 
 
 def test_convert_zoo_sized_checkpoint_names_the_card(runner, tmp_path: Path) -> None:
-    from condense_deploy.models.registry import create_model
+    from condense_deploy.architectures.registry import create_model
 
     model = create_model("condensenet50_cifar")
     model.condense(1.0)

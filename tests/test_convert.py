@@ -6,10 +6,10 @@ import pytest
 import torch
 from _ckpt_factory import tiny_config, trained_model
 
+from condense_deploy.architectures.condensenet import CondenseNet, learned_group_convs
+from condense_deploy.architectures.layers import CondenseConv, LearnedGroupConv
 from condense_deploy.convert import check_equivalence, convert_model
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.condensenet import CondenseNet, learned_group_convs
-from condense_deploy.models.layers import CondenseConv, LearnedGroupConv
 
 
 def _reference_condensing_conv(layer: LearnedGroupConv) -> dict[str, torch.Tensor]:
@@ -91,7 +91,7 @@ def test_equivalence(groups: int, condense: int, groups_3x3: int) -> None:
 def test_equivalence_on_imagenet_c8g8_full_size() -> None:
     from _ckpt_factory import randomize
 
-    from condense_deploy.models.registry import create_model
+    from condense_deploy.architectures.registry import create_model
 
     model = randomize(create_model("condensenet74_c8g8"))
     model.condense(1.0)

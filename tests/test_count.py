@@ -7,10 +7,10 @@ import torch
 from _ckpt_factory import tiny_config
 from torch import nn
 
+from condense_deploy.architectures.condensenet import CondenseNet
+from condense_deploy.architectures.registry import create_model
 from condense_deploy.count import count_model
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.condensenet import CondenseNet
-from condense_deploy.models.registry import create_model
 
 
 @pytest.mark.parametrize("name,flops,params", [
@@ -45,7 +45,7 @@ def test_training_form_cifar_table(name: str, mflops: float | None, params: int)
 
 def test_learned_group_conv_and_converted_layer_rules() -> None:
     """LGC = BN (weight+bias) + ReLU (numel) + dense 1x1 / C; the converted layer's index is free."""
-    from condense_deploy.models.layers import CondenseConv, LearnedGroupConv
+    from condense_deploy.architectures.layers import CondenseConv, LearnedGroupConv
 
     expected = (16 * 64 + 16 * 32 * 64 // 4, 2 * 16 + 16 * 32 // 4)
     assert count_model(LearnedGroupConv(16, 32, groups=4, condense_factor=4), (16, 8, 8)) == expected
@@ -94,7 +94,7 @@ def test_functional_ops_are_free_and_shared_modules_count_per_call() -> None:
 
 
 def test_baselines_are_counted() -> None:
-    pytest.importorskip("condense_deploy.models.baselines")
+    pytest.importorskip("condense_deploy.architectures.baselines")
     flops, params = count_model(create_model("resnet18"), (3, 224, 224))
     assert params == 11_689_512 and 1.8e9 < flops < 1.85e9
 

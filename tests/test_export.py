@@ -23,12 +23,12 @@ from _prereq import missing_prerequisite
 from onnx import numpy_helper
 
 from condense_deploy import __version__
+from condense_deploy.architectures.registry import list_models
 from condense_deploy.checkpoint import load_model
 from condense_deploy.convert import convert_model
 from condense_deploy.count import count_model
 from condense_deploy.errors import CondenseDeployError
 from condense_deploy.export import META, SPEC, export_onnx, read_metadata, validate_onnx
-from condense_deploy.models.registry import list_models
 from condense_deploy.pipeline import export_source, verify_source
 from condense_deploy.runtime.sessions import create_session
 

@@ -113,7 +113,8 @@ BLOCKED = {
     **{m: ("torch", "torchvision", "onnxsim", "onnx") for m in _modules("runtime")},
     **{m: ("torch", "torchvision", "onnxsim", "onnx")
        for m in ("condense_deploy", "condense_deploy.errors", "condense_deploy._fsutil",
-                 "condense_deploy.images", "condense_deploy.models", "condense_deploy.models.registry",
+                 "condense_deploy.images", "condense_deploy.architectures",
+                 "condense_deploy.architectures.registry",
                  "condense_deploy.cli", "condense_deploy.table")},
 }
 

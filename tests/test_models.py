@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from condense_deploy.architectures.condensenet import CondenseNet, learned_group_convs
+from condense_deploy.architectures.config import CondenseNetConfig
+from condense_deploy.architectures.layers import LearnedGroupConv, channel_shuffle, stage_for_progress
+from condense_deploy.architectures.registry import create_model, get_card, list_models, registered_entrypoints
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.condensenet import CondenseNet, learned_group_convs
-from condense_deploy.models.config import CondenseNetConfig
-from condense_deploy.models.layers import LearnedGroupConv, channel_shuffle, stage_for_progress
-from condense_deploy.models.registry import create_model, get_card, list_models, registered_entrypoints
 
 
 def test_cards_and_entrypoints_match_one_to_one() -> None:

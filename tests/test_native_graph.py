@@ -71,7 +71,7 @@ def _torch_logits(model, x: np.ndarray) -> np.ndarray:
 def test_shuffle_permutation_matches_the_layer():
     import torch
 
-    from condense_deploy.models.layers import channel_shuffle
+    from condense_deploy.architectures.layers import channel_shuffle
 
     x = torch.arange(24.0).view(1, 24, 1, 1)
     expected = channel_shuffle(x, 4).flatten().long().numpy()
@@ -219,9 +219,9 @@ def test_quantize_refuses_a_native_model(converted, native_library, tmp_path, ru
 def test_verify_command_checks_a_native_export_against_its_checkpoint(native_library, tmp_path, runner):
     import torch
 
+    from condense_deploy.architectures.registry import create_model
     from condense_deploy.cli import cli
     from condense_deploy.export import export_onnx
-    from condense_deploy.models.registry import create_model
 
     torch.manual_seed(0)
     model = create_model("condensenet50_cifar", converted=True).eval()

@@ -28,9 +28,9 @@ def random_converted(c: int, g: int, seed: int = 0):  # -> (model, torch input, 
     import torch
     from torch import nn
 
-    from condense_deploy.models.condensenet import CondenseNet
-    from condense_deploy.models.config import CondenseNetConfig
-    from condense_deploy.models.layers import CondenseConv, CondenseLinear
+    from condense_deploy.architectures.condensenet import CondenseNet
+    from condense_deploy.architectures.config import CondenseNetConfig
+    from condense_deploy.architectures.layers import CondenseConv, CondenseLinear
 
     torch.manual_seed(seed)
     growth = [8, 16]
@@ -169,7 +169,7 @@ def consistent_bn(model) -> None:
     conversion does (the random fixture draws them per slot, so a duplicated channel differs)."""
     import torch
 
-    from condense_deploy.models.layers import CondenseConv
+    from condense_deploy.architectures.layers import CondenseConv
 
     gen = torch.Generator().manual_seed(5)
     with torch.no_grad():
@@ -196,7 +196,7 @@ def test_lgc_as_dense_conv(cg, tmp_path):
     proto = export(model, tmp_path / "m.onnx")
     base = P.relu_before_gather(P.fold_bn_into_conv(P.shuffle_to_gather(proto)))
     after = X.lgc_as_dense_conv(base, block=8)
-    from condense_deploy.models.layers import CondenseConv
+    from condense_deploy.architectures.layers import CondenseConv
 
     layers = sum(isinstance(m, CondenseConv) for m in model.modules())
     # every layer's input (16, 24, 32, 48 channels) is <= 48 and block-aligned: no index Gather left

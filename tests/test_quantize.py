@@ -87,7 +87,7 @@ def _check_printed_figures(output: str, fp32_path, int8_path, cifar_dir) -> None
 
     import onnxruntime as ort
 
-    from condense_deploy.models.registry import dataset_preprocessing
+    from condense_deploy.architectures.registry import dataset_preprocessing
 
     mean, std = dataset_preprocessing("cifar10")
     x, labels = load_images(cifar_dir, 32, 24, mean=tuple(mean), std=tuple(std))

@@ -16,9 +16,9 @@ import pytest
 from _onnx_models import table_stand_in
 
 from condense_deploy import table as T
+from condense_deploy.architectures.registry import get_card
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.registry import get_card
 from condense_deploy.runtime.machine import describe_machine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from condense_deploy.architectures.condensenet import learned_group_convs
 from condense_deploy.cli import cli
-from condense_deploy.models.condensenet import learned_group_convs
 from condense_deploy.train.synthetic import write_cifar_archive
 
 SMALL = ["--stages", "2-2-2", "--growth", "4-8-8"]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from condense_deploy.architectures.condensenet import CondenseNet, learned_group_convs
+from condense_deploy.architectures.config import CondenseNetConfig
 from condense_deploy.checkpoint import strip_module
 from condense_deploy.errors import CondenseDeployError
-from condense_deploy.models.condensenet import CondenseNet, learned_group_convs
-from condense_deploy.models.config import CondenseNetConfig
 from condense_deploy.train.data import CifarData
 from condense_deploy.train.loop import TrainOptions, train
 from condense_deploy.train.synthetic import write_cifar_archive

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..models.config import ARCH_LIMITS, parse_int_list
+from ..architectures.config import ARCH_LIMITS, parse_int_list
 
 __all__ = ["FiniteFloat", "arch_int", "arch_list_option", "arch_option", "classes_option", "count",
            "trust_option"]

@@ -6,8 +6,8 @@ import json
 
 import click
 
+from ..architectures.registry import get_card, list_models
 from ..errors import CondenseDeployError
-from ..models.registry import get_card, list_models
 
 
 @click.command("list")

@@ -77,7 +77,7 @@ def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ..
     """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None);
     ``mean``/``std`` default to the ImageNet cards'."""
     if mean is None or std is None:
-        from ..models.registry import dataset_preprocessing
+        from ..architectures.registry import dataset_preprocessing
 
         card_mean, card_std = dataset_preprocessing("imagenet")
         mean, std = mean or tuple(card_mean), std or tuple(card_std)
@@ -164,7 +164,7 @@ def _predict(session: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from ..models.registry import dataset_preprocessing, get_card
+    from ..architectures.registry import dataset_preprocessing, get_card
 
     if card is None:
         mean, std = dataset_preprocessing("cifar10" if size == 32 else "imagenet")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..architectures.registry import dataset_preprocessing
 from ..errors import CondenseDeployError
 from ..images import (
     IMAGE_SUFFIXES,
@@ -26,7 +27,6 @@ from ..images import (
     resize_center_crop,
     unpickle_cifar_batch,
 )
-from ..models.registry import dataset_preprocessing
 
 __all__ = [
     "DATASETS",

@@ -84,7 +84,7 @@ def _torch_runner(
 
 
 def _default_data(loaded: Any) -> str:
-    from ..models.registry import get_card
+    from ..architectures.registry import get_card
 
     name = getattr(loaded, "name", None)
     if name:

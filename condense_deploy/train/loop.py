@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from .._fsutil import check_creatable, make_dirs
+from ..architectures.condensenet import CondenseNet, learned_group_convs
+from ..architectures.config import CondenseNetConfig
+from ..architectures.registry import get_card
 from ..checkpoint import add_module, strip_module
 from ..errors import CondenseDeployError
-from ..models.condensenet import CondenseNet, learned_group_convs
-from ..models.config import CondenseNetConfig
-from ..models.registry import get_card
 from . import distributed
 from .checkpoints import CheckpointPaths, load_training_checkpoint, save_epoch
 from .data import DATASETS, TrainData, open_dataset

@@ -4,8 +4,8 @@ Cards are data (architecture numbers, preprocessing, export settings, published 
 read without torch, so ``list``, ``inspect`` and the bench report work on a board. Each family
 module registers one builder with ``@register_family``; every card of that family is built by it
 from the card. ``create_model`` is the one way to build a model. The cards ship inside the package
-as ``condense_deploy.cards`` (in a checkout, ``condense_deploy/cards`` links to the top-level
-``models/`` folder; a wheel holds a copy), so they are found the same way everywhere.
+as ``condense_deploy.cards`` (pyproject.toml maps that package onto the top-level ``models/``
+folder, so a wheel holds a copy); a checkout run without installing reads ``models/`` itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import importlib.resources
 import json
 from collections.abc import Callable
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 from ..errors import CondenseDeployError
@@ -25,13 +26,13 @@ __all__ = ["create_model", "dataset_preprocessing", "export_settings", "get_card
 
 # Which module defines the builder of each card family; imported only when a model is built.
 _FAMILY_MODULES = {
-    "condensenet": "condense_deploy.models.condensenet",
-    "densenet": "condense_deploy.models.densenet",
-    "vgg16": "condense_deploy.models.baselines",
-    "resnet18": "condense_deploy.models.baselines",
-    "mobilenet_v1": "condense_deploy.models.baselines",
-    "mobilenet_v2": "condense_deploy.models.baselines",
-    "shufflenet_v2_x1_0": "condense_deploy.models.baselines",
+    "condensenet": "condense_deploy.architectures.condensenet",
+    "densenet": "condense_deploy.architectures.densenet",
+    "vgg16": "condense_deploy.architectures.baselines",
+    "resnet18": "condense_deploy.architectures.baselines",
+    "mobilenet_v1": "condense_deploy.architectures.baselines",
+    "mobilenet_v2": "condense_deploy.architectures.baselines",
+    "shufflenet_v2_x1_0": "condense_deploy.architectures.baselines",
 }
 
 # family -> builder(card, **overrides)
@@ -50,10 +51,18 @@ def register_family(family: str) -> Callable[[Callable[..., Any]], Callable[...,
     return register
 
 
+def _cards_folder() -> Any:
+    """The installed ``condense_deploy.cards`` package, else the checkout's ``models/`` folder."""
+    try:
+        return importlib.resources.files("condense_deploy.cards")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "models"
+
+
 @functools.lru_cache(maxsize=1)
 def _all_cards() -> dict[str, dict[str, Any]]:
     cards: dict[str, dict[str, Any]] = {}
-    folder = importlib.resources.files("condense_deploy.cards")
+    folder = _cards_folder()
     files = [f for f in folder.iterdir() if f.name.endswith(".json")]
     for path in sorted(files, key=lambda f: f.name):
         stem = path.name[: -len(".json")]
