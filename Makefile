@@ -8,13 +8,22 @@ KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
 .PHONY: demo test test-all lint clean kernels
 
-$(STAMP): pyproject.toml constraints.txt
+# torch comes from PyTorch's CPU wheel index where it is reachable (scripts/install-torch.sh);
+# `make TORCH_INDEX= ...` takes pip's default build instead (CUDA on Linux x86_64), and
+# `make TORCH_INDEX=https://download.pytorch.org/whl/cu130 ...` a CUDA build of that index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+export TORCH_INDEX
+
+$(STAMP): pyproject.toml constraints.txt scripts/install-torch.sh
+	@echo "make: creating $(VENV) and installing condense-deploy with torch, onnx, onnxruntime (a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	bash scripts/install-torch.sh $(PY)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[full,test]'
 	touch $(STAMP)
 
 $(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/build-kernels.sh
+	@echo "make: building the native kernels (csrc/, one compile per ISA; minutes on a small machine)"
 	bash scripts/build-kernels.sh
 
 kernels: $(KERNELS)

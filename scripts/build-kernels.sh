@@ -42,6 +42,7 @@ fi
 cache="$here/.cache/onnxruntime-headers"
 inc="$cache/usr/include/onnxruntime"
 if [ ! -f "$inc/onnxruntime_cxx_api.h" ]; then
+  echo "build-kernels: fetching onnxruntime's C/C++ headers (Debian libonnxruntime-dev) into $cache" >&2
   scratch="$here/.cache/apt-scratch"
   rm -rf "$scratch"; mkdir -p "$scratch/lists/partial" "$scratch/cache/archives/partial" "$scratch/pkg"
   echo "deb http://deb.debian.org/debian trixie main" > "$scratch/sources.list"
@@ -68,6 +69,7 @@ fi
 # run a compiler command; on failure say which step failed (the compiler's own errors are above)
 run() {
   local what="$1"; shift
+  echo "build-kernels: $what" >&2
   if ! "$@"; then echo "build-kernels: $what failed ($cxx, --arch $arch)" >&2; exit 1; fi
 }
 mkdir -p "$out"
