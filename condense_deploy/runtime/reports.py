@@ -175,7 +175,7 @@ def _fmt(value: Any, fmt: str) -> str:
     if value is None:
         return "-"
     if fmt == "size":
-        return f"{value / 1e6:.3g}"
+        return f"{value / 1e6:.2f}"
     return fmt.format(value)
 
 
@@ -370,6 +370,7 @@ def plot_merged(reports: Sequence[dict[str, Any]], path: str | os.PathLike[str],
             if r["model"] not in models:
                 models.append(r["model"])
     height = 0.8 / max(len(series), 1)
+    # the legend sits right of the axes, so it never covers a bar (the longest ones end at the right)
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(models) * max(1, len(series) / 2)))
     try:
         for k, (name, values) in enumerate(series.items()):
@@ -381,11 +382,11 @@ def plot_merged(reports: Sequence[dict[str, Any]], path: str | os.PathLike[str],
         ax.set_xscale("log")
         ax.set_xlabel("p50 latency (ms, log scale)")
         ax.set_title("onnxruntime latency per model")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.grid(axis="x", which="both", alpha=0.3)
         fig.tight_layout()
         with _fsutil.atomic_write(target, "wb", overwrite=force) as handle:
-            fig.savefig(handle, format="png", dpi=120)
+            fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")  # the legend outside included
     finally:
         plt.close(fig)
     return target
