@@ -30,7 +30,7 @@ from .architectures.registry import get_card
 from .errors import CondenseDeployError
 from .graph.metadata import META, OPTIMIZE_KEY
 from .graph.recipes import MODES
-from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
+from .runtime.bench import BenchSettings, latency_stats, model_label, parse_threads, run_bench
 from .runtime.machine import describe_machine, usable_cores
 from .runtime.reports import TABLE_SCHEMA, require_matplotlib
 
@@ -90,16 +90,14 @@ class _Row:
     optimize: str
 
 
-NATIVE_SUFFIX = " native"
-
-
 def _table_rows(models: list[str], optimize: str, native: bool) -> list[_Row]:
-    """Each model as exported with ``optimize``, each CondenseNet then also with ``native``."""
+    """Each model as exported with ``optimize``, each CondenseNet then also with ``native``; rows are
+    named as ``bench`` names the same files (``model_label``), so ``report`` merges them."""
     rows = []
     for name in models:
-        rows.append(_Row(name, name, optimize))
+        rows.append(_Row(model_label(name, optimize), name, optimize))
         if native and optimize != "native" and get_card(name).get("family") == "condensenet":
-            rows.append(_Row(name + NATIVE_SUFFIX, name, "native"))
+            rows.append(_Row(model_label(name, "native"), name, "native"))
     return rows
 
 
@@ -251,7 +249,7 @@ def _rows(rows: list[_Row], exported: dict[str, dict[str, Any]], bench: dict[str
         measured[(r["model"], f"ort_{r['threads']}t")] = r
     for r in (torch_run or {}).get("results", []):
         measured[(r["model"], "torch_1t")] = r
-    has_ref = any(r.label == REFERENCE for r in rows)
+    has_ref = any(r.name == REFERENCE for r in rows)
     out = []
     for entry in rows:
         name = entry.label
@@ -357,33 +355,83 @@ def _csv(data: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+_MARKERS = ("o", "s", "D", "v")  # one marker per onnxruntime thread count
+_TORCH_MARKER = "^"
+
+
 def _plot(data: dict[str, Any], path: Path) -> None:
-    """p50 latency against FLOPs, log-log, one labelled point per model and setting."""
+    """p50 latency against FLOPs, log-log: one colour per model (its points joined by a thin line and
+    named once, in its colour), one marker shape per setting (the legend); names are moved apart
+    where they would overlap each other or a point."""
     plt = require_matplotlib()
     threads = data["settings"]["threads"]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    settings = _settings(threads, data["torch"] is not None)
+    markers = {key: _TORCH_MARKER if key.startswith("torch") else _MARKERS[k % len(_MARKERS)]
+               for k, (key, _) in enumerate(settings)}
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(9, 6))
     try:
-        for key, label in _settings(threads, data["torch"] is not None):
-            pts = [(r["flops"], r[f"p50_ms_{key}"], r["model"])
-                   for r in data["rows"] if r.get(f"p50_ms_{key}")]
-            if not pts:
-                continue
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, s=36)
-            if key == f"ort_{threads[0]}t":
-                for flops, ms, name in pts:
-                    ax.annotate(name, (flops, ms), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        names, points = [], []
+        for i, r in enumerate(r for r in data["rows"] if any(r.get(f"p50_ms_{key}") for key, _ in settings)):
+            colour = colours[i % len(colours)]
+            mine = [(key, r[f"p50_ms_{key}"]) for key, _ in settings if r.get(f"p50_ms_{key}")]
+            ax.plot([r["flops"]] * len(mine), [y for _, y in mine], color=colour, linewidth=0.8, alpha=0.6,
+                    zorder=1)
+            for key, y in mine:
+                ax.scatter([r["flops"]], [y], s=40, marker=markers[key], color=colour, zorder=3)
+                points.append((r["flops"], y))
+            names.append(ax.annotate(r["model"], (r["flops"], mine[0][1]), textcoords="offset points",
+                                     xytext=(7, -3), fontsize=8, color=colour, zorder=4,
+                                     arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.6}))
+        for key, label in settings:  # the legend: what each marker shape is
+            ax.scatter([], [], s=40, marker=markers[key], color="0.35", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("FLOPs (multiply-adds, log)")
         ax.set_ylabel("p50 latency per image (ms, log)")
-        ax.set_title(f"Latency against FLOPs on {data['machine']['slug']} (batch 1, 224x224)")
+        ax.set_title(f"Latency against FLOPs on {data['machine']['slug']} (batch 1, 224x224)\n"
+                     f"one colour per model, named at its {settings[0][1]} point")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", title="marker: setting", title_fontsize="small")
+        ax.margins(x=0.25, y=0.1)
         fig.tight_layout()
+        _spread_labels(fig, ax, names, points)
         with _fsutil.atomic_write(path, "wb") as handle:
             fig.savefig(handle, format="png", dpi=120)
     finally:
         plt.close(fig)
+
+
+def _spread_labels(fig: Any, ax: Any, labels: list[Any], points: list[tuple[float, float]]) -> None:
+    """Move labels up (in points), lowest first, until none overlaps another label or a marker."""
+    fig.canvas.draw()  # settles the axes limits the data transform depends on
+    renderer = fig.canvas.get_renderer()
+    to_points = 72.0 / fig.dpi
+    half = 5.0 / to_points  # a marker's half size in pixels
+    marks = [ax.transData.transform(p) for p in points]
+
+    def overlap(box: Any, x0: float, y0: float, x1: float, y1: float) -> float:
+        hit = box.x0 < x1 and x0 < box.x1 and box.y0 < y1 + 2 and y0 < box.y1
+        return y1 + 2 - box.y0 if hit else 0.0
+
+    placed = [(x - half, y - half, x + half, y + half) for x, y in marks]
+    boxes = [_text_box(label, renderer) for label in labels]
+    for b in sorted(range(len(labels)), key=lambda i: boxes[i].y0):  # lowest first, each one placed
+        for _ in range(len(placed) + 1):  # above everything it would cover, at most once each
+            push = max((overlap(boxes[b], *o) for o in placed), default=0.0)
+            if push <= 0:
+                break
+            x, y = labels[b].xyann
+            labels[b].xyann = (x, y + push * to_points)
+            boxes[b] = _text_box(labels[b], renderer)
+        placed.append((boxes[b].x0, boxes[b].y0, boxes[b].x1, boxes[b].y1))
+
+
+def _text_box(label: Any, renderer: Any) -> Any:
+    """The text's own box: an annotation's extent also spans its leader line to the point."""
+    from matplotlib.text import Text
+
+    return Text.get_window_extent(label, renderer)
 
 
 def _load_average() -> float | None:
@@ -412,7 +460,8 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     require_matplotlib()
     exported = _export(rows, Path(options.onnx_dir or default_onnx_dir()), options.reexport, step)
     labels = [r.label for r in rows]
-    order = [REFERENCE, *[m for m in labels if m != REFERENCE]] if REFERENCE in labels else labels
+    ref = model_label(REFERENCE, options.optimize)
+    order = [ref, *[m for m in labels if m != ref]] if ref in labels else labels
     load_before = _load_average()
     step(f"benching {len(order)} models with onnxruntime at {', '.join(map(str, threads))} thread(s), "
          f"{runs} runs each, interleaved")
@@ -425,7 +474,10 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     torch_run = None
     if options.torch:
         step(f"benching {len(order)} models with PyTorch eager at 1 thread, {runs} runs each, interleaved")
-        torch_run = _torch_bench([m for m in order if m in models], runs, warmup, fraction)
+        by_label = {r.label: r for r in rows if r.optimize == options.optimize}
+        torch_run = _torch_bench([by_label[m].name for m in order if m in by_label], runs, warmup, fraction)
+        for r in torch_run["results"]:  # the same row names as the onnxruntime columns
+            r["model"] = model_label(r["model"], options.optimize)
     data: dict[str, Any] = {
         "schema": TABLE_SCHEMA,
         "tool_version": __version__,

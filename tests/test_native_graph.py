@@ -168,7 +168,8 @@ def test_optimize_native_cli(converted, native_library, tmp_path, runner):
     source = tmp_path / "plain.onnx"
     onnx.save(proto, str(source))
     before = source.read_bytes()
-    done = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "n.onnx"), "--native"])
+    done = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "n.onnx"),
+                               "--optimize", "native"])
     assert done.exit_code == 0, done.output
     assert "dense blocks on the native kernels: 2" in done.output
     assert source.read_bytes() == before
@@ -177,10 +178,11 @@ def test_optimize_native_cli(converted, native_library, tmp_path, runner):
     again = runner.invoke(cli, ["optimize", str(tmp_path / "f.onnx"), "-o", str(tmp_path / "ff.onnx"),
                                 "--native"])  # the fast rules changed the blocks: nothing to match
     assert again.exit_code == 1 and "no CondenseNet dense block found" in again.output
+    assert "warning: --native is deprecated: use --optimize native" in again.output
     assert not (tmp_path / "ff.onnx").exists()
     both = runner.invoke(cli, ["optimize", str(source), "-o", str(tmp_path / "t.onnx"),
                                "--native", "--tuned"])
-    assert both.exit_code == 2 and "--tuned and --native" in both.output
+    assert both.exit_code == 2 and "one --optimize mode" in both.output
 
 
 def test_a_native_model_where_the_library_is_missing_gets_one_clear_error(converted, native_library,

@@ -62,12 +62,40 @@ def test_quantize_command(model_file, cifar_dir, tmp_path, runner):
             "--calibration-size", "8", "--eval-size", "16"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "agreement" in result.output and "top-1 on 16 images" in result.output
+    assert "agreement" in result.output and "top-1 error on 16 images" in result.output
     quantized = onnx.load(str(target))
     assert any(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
     _check_printed_figures(result.output, model_file, target, cifar_dir)
     again = runner.invoke(cli, args)
     assert again.exit_code == 1 and "Error:" in again.output and "Traceback" not in again.output
+
+
+def test_quantize_refuses_labelled_data_of_another_class_count(model_file, tmp_path, runner):
+    """A 10-class model against a 1-class folder: refused as eval refuses it, before any work."""
+    folder = tmp_path / "one-class" / "cat"
+    folder.mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    target = tmp_path / "q.onnx"
+    result = runner.invoke(cli, ["quantize", str(model_file), "-o", str(target),
+                                 "--calibration-data", str(folder.parent), "--calibration-size", "1"])
+    assert result.exit_code == 1, result.output
+    assert "outputs 10 classes" in result.output and "has 1 classes" in result.output
+    assert "Traceback" not in result.output and not target.exists()
+
+
+def test_quantize_model_is_a_deprecated_alias_of_arch(model_file, cifar_dir, tmp_path, runner):
+    args = ["quantize", str(model_file), "--calibration-data", str(cifar_dir), "--calibration-size", "4",
+            "--eval-size", "0"]
+    new = runner.invoke(cli, [*args, "-o", str(tmp_path / "a.onnx"), "--arch", "condensenet50_cifar"])
+    assert new.exit_code == 0 and "deprecated" not in new.output, new.output
+    old = runner.invoke(cli, [*args, "-o", str(tmp_path / "b.onnx"), "--model", "condensenet50_cifar"])
+    assert old.exit_code == 0, old.output
+    assert "warning: --model is deprecated: use --arch condensenet50_cifar" in old.output
+    both = runner.invoke(cli, [*args, "-o", str(tmp_path / "c.onnx"), "--model", "x", "--arch", "y"])
+    assert both.exit_code == 2 and "deprecated spelling" in both.output
 
 
 def test_quantize_without_images(model_file, tmp_path, runner):
@@ -102,11 +130,11 @@ def _check_printed_figures(output: str, fp32_path, int8_path, cifar_dir) -> None
     assert relative < 0.1, f"int8 logits differ from fp32's by {relative:.1%} (relative L2)"
     assert float(np.corrcoef(int8.ravel(), fp32.ravel())[0, 1]) > 0.99
     agreement = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
-    top1 = float(np.mean(fp32.argmax(1) == labels)), float(np.mean(int8.argmax(1) == labels))
+    err = 100 * float(np.mean(fp32.argmax(1) != labels)), 100 * float(np.mean(int8.argmax(1) != labels))
     printed = re.search(r"agreement int8 vs fp32: ([\d.]+)%", output)
     assert printed and abs(float(printed.group(1)) / 100 - agreement) < 1e-3, (output, agreement)
     assert agreement >= 0.75, f"int8 agrees with fp32 on only {agreement:.0%}"
-    printed_top1 = re.search(r"fp32 ([\d.]+)%, int8 ([\d.]+)%", output)
-    assert printed_top1, output
-    assert abs(float(printed_top1.group(1)) / 100 - top1[0]) < 1e-3
-    assert abs(float(printed_top1.group(2)) / 100 - top1[1]) < 1e-3
+    printed_err = re.search(r"top-1 error on \d+ images: fp32 ([\d.]+) %, int8 ([\d.]+) %", output)
+    assert printed_err, output
+    assert abs(float(printed_err.group(1)) - err[0]) < 0.01
+    assert abs(float(printed_err.group(2)) - err[1]) < 0.01

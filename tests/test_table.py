@@ -61,11 +61,19 @@ def test_native_rows_follow_each_condensenet(tmp_path: Path, monkeypatch: pytest
     # --no-native leaves them out; asking for them where the kernels are not built is one clear error
     plain = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--onnx-dir", str(tmp_path / "onnx"),
                                 "--models", ",".join(names), "--runs", "1", "--threads", "1", "--force",
-                                "--no-native"])
+                                "--optimize", "fast"])
     assert plain.exit_code == 0 and "native |" not in plain.stdout
+    old = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--onnx-dir", str(tmp_path / "onnx"),
+                              "--models", ",".join(names), "--runs", "1", "--threads", "1", "--force",
+                              "--no-native"])  # the deprecated spelling still works, and says so
+    assert old.exit_code == 0 and "native |" not in old.stdout
+    assert "warning: --no-native is deprecated: use --optimize fast" in old.output
+    for bad in ("fast,tuned", "native,native", "quick"):
+        refused = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--optimize", bad])
+        assert refused.exit_code == 2 and "optionally followed by ',native'" in refused.output
     monkeypatch.setenv("CONDENSE_DEPLOY_KERNELS", str(tmp_path / "missing.so"))
     missing = runner.invoke(cli, ["table", "--out-dir", str(tmp_path), "--models", ",".join(names),
-                                  "--force", "--native"])
+                                  "--force", "--optimize", "fast,native"])
     assert missing.exit_code == 1 and "make kernels" in missing.output and "Traceback" not in missing.output
 
 

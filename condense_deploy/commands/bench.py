@@ -5,6 +5,7 @@ Torch-free: both run on a board with the runtime install.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -32,16 +33,20 @@ from .progress import ProgressBar
 @click.option("--graph-opt-level", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
               help="onnxruntime graph optimization level.")
 @click.option("--profile", is_flag=True, help="Profile with onnxruntime and show time share per op type.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the full report as JSON.")
+@click.option("--json", "as_json", is_flag=False, flag_value="-", default=None, metavar="",
+              help="Print the full report as JSON instead of the table. (--json PATH is the deprecated "
+                   "spelling of -o PATH.)")
+@click.option("-o", "--output", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full report as JSON to this file.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append one row per model x threads to this CSV (header written once).")
 @click.option("--markdown", is_flag=True, help="Print the report as markdown instead of plain text.")
 @click.option("--remote", metavar="USER@HOST", help="Copy the models over ssh and bench them there.")
-@click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
 def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: int, runs: int | None,
-                  duration: float | None, graph_opt_level: str, profile: bool, json_path: Path | None,
-                  csv_path: Path | None, markdown: bool, remote: str | None, force: bool) -> None:
+                  duration: float | None, graph_opt_level: str, profile: bool, as_json: str | None,
+                  json_path: Path | None, csv_path: Path | None, markdown: bool, remote: str | None,
+                  force: bool) -> None:
     """Measure the latency of MODELS (.onnx) with onnxruntime on this CPU.
 
     Several models run interleaved (A B A B ...), so the ratio of each to the first holds on a noisy
@@ -50,6 +55,12 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
     """
     if runs is not None and duration is not None:
         raise click.UsageError("give --runs or --duration, not both")
+    if as_json not in (None, "-"):  # the old spelling: --json PATH wrote the file
+        if json_path is not None:
+            raise click.UsageError("give -o PATH only (--json PATH is its deprecated spelling)")
+        click.echo(f"warning: --json {as_json} is deprecated: use -o {as_json} (--json alone prints "
+                   "the report as JSON)", err=True)
+        json_path, as_json = Path(as_json), None
     if json_path is not None:
         check_writable(json_path, force)
     if csv_path is not None:
@@ -71,7 +82,10 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
             report = run_bench(list(models), settings, progress=bar.fraction).to_dict()
         finally:
             bar.close()
-    click.echo(reports.format_markdown(report) if markdown else reports.format_text(report))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(reports.format_markdown(report) if markdown else reports.format_text(report))
     if json_path is not None:
         reports.write_json(json_path, report, force=force)
         click.echo(f"wrote {json_path}", err=True)

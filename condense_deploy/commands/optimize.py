@@ -10,6 +10,9 @@ import click
 from .options import count
 from .progress import ProgressBar
 
+# the modes of export --optimize that rewrite an exported file (none: nothing to do)
+OPTIMIZE_MODES = ("fast", "tuned", "native")
+
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Output .onnx file.")
 _THREADS = click.option("--threads", type=count(1, 1024), default=1, show_default=True,
@@ -22,27 +25,32 @@ _FORCE = click.option("--force", is_flag=True, help="Overwrite the output file."
 @click.command("optimize")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @_OUTPUT
-@click.option("--tuned", is_flag=True,
-              help="Time each grouped conv's equivalent forms on this machine and keep the fastest "
-                   "(minutes); default: the fixed 'fast' rules.")
-@click.option("--native", is_flag=True,
-              help="Rewrite each dense block to one DenseBlock op of our native kernel library "
-                   "(fastest; the model then needs the library wherever it runs). SOURCE must be "
-                   "exported with --optimize none.")
+@click.option("--optimize", "mode", type=click.Choice(OPTIMIZE_MODES), default=None,
+              help="fast: the fixed rewrite rules [default]; tuned: time each grouped conv's equivalent "
+                   "forms on this machine and keep the fastest (minutes); native: each dense block "
+                   "becomes one DenseBlock op of our kernel library (fastest; the model then needs the "
+                   "library wherever it runs; SOURCE must be exported with --optimize none). The same "
+                   "modes as export --optimize.")
+@click.option("--tuned", is_flag=True, hidden=True, help="Deprecated spelling of --optimize tuned.")
+@click.option("--native", is_flag=True, hidden=True, help="Deprecated spelling of --optimize native.")
 @_THREADS
 @_FORCE
-def optimize_command(source: str, output: str, tuned: bool, native: bool, threads: int, force: bool) -> None:
+def optimize_command(source: str, output: str, mode: str | None, tuned: bool, native: bool, threads: int,
+                     force: bool) -> None:
     """Rewrite SOURCE (an exported CondenseNet .onnx) for onnxruntime CPU latency.
 
     The result is checked against SOURCE in onnxruntime on random input; above 1e-4 nothing is written.
     """
     from ..graph.optimize import optimize_file
 
-    if tuned and native:
-        raise click.UsageError("--tuned and --native are different modes: give one")
-    mode = "tuned" if tuned else "native" if native else "fast"
+    old = [flag for flag, given in (("tuned", tuned), ("native", native)) if given]
+    if len(old) > 1 or (old and mode is not None):
+        raise click.UsageError("give one --optimize mode (--tuned and --native are its deprecated spellings)")
+    if old:
+        click.echo(f"warning: --{old[0]} is deprecated: use --optimize {old[0]}", err=True)
+    mode = mode or (old[0] if old else "fast")
     report = optimize_file(source, output, mode, threads, force,
-                           progress=ProgressBar("tuning").counts if tuned else None)
+                           progress=ProgressBar("tuning").counts if mode == "tuned" else None)
     before = sum(report["ops_before"].values())
     after = sum(report["ops_after"].values())
     click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source} "
@@ -63,8 +71,9 @@ def optimize_command(source: str, output: str, tuned: bool, native: bool, thread
 @click.option("--calibration-data", required=True, type=click.Path(exists=True),
               help="ImageFolder (class folders of JPEG/PNG, or a flat folder) or a CIFAR python archive "
                    "(cifar-10-python.tar.gz / its folder).")
-@click.option("--model", "card", default=None,
+@click.option("--arch", "card", default=None, metavar="ZOO_NAME",
               help="Zoo name whose card gives mean/std (default: guessed from the input size).")
+@click.option("--model", "old_card", default=None, hidden=True, help="Deprecated spelling of --arch.")
 @click.option("--calibration-size", type=count(1, 100_000), default=64, show_default=True,
               help="Images used to calibrate.")
 @click.option("--eval-size", type=count(0, 100_000), default=256, show_default=True,
@@ -72,16 +81,23 @@ def optimize_command(source: str, output: str, tuned: bool, native: bool, thread
 @_QUANT_THREADS
 @_FORCE
 def quantize_command(source: str, output: str, calibration_data: str, card: str | None,
-                     calibration_size: int, eval_size: int, threads: int, force: bool) -> None:
+                     old_card: str | None, calibration_size: int, eval_size: int, threads: int,
+                     force: bool) -> None:
     """Static int8 QDQ quantization of SOURCE (per-channel weights), calibrated on real images."""
     from ..graph.quantize import quantize_file
+
+    if old_card is not None:
+        if card is not None:
+            raise click.UsageError("give --arch only (--model is its deprecated spelling)")
+        click.echo(f"warning: --model is deprecated: use --arch {old_card}", err=True)
+        card = old_card
 
     report = quantize_file(source, output, calibration_data, card=card, calibration_size=calibration_size,
                            eval_size=eval_size, threads=threads, force=force)
     click.echo(f"{output}: int8 QDQ, calibrated on {report['calibration_images']} images")
-    if report.get("top1_fp32") is not None:
-        click.echo(f"top-1 on {report['eval_images']} images: fp32 {report['top1_fp32']:.2%}, "
-                   f"int8 {report['top1_int8']:.2%}")
+    if report.get("top1_err_fp32") is not None:
+        click.echo(f"top-1 error on {report['eval_images']} images: fp32 {report['top1_err_fp32']:.2f} %, "
+                   f"int8 {report['top1_err_int8']:.2f} %")
     if report["eval_images"]:
         click.echo(f"top-1 agreement int8 vs fp32: {report['agreement']:.2%} "
                    f"({report['eval_images']} images)")

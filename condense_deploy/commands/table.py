@@ -50,10 +50,31 @@ def _models(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+def _optimize_modes(text: str | None, old_native: bool | None) -> tuple[str, bool | None]:
+    """``--optimize MODE[,native]`` as (the rows' mode, native rows too: True, False or None = where
+    the kernels are built); ``--native/--no-native`` are its deprecated spellings."""
+    if old_native is not None:
+        if text is not None:
+            raise click.UsageError("give --optimize only (--native/--no-native are its deprecated spellings)")
+        new = "fast,native" if old_native else "fast"
+        click.echo(f"warning: --{'' if old_native else 'no-'}native is deprecated: use --optimize {new}",
+                   err=True)
+        text = new
+    if text is None:
+        return "fast", None
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    portable = [m for m in modes if m != "native"]
+    if bad or not modes or len(portable) > 1 or len(modes) > 2 or (len(modes) == 2 and not portable):
+        raise click.BadParameter(f"{text!r}: one of {', '.join(MODES)}, optionally followed by ',native'",
+                                 param_hint="'--optimize'")
+    return (portable[0], "native" in modes) if portable else ("native", False)
+
+
 @click.command("table")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for <machine>.md, .csv, .json and .png, created if missing [default: "
-                   "benchmarks/results in a checkout, else ./table-results].")
+              help="Folder for <machine>.md, .csv, .json and .png, created if missing "
+                   "[default: ./table-results].")
 @click.option("--onnx-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where exported .onnx files are kept and reused [default: ~/.cache/condense-deploy/onnx].")
 @click.option("--models", default=",".join(TABLE_MODELS), show_default=True,
@@ -64,19 +85,20 @@ def _models(text: str) -> list[str]:
               help="Warm-up runs per model [default: 3; 1 quick].")
 @click.option("--threads", default="1,all", show_default=True,
               help="onnxruntime thread counts ('all' = every usable core).")
-@click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
-              help="ONNX optimization passed to export.")
-@click.option("--native/--no-native", default=None,
-              help="Also time each CondenseNet exported with --optimize native (our kernels) "
-                   "[default: when the kernels are built].")
+@click.option("--optimize", "modes", default=None, metavar="MODE[,native]",
+              help="export --optimize mode of every row (none, fast, tuned or native), and ',native' to "
+                   "add a row per CondenseNet exported with --optimize native (our kernels) "
+                   "[default: fast,native where the kernels are built, else fast].")
+@click.option("--native/--no-native", default=None, hidden=True,
+              help="Deprecated spellings of --optimize fast,native and --optimize fast.")
 @click.option("--torch", "with_torch", is_flag=True,
               help="Add PyTorch eager at 1 thread (what the paper timed).")
 @click.option("--quick", is_flag=True, help="Fewer runs: a rough table in a few minutes.")
 @click.option("--force", is_flag=True, help="Overwrite this machine's results files.")
 @click.option("--reexport", is_flag=True, help="Export the models again even if matching files exist.")
 def table_command(out_dir: Path | None, onnx_dir: Path | None, models: str, runs: int | None,
-                  warmup: int | None, threads: str, optimize: str, native: bool | None, with_torch: bool,
-                  quick: bool, force: bool, reexport: bool) -> None:
+                  warmup: int | None, threads: str, modes: str | None, native: bool | None,
+                  with_torch: bool, quick: bool, force: bool, reexport: bool) -> None:
     """Reproduce the CondenseNet paper's Table 5 (inference time) on this machine.
 
     Exports (or reuses) VGG-16, ResNet-18, MobileNet v1, CondenseNet-74 C=G=4 and C=G=8, MobileNetV2
@@ -85,9 +107,9 @@ def table_command(out_dir: Path | None, onnx_dir: Path | None, models: str, runs
     as published. Where the native kernels are built, each CondenseNet gets a second row exported
     with --optimize native.
     """
-    if out_dir is None:
-        in_checkout = Path("benchmarks/results").is_dir()
-        out_dir = Path("benchmarks/results") if in_checkout else Path("table-results")
+    optimize, native = _optimize_modes(modes, native)
+    if out_dir is None:  # never benchmarks/results: its files are the committed reference
+        out_dir = Path("table-results")
     result = _run(out_dir=out_dir, onnx_dir=onnx_dir, models=_models(models), runs=runs, warmup=warmup,
                   threads=threads, optimize=optimize, native=native, torch=with_torch, quick=quick,
                   force=force, reexport=reexport)

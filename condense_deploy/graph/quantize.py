@@ -163,6 +163,21 @@ def _predict(session: Any, x: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
 
 
+def _data_classes(path: Path) -> int | None:
+    """How many classes labelled calibration data has (CIFAR-10/100, or class folders); None: unlabelled."""
+    cifar = which_cifar(path)
+    if cifar is not None:
+        return 10 if cifar == "cifar10" else 100
+    if path.is_dir():
+        return sum(1 for d in path.iterdir() if d.is_dir()) or None
+    return None
+
+
+def _model_classes(model: onnx.ModelProto) -> int | None:
+    dims = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
+    return dims[1].dim_value if len(dims) == 2 and dims[1].dim_value > 0 else None
+
+
 def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     from ..architectures.registry import dataset_preprocessing, get_card
 
@@ -177,8 +192,9 @@ def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...],
 def quantize_file(source: str, target: str, calibration_data: str, card: str | None = None,
                   calibration_size: int = 64, eval_size: int = 256, threads: int = 1,
                   force: bool = False) -> dict[str, Any]:
-    """Quantize ``source`` into ``target``; returns calibration size, top-1 (with labels),
-    int8/fp32 agreement and interleaved median latencies."""
+    """Quantize ``source`` into ``target``; returns calibration size, top-1 error in percent (with
+    labels, as ``eval`` reports it), int8/fp32 agreement and interleaved median latencies.
+    Labelled data of another class count than the model's is refused, as ``eval`` refuses it."""
     from .._fsutil import atomic_path, check_writable
     from ..runtime.sessions import create_session
     from ..runtime.timing import time_models
@@ -192,6 +208,11 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
                                   "only and cannot be quantized; quantize the portable export "
                                   "(--optimize none or fast) instead")
     size = image_input_size(model)
+    data_classes, model_classes = _data_classes(Path(calibration_data)), _model_classes(model)
+    if data_classes is not None and model_classes is not None and data_classes != model_classes:
+        raise CondenseDeployError(
+            f"{source}: outputs {model_classes} classes; {calibration_data} has {data_classes} classes "
+            "(calibrate on images of the model's own classes, or on a flat folder without labels)")
     mean, std = _card_preprocessing(card, size)
     images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
     if len(images) <= calibration_size and eval_size:
@@ -206,8 +227,8 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
         report["agreement"] = float(np.mean(a == b))
         if labels is not None:
             truth = labels[calibration_size:]
-            report["top1_fp32"] = float(np.mean(a == truth))
-            report["top1_int8"] = float(np.mean(b == truth))
+            report["top1_err_fp32"] = 100 * float(np.mean(a != truth))
+            report["top1_err_int8"] = 100 * float(np.mean(b != truth))
     else:
         report["agreement"] = float("nan")
     report["fp32_ms"], report["int8_ms"] = time_models([model, quantized], threads, rounds=15, inner=3)

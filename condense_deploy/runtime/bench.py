@@ -36,6 +36,7 @@ __all__ = [
     "BenchResult",
     "BenchSettings",
     "latency_stats",
+    "model_label",
     "parse_threads",
     "peak_rss_mb",
     "roll_up_profile",
@@ -47,6 +48,26 @@ DEFAULT_RUNS = 100
 _PROFILE_RUNS = 20  # profiled runs per model: enough for stable shares, short even for VGG-16
 
 Progress = Callable[[float], None]
+
+_META = "condense_deploy."  # prefix of the metadata keys export writes (graph.metadata.META)
+
+
+def model_label(name: str, optimize: str | None) -> str:
+    """How a model is named in every table (bench, inference table, report): its zoo name, followed by
+    the optimize mode when that is not the default ``fast`` (``condensenet74_c8g8 native``)."""
+    return name if optimize in (None, "", "fast") else f"{name} {optimize}"
+
+
+def _metadata_label(metadata: dict[str, str]) -> str | None:
+    """The model_label of a file exported by condense-deploy from a zoo model, else None."""
+    name, family = metadata.get(_META + "architecture"), metadata.get(_META + "family")
+    if not name or name == family:  # a checkpoint no zoo card matches is named after its file
+        return None
+    try:
+        optimize = json.loads(metadata.get(_META + "optimize") or "{}").get("mode")
+    except (ValueError, AttributeError):
+        optimize = None
+    return model_label(name, optimize if isinstance(optimize, str) else None)
 
 
 @dataclass
@@ -311,6 +332,7 @@ class _Open:
     rss_growth_mb: float | None
     times_ms: list[float] = field(default_factory=list)
     peak_rss_mb: float | None = None
+    metadata_label: str | None = None
 
 
 def _run(session: Any, feed: dict[str, np.ndarray], path: Path) -> None:
@@ -331,7 +353,12 @@ def _open(label: str, path: Path, settings: BenchSettings, threads: int) -> _Ope
     first_ms = (time.perf_counter() - start) * 1e3
     rss_after = _current_rss_mb()
     growth = None if rss_before is None or rss_after is None else round(rss_after - rss_before, 1)
-    return _Open(label, path, session, feed, name, shape, create_ms, first_ms, growth)
+    try:
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+    except Exception:  # no metadata is no label, never a failed bench
+        metadata = {}
+    return _Open(label, path, session, feed, name, shape, create_ms, first_ms, growth,
+                 metadata_label=_metadata_label(metadata))
 
 
 def _session_options(settings: BenchSettings, threads: int, profile_prefix: str | None = None) -> Any:
@@ -392,10 +419,13 @@ def _profile(item: _Open, settings: BenchSettings, threads: int, runs: int) -> d
         return roll_up_profile(trace, last_runs=runs)
 
 
-def _labels(paths: list[Path]) -> list[str]:
-    """File stems, or the given paths where stems repeat, with #2, #3 ... for a file given twice."""
+def _labels(paths: list[Path], named: Sequence[str | None] | None = None) -> list[str]:
+    """Each file's ``model_label`` from its metadata (``named``) where that names it alone, else its
+    file stem, or the given path where stems repeat, with #2, #3 ... for a file given twice."""
+    named = list(named) if named is not None else [None] * len(paths)
     stems = [p.stem for p in paths]
-    labels = [p.stem if stems.count(p.stem) == 1 else str(p) for p in paths]
+    labels = [n if n is not None and named.count(n) == 1 and n not in stems
+              else p.stem if stems.count(p.stem) == 1 else str(p) for p, n in zip(paths, named, strict=True)]
     seen: dict[str, int] = {}
     unique = []
     for label in labels:
@@ -468,6 +498,10 @@ def run_bench(models: Sequence[str | os.PathLike[str]], settings: BenchSettings 
         for k, (label, path) in enumerate(zip(labels, paths, strict=True)):
             opened.append(_open(label, path, settings, threads))
             step(0.1 * (k + 1) / len(paths))
+        if index == 0:  # the files' own names, read from the first sessions' metadata
+            labels = _labels(paths, [item.metadata_label for item in opened])
+        for item, label in zip(opened, labels, strict=True):
+            item.label = label
         for w in range(settings.warmup):
             for item in opened:
                 item.session.run(None, item.feed)
