@@ -1,7 +1,9 @@
-"""The CondenseNet paper's Table 5 (inference time) reproduced on this machine.
+"""Regenerate this machine's committed reference table: the CondenseNet paper's Table 5 (inference
+time) on this machine, written to ``benchmarks/results/<machine>.md/.csv/.json/.png``.
 
-A thin wrapper over ``condense-deploy table`` (library: ``condense_deploy.table.run_table``) that
-writes next to this script, in ``benchmarks/results/<machine>.md/.csv/.json/.png``:
+A thin wrapper over ``condense-deploy table`` (library: ``condense_deploy.table.run_table``) whose
+only difference is that default output folder. ``condense-deploy table`` writes to ./table-results/
+instead, so trying the table never replaces the committed reference; here ``--force`` does, on purpose:
 
     .venv/bin/python benchmarks/inference_table.py --force            # 30 runs, 1 thread and all cores
     .venv/bin/python benchmarks/inference_table.py --torch --force    # plus PyTorch eager, 1 thread
@@ -14,10 +16,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from condense_deploy.cli import cli
+import click
+
+from condense_deploy.commands.table import table_command
+from condense_deploy.errors import CondenseDeployError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+
+def _one_line_errors(callback: Any) -> Any:
+    """As the condense-deploy group does: a library error is one ``Error:`` line, exit 1."""
+
+    def run(**kwargs: Any) -> Any:
+        try:
+            return callback(**kwargs)
+        except CondenseDeployError as e:
+            raise click.ClickException(str(e)) from e
+
+    return run
+
+
 if __name__ == "__main__":
-    cli.main(["table", "--out-dir", str(RESULTS), *sys.argv[1:]], prog_name="inference_table.py")
+    table_command.callback = _one_line_errors(table_command.callback)
+    table_command.main(["--out-dir", str(RESULTS), *sys.argv[1:]], prog_name="inference_table.py")

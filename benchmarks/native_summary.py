@@ -1,6 +1,6 @@
-"""The native kernels against MobileNet v1, as issue #12 asks to report them: CondenseNet-74 C=G=8 and
-C=G=4 exported with ``--optimize native`` and ``fast``, beside MobileNet v1, timed interleaved in one
-run with onnxruntime at 1 and 2 threads, batch 1 and batch 8, plus each model's own peak RSS.
+"""The native kernels against MobileNet v1: CondenseNet-74 C=G=8 and C=G=4 exported with
+``--optimize native`` and ``fast``, beside MobileNet v1, timed interleaved in one run with
+onnxruntime at 1 and 2 threads, batch 1 and batch 8, plus each model's own peak RSS.
 
     .venv/bin/python benchmarks/native_summary.py [--runs 40] [--out benchmarks/results]
 
@@ -66,11 +66,32 @@ def peak_rss(path: Path, batch: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser = argparse.ArgumentParser(
+        description="CondenseNet-74 (native and fast exports) against MobileNet v1 in onnxruntime: "
+                    "interleaved latency ratios at 1 and 2 threads, batch 1 and 8, and peak RSS.")
+    parser.add_argument("--runs", type=_positive, default=40, metavar="N",
+                        help="timed interleaved rounds per model and setting (default: 40)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"), metavar="DIR",
+                        help="existing folder for native_summary_<arch>.md and .json, overwritten "
+                             "(default: benchmarks/results)")
     args = parser.parse_args()
+    slug = f"native_summary_{platform.machine()}"
+    from condense_deploy._fsutil import check_writable
+    from condense_deploy.errors import CondenseDeployError
+
+    try:  # before minutes of exports and timing
+        for suffix in (".json", ".md"):
+            check_writable(Path(args.out) / f"{slug}{suffix}", force=True)
+    except CondenseDeployError as e:
+        sys.exit(f"Error: {e}")
     started = time.time()
     paths = export_all(default_onnx_dir())
     labels = list(paths)
@@ -91,7 +112,6 @@ def main() -> None:
         result["peak_rss_mb"][f"batch {batch}"] = {label: peak_rss(paths[label], batch) for label in labels}
     result["seconds"] = round(time.time() - started, 1)
     out = Path(args.out)
-    slug = f"native_summary_{platform.machine()}"
     from condense_deploy._fsutil import write_json, write_text
 
     write_json(out / f"{slug}.json", result)
