@@ -73,8 +73,8 @@ class _LazyGroup(click.Group):
         except ModuleNotFoundError as e:
             raise click.ClickException(_missing_dependency_message(ctx.invoked_subcommand or "",
                                                                    e.name or "")) from e
-        except KeyboardInterrupt as e:
-            raise _Interrupted("interrupted") from e
+        except KeyboardInterrupt as e:  # a library may say what the interrupt left (train does)
+            raise _Interrupted(str(e) or "interrupted") from e
 
 
 def _missing_dependency_message(command: str, module: str) -> str:

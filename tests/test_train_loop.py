@@ -17,7 +17,7 @@ from condense_deploy.architectures.config import CondenseNetConfig
 from condense_deploy.checkpoint import strip_module
 from condense_deploy.errors import CondenseDeployError
 from condense_deploy.train.data import CifarData
-from condense_deploy.train.loop import TrainOptions, train
+from condense_deploy.train.loop import TrainInterrupted, TrainOptions, train
 from condense_deploy.train.synthetic import write_cifar_archive
 
 SMALL = {"stages": [2, 2, 2], "growth": [4, 8, 8]}
@@ -142,7 +142,9 @@ def test_interrupted_then_resumed_gives_the_same_weights(run, tmp_path: Path, da
         if epoch == 2 and i == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(CondenseDeployError, match=r"interrupted in epoch 3; epoch 2 is the last checkpoint"):
+    with pytest.raises(TrainInterrupted, match=r"interrupted in epoch 3; the last checkpoint is .*"
+                                               r"checkpoint_001.pth.tar; continue with: condense-deploy train "
+                                               rf"--savedir {tmp_path} --resume"):
         train(_options(tmp_path, data_dir), on_batch=stop)
     latest = (tmp_path / "save_models" / "latest.txt").read_text().strip()
     assert Path(latest).name == "checkpoint_001.pth.tar"

@@ -1,4 +1,10 @@
-"""The one progress-bar adapter: library progress callbacks drawn as a click bar on stderr."""
+"""The one progress-bar adapter: library progress callbacks drawn as a click bar on stderr.
+
+A bar is drawn only where stderr is a terminal: piped to a log, it would leave its label as a stray
+line (click prints the label once when it cannot redraw). Lines printed while a bar is shown go
+through ``ProgressBars.echo``, which clears the bar's line first and redraws the bar after, so the
+two never run together.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ class ProgressBar:
         self.bar: Any = None
 
     def _open(self, length: int, **options: Any) -> Any:
+        if self.bar is None and not _interactive():
+            self.bar = _NoBar()
         if self.bar is None:
             self.bar = click.progressbar(length=length, label=self.label, file=sys.stderr,
                                          **{**self.options, **options})
@@ -47,6 +55,28 @@ class ProgressBar:
         self.bar = None
 
 
+def _interactive() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+class _NoBar:
+    """Stands in for a click bar where none is drawn (stderr is not a terminal)."""
+
+    pos = 0
+
+    def update(self, steps: int) -> None:
+        self.pos += steps
+
+    def render_progress(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class ProgressBars:
     """A (label, done, total) callback: one ``ProgressBar`` per label (an epoch, say), the previous
     one closed when the label changes."""
@@ -60,6 +90,19 @@ class ProgressBars:
             self.close()
             self.bar = ProgressBar(label, **self.options)
         self.bar.counts(done, total)
+
+    def echo(self, line: str) -> None:
+        """Print a log line on stdout without running it into the bar: clear the bar's line on the
+        terminal, print, and draw the bar again below the line."""
+        shown = self.bar is not None and self.bar.bar is not None and not isinstance(self.bar.bar, _NoBar)
+        if shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+        click.echo(line)
+        if shown:
+            assert self.bar is not None
+            self.bar.bar._last_line = None  # click redraws only a changed line; this one was cleared
+            self.bar.bar.render_progress()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -51,6 +51,10 @@ _WORKERS = click.option("-j", "--workers", type=count(0, 256), default=2, show_d
               help="Seed of weights, data order and augmentation (0).")
 @_DEVICE
 @_WORKERS
+@click.option("--threads", type=count(1, 256), default=None, metavar="N",
+              help="Intra-op threads of each training process [default: OMP_NUM_THREADS, else 1: more "
+                   "threads win little on small models and collapse when anything else runs; see "
+                   "docs/train.md].")
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
 @click.option("--force", is_flag=True, help="Start over in a --savedir that already holds a run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -59,8 +63,8 @@ def train_command(
     growth: list[int] | None, bottleneck: int | None, group_1x1: int | None, group_3x3: int | None,
     condense_factor: int | None, dropout_rate: float | None, epochs: int | None, batch_size: int | None,
     lr: float | None, lr_type: str | None, momentum: float | None, weight_decay: float | None,
-    group_lasso_lambda: float | None, seed: int | None, device: str, workers: int, resume: bool, force: bool,
-    no_progress: bool,
+    group_lasso_lambda: float | None, seed: int | None, device: str, workers: int, threads: int | None,
+    resume: bool, force: bool, no_progress: bool,
 ) -> None:
     """Train a CondenseNet from scratch, with condensing, checkpoints and conversion at the end.
 
@@ -73,12 +77,12 @@ def train_command(
     options = TrainOptions(
         savedir=savedir, data=data, data_dir=data_dir, arch=arch, model_overrides=overrides, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_type=lr_type, momentum=momentum, weight_decay=weight_decay,
-        group_lasso_lambda=group_lasso_lambda, seed=seed, device=device, workers=workers, resume=resume,
-        force=force, show_progress=not no_progress,
+        group_lasso_lambda=group_lasso_lambda, seed=seed, device=device, workers=workers, threads=threads,
+        resume=resume, force=force, show_progress=not no_progress,
     )
     bars = ProgressBars(show_eta=True)
     try:
-        result = train(options, log=click.echo, progress=bars)
+        result = train(options, log=bars.echo, progress=bars)
     finally:
         bars.close()
     if result.rank != 0:

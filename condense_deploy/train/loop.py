@@ -30,7 +30,8 @@ from .checkpoints import CheckpointPaths, load_training_checkpoint, save_epoch
 from .data import DATASETS, TrainData, open_dataset
 from .schedule import SCHEDULES, learning_rate, progress
 
-__all__ = ["EpochStats", "TrainOptions", "TrainResult", "build_config", "topk_correct", "train"]
+__all__ = ["EpochStats", "TrainInterrupted", "TrainOptions", "TrainResult", "build_config", "topk_correct",
+           "train"]
 
 # Options that must not change between an interrupted run and its resume (None = take the stored one).
 _DEFAULT_ARCH = {"cifar10": "condensenet86_cifar", "cifar100": "condensenet86_cifar",
@@ -60,6 +61,7 @@ class TrainOptions:
     seed: int | None = None
     device: str = "cpu"
     workers: int = 2
+    threads: int | None = None  # intra-op threads; None: OMP_NUM_THREADS, else threads.DEFAULT_THREADS
     resume: bool = False
     force: bool = False
     show_progress: bool = True
@@ -188,6 +190,10 @@ def _resolve(
     return RunOptions(**resolved)
 
 
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what is on disk and how to go on (the CLI exits 130)."""
+
+
 class _Run:
     """The state of one training run on one rank."""
 
@@ -199,6 +205,8 @@ class _Run:
         self.progress = progress
         self.paths = CheckpointPaths(options.savedir)
         self.dist = distributed.setup(options.device)
+        self.threads = 1
+        self.epoch: int | None = None  # the epoch being trained, for the message after Ctrl-C
 
     # ------------------------------------------------------------------------------------ setup
     def prepare(self) -> None:
@@ -393,16 +401,12 @@ class _Run:
         if self.start_epoch == 0:
             self.log(f"training {self.arch or 'CondenseNet'} {self.cfg.to_dict()} on {self.data_name} "
                      f"({self.data.train_size} train / {self.data.val_size} val images, {self.batches} "
-                     f"batches of {o.batch_size} per epoch, {self.dist.world} process(es), "
-                     f"{o.epochs} epochs)")
+                     f"batches of {o.batch_size} per epoch, {self.dist.world} process(es) of "
+                     f"{self.threads} thread(s), {o.epochs} epochs)")
         for epoch in range(self.start_epoch, o.epochs):
             start = time.perf_counter()
-            try:
-                train_err1, train_err5, loss, lr, removed = self.train_epoch(epoch)
-            except KeyboardInterrupt:
-                done = f"epoch {epoch} is the last checkpoint" if epoch else "no checkpoint yet"
-                raise CondenseDeployError(
-                    f"interrupted in epoch {epoch + 1}; {done}; continue with --resume") from None
+            self.epoch = epoch
+            train_err1, train_err5, loss, lr, removed = self.train_epoch(epoch)
             self.dist.broadcast_buffers(self.model)
             if self.dist.world > 1:
                 self.dist.check_same(self.model, f"end of epoch {epoch + 1}")
@@ -435,6 +439,21 @@ class _Run:
             "history": [dataclasses.asdict(h) for h in self.history],
             "condense_deploy": "train",
         }
+
+    def interrupted(self) -> TrainInterrupted:
+        """What Ctrl-C leaves: the last complete checkpoint (latest.txt names it) and how to go on."""
+        where = f"in epoch {self.epoch + 1}" if self.epoch is not None else "while converting the best epoch"
+        try:
+            latest = self.paths.latest_checkpoint() if self.paths.models.is_dir() else None
+        except CondenseDeployError:
+            latest = None
+        if latest is None:
+            return TrainInterrupted(
+                f"interrupted {where}, before the first checkpoint: nothing to resume; run the same "
+                "command again to start over")
+        return TrainInterrupted(
+            f"interrupted {where}; the last checkpoint is {latest}; continue with: condense-deploy train "
+            f"--savedir {self.paths.savedir} --resume")
 
     # -------------------------------------------------------------------------------- the end
     def finish(self) -> TrainResult:
@@ -492,10 +511,22 @@ def train(
     """Train (or resume) as ``options`` say; ``log`` receives each log line, ``on_batch(epoch, i)``
     runs after every optimizer step (tests use it to interrupt a run), ``progress(label, done,
     total)`` after every batch of an epoch when ``options.show_progress`` (on the main rank)."""
+    from .threads import resolve_threads, set_threads
+
+    previous = torch.get_num_threads()
     run = _Run(options, log, on_batch, progress)
+    run.threads = resolve_threads(options.threads)
+    set_threads(run.threads)
     try:
         run.prepare()
-        run.run_epochs()
-        return run.finish()
+        try:
+            run.run_epochs()
+            run.epoch = None
+            return run.finish()
+        except KeyboardInterrupt:
+            if not run.dist.is_main:
+                raise
+            raise run.interrupted() from None
     finally:
+        torch.set_num_threads(previous)
         run.dist.close()
