@@ -142,9 +142,9 @@ def test_interrupted_then_resumed_gives_the_same_weights(run, tmp_path: Path, da
         if epoch == 2 and i == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(TrainInterrupted, match=r"interrupted in epoch 3; the last checkpoint is .*"
-                                               r"checkpoint_001.pth.tar; continue with: condense-deploy train "
-                                               rf"--savedir {tmp_path} --resume"):
+    advice = (r"interrupted in epoch 3; the last checkpoint is .*checkpoint_001.pth.tar; continue with: "
+              rf"condense-deploy train --savedir {tmp_path} --resume")
+    with pytest.raises(TrainInterrupted, match=advice):
         train(_options(tmp_path, data_dir), on_batch=stop)
     latest = (tmp_path / "save_models" / "latest.txt").read_text().strip()
     assert Path(latest).name == "checkpoint_001.pth.tar"

@@ -34,7 +34,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(savedir: Path, data_dir: Path, *extra: str) -> list[str]:
-    return ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir", str(savedir), *SMALL, *extra]
+    return ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir", str(savedir), *SMALL,
+            *extra]
 
 
 def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, wanted: int) -> None:
@@ -56,7 +57,8 @@ def test_ctrl_c_after_a_checkpoint_exits_130_and_its_advice_resumes(runner, monk
     assert stopped.exit_code == 130, stopped.output
     errors = [line for line in stopped.output.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: interrupted in epoch 2; the last checkpoint is {savedir}/save_models/"
-                      f"checkpoint_000.pth.tar; continue with: condense-deploy train --savedir {savedir} --resume"]
+                      "checkpoint_000.pth.tar; continue with: condense-deploy train --savedir "
+                      f"{savedir} --resume"]
     assert (savedir / "save_models" / "latest.txt").is_file() and "Traceback" not in stopped.output
     monkeypatch.undo()
     advice = errors[0].split("continue with: condense-deploy ")[1].split()
