@@ -19,9 +19,10 @@ import torch
 
 from condense_deploy.cli import cli
 from condense_deploy.commands.progress import ProgressBars
+from condense_deploy.runtime.machine import usable_cores
 from condense_deploy.train import loop
 from condense_deploy.train.synthetic import write_cifar_archive
-from condense_deploy.train.threads import DEFAULT_THREADS, resolve_threads
+from condense_deploy.train.threads import resolve_threads
 
 SMALL = ["--stages", "2-2-2", "--growth", "4-8-8", "-b", "20", "--seed", "1"]
 
@@ -96,18 +97,36 @@ def test_threads_option_sets_and_restores_torch_threads(runner, monkeypatch, tmp
     assert seen == [2] and "1 process(es) of 2 thread(s)" in result.output
     assert torch.get_num_threads() == before
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # torch is loaded here: its threads spin
     default = runner.invoke(cli, _train(tmp_path / "b", data_dir, "--epochs", "1"))
-    assert default.exit_code == 0 and seen[-1] == DEFAULT_THREADS == 1
+    assert default.exit_code == 0 and seen[-1] == 1
     bad = runner.invoke(cli, _train(tmp_path / "c", data_dir, "--threads", "999"))
     assert bad.exit_code == 2 and not (tmp_path / "c").exists()
 
 
-def test_threads_default_follows_omp_num_threads(monkeypatch) -> None:
+def test_threads_default(monkeypatch) -> None:
+    """OMP_NUM_THREADS, else every core (shared by the processes) where threads wait passively, else 1."""
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert resolve_threads(None) == 3 and resolve_threads(2) == 2
     for junk in ("", "0", "two"):
         monkeypatch.setenv("OMP_NUM_THREADS", junk)
-        assert resolve_threads(None) == DEFAULT_THREADS
+        monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+        assert resolve_threads(None) == 1
+        monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+        assert resolve_threads(None) == usable_cores()
+        assert resolve_threads(None, processes=usable_cores() * 2) == 1
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("active", "active")])
+def test_train_asks_for_passive_waiting_before_torch_loads(given: str | None, expected: str) -> None:
+    code = ("import os, sys\nfrom condense_deploy.train.threads import prefer_passive_waiting\n"
+            "assert 'torch' not in sys.modules\nprefer_passive_waiting()\n"
+            "print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
 
 
 class _Terminal(io.StringIO):
@@ -161,7 +180,9 @@ def test_on_a_terminal_bar_and_log_lines_never_share_a_line_and_sigint_exits_130
     main, child = pty.openpty()
     savedir = tmp_path / "run"
     args = [sys.executable, "-m", "condense_deploy", *_train(savedir, data_dir, "--epochs", "30")]
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=child, stderr=child, close_fds=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=child, stderr=child, close_fds=True,
+                            env=env)
     os.close(child)
     out = b""
     deadline = time.monotonic() + 300
@@ -178,3 +199,5 @@ def test_on_a_terminal_bar_and_log_lines_never_share_a_line_and_sigint_exits_130
     logs = [line for line in shown if "val err" in line or line.startswith(("training ", "Error:"))]
     assert logs and all("%" not in line and "#" not in line for line in logs), shown
     assert any(line.startswith("Error: interrupted in epoch") and "--resume" in line for line in shown), shown
+    # the default where train loads torch itself: every core, waiting passively
+    assert any(f"1 process(es) of {usable_cores()} thread(s)" in line for line in shown), shown

@@ -52,9 +52,9 @@ _WORKERS = click.option("-j", "--workers", type=count(0, 256), default=2, show_d
 @_DEVICE
 @_WORKERS
 @click.option("--threads", type=count(1, 256), default=None, metavar="N",
-              help="Intra-op threads of each training process [default: OMP_NUM_THREADS, else 1: more "
-                   "threads win little on small models and collapse when anything else runs; see "
-                   "docs/train.md].")
+              help="Intra-op threads of each training process [default: OMP_NUM_THREADS, else the usable "
+                   "cores (shared by torchrun's processes) with OpenMP threads that sleep instead of spin "
+                   "while they wait, which keeps a shared machine from collapsing; see docs/train.md].")
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
 @click.option("--force", is_flag=True, help="Start over in a --savedir that already holds a run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -70,6 +70,9 @@ def train_command(
 
     Multi-process: torchrun --nproc_per_node=N -m condense_deploy.train [same options].
     """
+    from ..train.threads import prefer_passive_waiting
+
+    prefer_passive_waiting()  # before torch loads OpenMP: see condense_deploy/train/threads.py
     from ..train.loop import TrainOptions, train
 
     overrides = {"stages": stages, "growth": growth, "bottleneck": bottleneck, "group_1x1": group_1x1,

@@ -61,7 +61,7 @@ class TrainOptions:
     seed: int | None = None
     device: str = "cpu"
     workers: int = 2
-    threads: int | None = None  # intra-op threads; None: OMP_NUM_THREADS, else threads.DEFAULT_THREADS
+    threads: int | None = None  # intra-op threads per process; None: threads.resolve_threads decides
     resume: bool = False
     force: bool = False
     show_progress: bool = True
@@ -515,7 +515,7 @@ def train(
 
     previous = torch.get_num_threads()
     run = _Run(options, log, on_batch, progress)
-    run.threads = resolve_threads(options.threads)
+    run.threads = resolve_threads(options.threads, run.dist.world)
     set_threads(run.threads)
     try:
         run.prepare()
