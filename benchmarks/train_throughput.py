@@ -11,6 +11,15 @@ forward, cross-entropy, backward, SGD Nesterov. Evaluation throughput (no grad) 
 each epoch also validates 10,000 images. Writes ``benchmarks/results/train_throughput_<machine>.md``.
 
     .venv/bin/python benchmarks/train_throughput.py --rounds 5 --steps 4
+
+``--threads-sweep`` instead measures what ``train --threads`` should default to: training steps of a
+small CIFAR CondenseNet (the smoke-run size, stages 4-4-4, growth 8-16-32, batch 64) in a fresh
+process per measurement, with each thread setting, on the machine as it is ("quiet") and beside a
+competing load the script starts itself (one busy process per core, stopped after each
+measurement), interleaved over rounds, medians. It recommends the setting whose worst case is best
+and writes ``benchmarks/results/train_threads_<machine>.md``:
+
+    .venv/bin/python benchmarks/train_throughput.py --threads-sweep --rounds 2 --steps 4 --budget 20
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,14 +85,132 @@ def time_eval(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return repeats * len(x) / (time.perf_counter() - start)
 
 
+# (label, threads, extra environment): what the sweep compares; every core, as torch and train use them
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+THREAD_SETTINGS = [
+    ("1 thread", 1, {}),
+    (f"{_CORES} threads, OpenMP's own waiting (torch's default)", _CORES, {}),
+    (f"{_CORES} threads, OMP_WAIT_POLICY=PASSIVE (train's default)", _CORES, {"OMP_WAIT_POLICY": "PASSIVE"}),
+]
+# a spinning process that ends after argv[1] seconds, or as soon as the script that started it is gone
+_BUSY = ("import os, sys, time\nend, parent = time.monotonic() + float(sys.argv[1]), os.getppid()\n"
+         "while time.monotonic() < end and os.getppid() == parent:\n    sum(range(10000))")
+
+
+def child_steps(threads: int, steps: int, batch_size: int, budget_s: float) -> float:
+    """Median images/s of ``steps`` training steps of the smoke-run CondenseNet, as train runs them
+    (fewer, at least one, where they take more than ``budget_s`` seconds: a collapsed setting)."""
+    from condense_deploy.architectures.condensenet import CondenseNet
+    from condense_deploy.architectures.config import CondenseNetConfig
+    from condense_deploy.train.threads import set_threads
+
+    set_threads(threads)
+    torch.manual_seed(0)
+    cfg = CondenseNetConfig(stages=[4, 4, 4], growth=[8, 16, 32], num_classes=10, kind="cifar")
+    model = CondenseNet(cfg)
+    optimizer = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    x, y = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
+    time_train(model, optimizer, [(x, y)], 1)  # warm-up
+    rates: list[float] = []
+    began = time.perf_counter()
+    while len(rates) < steps and (not rates or time.perf_counter() - began < budget_s):
+        start = time.perf_counter()
+        time_train(model, optimizer, [(x, y)], 1)
+        rates.append(batch_size / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _measure(threads: int, env: dict[str, str], steps: int, batch_size: int, budget_s: float,
+             loaded: bool) -> float:
+    busy = []
+    if loaded:  # one spinning process per core, bounded in time even if this script dies
+        busy = [subprocess.Popen([sys.executable, "-c", _BUSY, "900"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        command = [sys.executable, __file__, "--child-threads", str(threads), "--steps", str(steps),
+                   "--batch-size", str(batch_size), "--budget", str(budget_s)]
+        inherited = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+        done = subprocess.run(command, env={**inherited, **env}, capture_output=True, text=True, check=True,
+                              timeout=1800)
+        return float(done.stdout.strip().splitlines()[-1])
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def threads_sweep(args: argparse.Namespace) -> str:
+    """Every setting quiet and loaded, interleaved over rounds; the markdown of the results file."""
+    loads = (("quiet", False), ("loaded", True))
+    rates: dict[tuple[str, str], list[float]] = {(s[0], load): [] for s in THREAD_SETTINGS
+                                                 for load, _ in loads}
+    load_seen = []
+    for r in range(args.rounds):
+        for load, loaded in loads:
+            for label, threads, env in THREAD_SETTINGS:
+                load_seen.append(os.getloadavg()[0])
+                rates[(label, load)].append(_measure(threads, env, args.steps, args.batch_size, args.budget,
+                                                     loaded))
+                rate = rates[(label, load)][-1]
+                print(f"round {r + 1}/{args.rounds} {load:6s} {label}: {rate:.1f} img/s", file=sys.stderr)
+    med = {key: statistics.median(v) for key, v in rates.items()}
+    worst = {label: min(med[(label, load)] for load, _ in loads) for label, _, _ in THREAD_SETTINGS}
+    best = max(worst, key=lambda label: worst[label])
+    lines = [
+        f"# Training threads: which `train --threads` default holds up on {args.machine}",
+        "",
+        "Measured with `.venv/bin/python benchmarks/train_throughput.py --threads-sweep --rounds "
+        f"{args.rounds} --steps {args.steps} --budget {args.budget:g}` ({time.strftime('%Y-%m-%d')}, "
+        f"torch {torch.__version__}, "
+        f"{os.cpu_count()} cores). Training steps (forward, loss, backward, SGD) of a CIFAR CondenseNet "
+        f"with stages 4-4-4 and growth 8-16-32 at batch {args.batch_size}, each measurement in a fresh "
+        "process, settings interleaved over rounds, medians of per-step images/s (up to --steps steps, "
+        "fewer where they took more than --budget seconds). \"loaded\": beside one "
+        "busy-looping process per core "
+        "that the script starts for that measurement only. \"quiet\": the machine as it was (load average "
+        f"{min(load_seen):.1f} to {max(load_seen):.1f} from other jobs during the run).",
+        "",
+        "| setting | quiet img/s | loaded img/s | loaded / quiet | quiet per round | loaded per round |",
+        "|---|--:|--:|--:|---|---|",
+    ]
+    for label, _, _ in THREAD_SETTINGS:
+        q, lo = med[(label, "quiet")], med[(label, "loaded")]
+        lines.append(f"| {label} | {q:.0f} | {lo:.0f} | {lo / q:.2f} | "
+                     f"{', '.join(f'{v:.0f}' for v in rates[(label, 'quiet')])} | "
+                     f"{', '.join(f'{v:.0f}' for v in rates[(label, 'loaded')])} |")
+    spread = max(med.values()) / min(med.values())
+    lines += [
+        "",
+        f"Recommended default: **{best}**, the setting whose worse case (quiet or loaded) is best "
+        f"({worst[best]:.0f} img/s; the others' worse cases: "
+        + ", ".join(f"{label} {worst[label]:.0f}" for label in worst if label != best)
+        + f"). Largest to smallest median in the table: {spread:.1f}x.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
     parser.add_argument("--steps", type=int, default=4, help="training steps per model per round")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--machine", default=f"{platform.machine()}-{os.cpu_count()}cpu")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
+    parser.add_argument("--machine", default=f"{platform.machine()}-{os.cpu_count()}cpu",
+                        help="name in the results file's name")
+    parser.add_argument("--out", default=None, help="results file (default: benchmarks/results/...)")
+    parser.add_argument("--threads-sweep", action="store_true",
+                        help="measure train's thread settings quiet and under a competing load instead")
+    parser.add_argument("--budget", type=float, default=30.0,
+                        help="--threads-sweep: seconds of timed steps per measurement at most (default 30)")
+    parser.add_argument("--child-threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_threads is not None:
+        print(child_steps(args.child_threads, args.steps, args.batch_size, args.budget))
+        return
+    if args.threads_sweep:
+        text = threads_sweep(args)
+        _write(Path(args.out or Path(__file__).parent / "results" / f"train_threads_{args.machine}.md"), text)
+        print(text)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar_archive(tmp, train_per_class=(args.steps * args.batch_size) // 10 + 1, test_per_class=2)
@@ -147,12 +275,15 @@ def main() -> None:
         "on this CPU.",
     ]
     text = "\n".join(lines) + "\n"
-    out = Path(args.out or Path(__file__).parent / "results" / f"train_throughput_{args.machine}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(text)
-    os.replace(tmp_out, out)
+    _write(Path(args.out or Path(__file__).parent / "results" / f"train_throughput_{args.machine}.md"), text)
     print(text)
+
+
+def _write(out: Path, text: str) -> None:
+    from condense_deploy._fsutil import make_dirs, write_text
+
+    make_dirs(out.parent, "results folder")
+    write_text(out, text)
 
 
 if __name__ == "__main__":
