@@ -38,9 +38,13 @@ else
     [ -n "$index" ] && echo "install-torch: falling back to what pip finds (its own index and find-links)" >&2
     "$py" "${pip_args[@]}" torch
 fi
-"$py" -c '
+# -W ignore: torch warns that numpy is missing, which the project install brings next
+"$py" -W ignore -c '
 import torch
 cuda = torch.version.cuda
 build = f"a CUDA {cuda} build" if cuda else "the CPU-only build"
 print(f"install-torch: installed torch {torch.__version__}, {build}")
+if cuda:
+    print("install-torch: for the CPU build instead: rm -rf .venv, then make with TORCH_INDEX set to a "
+          "reachable CPU wheel index, or PIP_FIND_LINKS to a folder holding the CPU wheel")
 '

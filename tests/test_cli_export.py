@@ -134,7 +134,9 @@ def test_bad_flags_are_usage_errors(runner, tmp_path: Path, args: list[str]) -> 
 
 def test_unsupported_opset(runner, tmp_path: Path) -> None:
     _fails(runner.invoke(cli, ["export", "condensenet50_cifar", "-o", str(tmp_path / "x.onnx"), "--opset",
-                               "9"]), "opset 9")
+                               "9"]), "opset 9", "use 13..", code=2)
+    help_text = " ".join(runner.invoke(cli, ["export", "--help"]).output.split())
+    assert "--opset N ONNX opset version: 13 up to the newest the installed onnx knows." in help_text
 
 
 def test_verify_mismatch_and_missing_file(runner, tmp_path: Path, checkpoint) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..graph.recipes import MODES
-from .options import arch_option, classes_option, count, trust_option
+from .options import arch_option, classes_option, trust_option
 from .progress import ProgressBar
 
 __all__ = ["export_command", "verify_command"]
@@ -35,6 +35,19 @@ class _BatchType(click.ParamType):
         return size
 
 
+def _check_opset(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """The range export supports, said once: --help, this check and the library's agree."""
+    import onnx
+
+    from ..export import SPEC
+
+    newest = onnx.defs.onnx_opset_version()
+    if not SPEC.min_opset <= value <= newest:
+        raise click.BadParameter(f"opset {value} is not supported: use {SPEC.min_opset}..{newest} "
+                                 "(the newest the installed onnx knows)")
+    return value
+
+
 def _step(message: str) -> None:
     click.echo(f"  {message}...", err=True)
 
@@ -44,7 +57,8 @@ def _step(message: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The .onnx file to write.")
 @arch_option
-@click.option("--opset", type=count(7, 30), default=17, show_default=True, help="ONNX opset version.")
+@click.option("--opset", type=int, default=17, show_default=True, metavar="N", callback=_check_opset,
+              help="ONNX opset version: 13 up to the newest the installed onnx knows.")
 @click.option("--batch", type=_BatchType(), default="dynamic", show_default=True,
               help="A symbolic batch axis, or a fixed batch size.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True, help="Run onnxsim.")
