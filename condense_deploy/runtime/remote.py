@@ -81,6 +81,8 @@ def run_remote_bench(
         _scp(options, [str(p) for p in paths], f"{host}:{remote_dir}/", host, "copy the models", timeout_s)
         remote_models = [f"{remote_dir}/{name}" for name in names]
         remote_json = f"{remote_dir}/{_RESULT_NAME}"
+        # --json PATH, not -o PATH: the spelling every installed version on a board reads (newer ones
+        # accept it as a deprecated alias of -o, with a warning on the remote stderr, which stays there)
         command = shlex.join([*shlex.split(remote_python), "-m", "condense_deploy", "bench",
                               *remote_models, *bench_args, "--json", remote_json])
         _ssh(host, options, f"cd {shlex.quote(remote_dir)} && {command}", "run the bench", timeout_s)
