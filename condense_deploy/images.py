@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from .errors import CondenseDeployError
+from .errors import CondenseDeployError, first_line
 
 __all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_files", "eval_resize", "read_cifar", "resize_center_crop",
            "unpickle_cifar_batch", "which_cifar"]
@@ -83,11 +83,6 @@ def cifar_files(name: str, train: bool = True, test: bool = True) -> list[str]:
     return [*(train_files if train else ()), *(test_files if test else ())]
 
 
-def _one_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def which_cifar(path: str | Path) -> str | None:
     """Which CIFAR ``path`` holds, by its layout: the archive, its extracted folder, or a folder
     holding either (as ``train --data-dir`` takes it); None when it looks like none of them."""
@@ -115,7 +110,7 @@ def read_cifar(name: str, source: str | Path, train: bool = True, test: bool = T
                 return {f: (candidate / f).read_bytes() for f in wanted}
             except OSError as e:
                 raise CondenseDeployError(
-                    f"{candidate}: cannot read the CIFAR batches ({_one_line(e)})") from e
+                    f"{candidate}: cannot read the CIFAR batches ({first_line(e)})") from e
     archive = data_dir / archive_name if data_dir.is_dir() else data_dir
     if archive.is_file():
         members: dict[str, bytes] = {}
@@ -128,7 +123,7 @@ def read_cifar(name: str, source: str | Path, train: bool = True, test: bool = T
                         if handle is not None:
                             members[base] = handle.read()
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-            raise CondenseDeployError(f"{archive}: cannot read the archive ({_one_line(e)})") from e
+            raise CondenseDeployError(f"{archive}: cannot read the archive ({first_line(e)})") from e
         missing = [f for f in wanted if f not in members]
         if missing:
             raise CondenseDeployError(

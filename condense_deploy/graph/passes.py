@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 from .view import GraphView
 
 __all__ = [
@@ -584,4 +584,4 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
-        raise CondenseDeployError(f"{where}: produced an invalid ONNX model: {str(e).splitlines()[0]}") from e
+        raise CondenseDeployError(f"{where}: produced an invalid ONNX model: {first_line(e)}") from e
