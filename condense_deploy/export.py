@@ -1,12 +1,13 @@
 """ONNX export that is checked, simplified, optimized and verified against PyTorch before it is kept.
 
 Three pieces, as in Optimum's exporter: a declarative spec (``SPEC``: names, dynamic batch, opset,
-tolerance), the export itself (``export_onnx``), and validation that reopens the written file in
-onnxruntime (``validate_onnx``). The file is built at a temp path beside the target and replaces it
-only after every check passed, so a failed export leaves neither a half-written nor an unverified
-file (and an existing file survives byte for byte). ``pipeline.export_source`` / ``verify_source``
-are what the CLI calls: load any checkpoint or zoo name, convert a training-form CondenseNet,
-record where the weights came from in the file's ``metadata_props``.
+tolerance; a zoo model's card sets its own opset and tolerance, ``export_config``), the export itself
+(``export_onnx``), and validation that reopens the written file in onnxruntime (``validate_onnx``).
+The file is built at a temp path beside the target and replaces it only after every check passed, so
+a failed export leaves neither a half-written nor an unverified file (and an existing file survives
+byte for byte). ``pipeline.export_source`` / ``verify_source`` are what the CLI calls: load any
+checkpoint or zoo name, convert a training-form CondenseNet, record where the weights came from in
+the file's ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "SPEC",
     "ExportResult",
     "OnnxExportSpec",
+    "export_config",
     "export_onnx",
     "read_metadata",
     "validate_onnx",
@@ -48,25 +50,30 @@ __all__ = [
 EXPORTERS = ("torchscript", "dynamo")
 
 
-_CARDS_EXPORT = export_settings()  # the model cards' export field: opset, atol
-
-
 @dataclass(frozen=True)
 class OnnxExportSpec:
-    """What every exported file looks like and how it is checked."""
+    """What every exported file looks like and how it is checked. ``opset`` and ``atol`` are for a
+    model without a card (a checkpoint of an architecture outside the zoo); a zoo model's card
+    sets its own (``export_config``)."""
 
     input_name: str = "input"
     output_name: str = "logits"
     batch_dim: str = "batch"
-    opset: int = int(_CARDS_EXPORT["opset"])
+    opset: int = 17
     min_opset: int = 13  # Gather/Reshape/BN forms we rely on; older runtimes are out of scope
-    atol: float = float(_CARDS_EXPORT["atol"])
+    atol: float = 1e-4
     validate_batches: tuple[int, ...] = (1, 3)
     trace_batch: int = 2  # >= 2 so no exporter specialises the batch dimension to 1
     seed: int = 0
 
 
 SPEC = OnnxExportSpec()
+
+
+def export_config(card: str | None) -> tuple[int, float]:
+    """The opset and the validation atol for the model of zoo name ``card``: its card's ``export``
+    field; ``SPEC``'s for a model without a card (None)."""
+    return (SPEC.opset, SPEC.atol) if card is None else export_settings(card)
 
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (done, total) of a long step: tuning
