@@ -1,7 +1,7 @@
 """The multi-step workflows: each loads a checkpoint (or a zoo model), converts, checks, counts,
 exports or saves, by calling the single-step modules below it.
 
-Imports run one way: models/ -> convert -> checkpoint -> pipeline -> commands (and train/). Nothing
+Imports run one way: architectures/ -> convert -> checkpoint -> pipeline -> commands (and train/). Nothing
 below this module imports it, so no module needs a function-level import to break a cycle.
 """
 
