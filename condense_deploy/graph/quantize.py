@@ -26,7 +26,7 @@ from ..images import (
     unpickle_cifar_batch,
     which_cifar,
 )
-from ..kernels import DOMAIN
+from ..native.contract import DOMAIN
 
 __all__ = ["load_images", "quantize_file", "quantize_onnx"]
 
