@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/install-torch.sh
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[full,test]'
 	touch $(STAMP)
 
-$(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/build-kernels.sh
+$(KERNELS): $(shell find csrc -type f) scripts/build-kernels.sh
 	@echo "make: building the native kernels (csrc/, one compile per ISA; minutes on a small machine)"
 	bash scripts/build-kernels.sh
 

@@ -16,28 +16,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
-import click
-
-from condense_deploy.commands.table import table_command
-from condense_deploy.errors import CondenseDeployError
+from condense_deploy.cli import run_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-
-def _one_line_errors(callback: Any) -> Any:
-    """As the condense-deploy group does: a library error is one ``Error:`` line, exit 1."""
-
-    def run(**kwargs: Any) -> Any:
-        try:
-            return callback(**kwargs)
-        except CondenseDeployError as e:
-            raise click.ClickException(str(e)) from e
-
-    return run
-
-
-if __name__ == "__main__":
-    table_command.callback = _one_line_errors(table_command.callback)
-    table_command.main(["--out-dir", str(RESULTS), *sys.argv[1:]], prog_name="inference_table.py")
+if __name__ == "__main__":  # the table command as a program of its own, with the CLI's error handling
+    run_command("table", prog_name="inference_table.py", args=["--out-dir", str(RESULTS), *sys.argv[1:]])
