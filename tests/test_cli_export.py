@@ -133,10 +133,17 @@ def test_bad_flags_are_usage_errors(runner, tmp_path: Path, args: list[str]) -> 
 
 
 def test_unsupported_opset(runner, tmp_path: Path) -> None:
-    _fails(runner.invoke(cli, ["export", "condensenet50_cifar", "-o", str(tmp_path / "x.onnx"), "--opset",
-                               "9"]), "opset 9", "use 13..", code=2)
+    import onnx
+
+    from condense_deploy.commands.export import MIN_OPSET
+    from condense_deploy.export import SPEC
+
+    newest = onnx.defs.onnx_opset_version()
+    for opset in ("9", str(newest + 1)):
+        _fails(runner.invoke(cli, ["export", "condensenet50_cifar", "-o", str(tmp_path / "x.onnx"), "--opset",
+                                   opset]), f"{opset} is not in the range 13<=x<={newest}", code=2)
     help_text = " ".join(runner.invoke(cli, ["export", "--help"]).output.split())
-    assert "--opset N ONNX opset version, 13 up to the newest the installed onnx knows" in help_text
+    assert f"[13<=x<={newest}]" in help_text and MIN_OPSET == SPEC.min_opset
 
 
 def test_verify_mismatch_and_missing_file(runner, tmp_path: Path, checkpoint) -> None:
