@@ -13,7 +13,7 @@ import torch
 
 from condense_deploy.checkpoint import load_model
 from condense_deploy.cli import cli
-from condense_deploy.train.loop import TrainOptions, train
+from condense_deploy.train.loop import DEFAULT_CLASSIFIER, TrainOptions, train
 from condense_deploy.train.synthetic import write_cifar_archive
 
 # 20 classifier inputs, 10 classes: keeping 10 of the inputs untrained costs ~20 points here
@@ -41,6 +41,13 @@ def half_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
     return savedir, _train(savedir, data_dir, "half", lines), lines
 
 
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    savedir = tmp_path_factory.mktemp("default")
+    lines: list[str] = []
+    return savedir, _train(savedir, data_dir, None, lines), lines
+
+
 def test_the_half_drop_hurts_here_and_the_log_says_so(half_run) -> None:
     _, result, lines = half_run
     assert result.classifier == "half"
@@ -51,6 +58,38 @@ def test_the_half_drop_hurts_here_and_the_log_says_so(half_run) -> None:
     assert f"val err {result.converted_trained_err1:.2f} -> {result.converted_err1:.2f} %" in line
     [warning] = [line for line in lines if line.startswith("warning:")]
     assert "points of top-1 error" in warning and "--classifier condense" in warning
+
+
+def test_the_default_deploys_what_was_trained(default_run) -> None:
+    _, result, lines = default_run
+    assert result.classifier == DEFAULT_CLASSIFIER
+    assert result.converted_trained_err1 is not None and result.converted_err1 is not None
+    assert abs(result.converted_err1 - result.converted_trained_err1) <= 1.0
+    assert not any(line.startswith("warning:") for line in lines)
+    loaded = load_model(result.converted_path)
+    assert loaded.deploy["classifier"] == DEFAULT_CLASSIFIER
+    assert loaded.deploy["deployed_err1"] == pytest.approx(result.converted_err1, abs=1e-3)
+
+
+def test_the_default_exported_scores_the_same_in_onnxruntime(default_run, data_dir: Path,
+                                                            tmp_path: Path, runner) -> None:
+    from condense_deploy.pipeline import export_source
+    from condense_deploy.train.evaluate import evaluate
+
+    _, result, _ = default_run
+    out = tmp_path / "tiny.onnx"
+    export_source(result.converted_path, out)
+    scored = evaluate(out, "cifar10", data_dir)
+    assert scored.runtime == "onnxruntime"
+    assert scored.top1_err == pytest.approx(result.converted_err1, abs=1e-6)
+    assert abs(scored.top1_err - result.converted_trained_err1) <= 1.0
+    info = json.loads(runner.invoke(cli, ["inspect", str(out), "--json"]).output)
+    record = json.loads(info["metadata"]["condense_deploy.classifier"])
+    assert record["mode"] == DEFAULT_CLASSIFIER and record["features"] == 20
+    assert record["trained_err1"] == pytest.approx(result.converted_trained_err1, abs=1e-3)
+    shown = runner.invoke(cli, ["eval", str(out), "--data", "cifar10", "--data-dir", str(data_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert f"recorded at conversion: trained {result.converted_trained_err1:.2f} %" in shown.output
 
 
 def test_convert_with_data_reports_and_warns_then_the_remedies(half_run, data_dir: Path, tmp_path: Path,

@@ -51,10 +51,11 @@ _WORKERS = click.option("-j", "--workers", type=count(0, 256), default=2, show_d
 @click.option("--seed", type=count(0, 2**32 - 1), default=None,
               help="Seed of weights, data order and augmentation (0).")
 @click.option("--classifier", type=click.Choice(CLASSIFIER_MODES), default=None,
-              help="How the classifier is deployed: condense (half its inputs masked from the last "
-                   "condensing stage on, so training adapts; the default), full (all inputs kept), half "
-                   "(the original: half dropped at conversion), finetune (half dropped, then the kept "
-                   "classifier retrained briefly).")
+              help="How the classifier is deployed: full (every input kept: the converted model is the "
+                   "trained one; the default), condense (half its inputs masked from the last condensing "
+                   "stage on, so training adapts; the original converted format), half (the original: half "
+                   "dropped at conversion, unadapted), finetune (half dropped, then the kept classifier "
+                   "retrained briefly).")
 @_DEVICE
 @_WORKERS
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
@@ -124,8 +125,7 @@ def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, 
                      trust_checkpoint=trust_checkpoint, device=device, workers=workers, progress=bar.counts)
     finally:
         bar.close()
-    click.echo(f"{r.source} ({r.runtime}) on {r.data}: top-1 error {r.top1_err:.2f} %, top-5 error "
-               f"{r.top5_err:.2f} % over {r.images} images ({r.seconds:.1f} s)")
+    # the figures line stays the last one: scripts read it
     if r.deployed_top1_err is not None:
         gap = DeployGap(r.data, r.top1_err, r.top5_err, r.deployed_top1_err, r.deployed_top5_err or 0.0)
         click.echo(f"trained {gap.trained_err1:.2f} % -> deployed {gap.deployed_err1:.2f} % top-1 error "
@@ -140,4 +140,7 @@ def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, 
     if r.recorded:
         click.echo(f"recorded at conversion: trained {r.recorded['trained_err1']:.2f} % -> deployed "
                    f"{r.recorded.get('deployed_err1', float('nan')):.2f} % top-1 error on "
-                   f"{r.recorded.get('data', '?')} (--classifier {r.recorded.get('classifier', '?')})")
+                   f"{r.recorded.get('data', '?')} (--classifier "
+                   f"{r.recorded.get('classifier', r.recorded.get('mode', '?'))})")
+    click.echo(f"{r.source} ({r.runtime}) on {r.data}: top-1 error {r.top1_err:.2f} %, top-5 error "
+               f"{r.top5_err:.2f} % over {r.images} images ({r.seconds:.1f} s)")

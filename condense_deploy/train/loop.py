@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_CLASSIFIER", "EpochStats", "TrainOptions", "TrainResult", "b
 
 # How the classifier reaches its deployed form unless --classifier says otherwise (CLASSIFIER_MODES;
 # docs/train.md has the figures it was chosen from).
-DEFAULT_CLASSIFIER = "half"
+DEFAULT_CLASSIFIER = "full"
 
 # Options that must not change between an interrupted run and its resume (None = take the stored one).
 _DEFAULT_ARCH = {"cifar10": "condensenet86_cifar", "cifar100": "condensenet86_cifar",
