@@ -233,7 +233,7 @@ class ClassifierReport:
 
     def describe(self) -> str:
         share = 100 * self.kept / self.features
-        text = f"classifier: kept {share:.0f} % of inputs ({self.kept} of {self.features})"
+        text = f"kept {share:.0f} % of inputs ({self.kept} of {self.features})"
         if self.exact:
             return text + ("" if self.kept == self.features else "; the dropped ones had zero weight: exact")
         return (text + f"; dropped {100 * self.dropped_weight:.1f} % of its weight mass, logits moved up to "

@@ -99,7 +99,8 @@ def test_convert_with_data_reports_and_warns_then_the_remedies(half_run, data_di
     data = ["--data", "cifar10", "--data-dir", str(data_dir)]
     half = runner.invoke(cli, ["convert", best, "-o", str(tmp_path / "half.pth.tar"), *data])
     assert half.exit_code == 0, half.output
-    assert "--classifier half; classifier: kept 50 % of inputs" in half.output
+    assert "classifier:   kept 50 % of inputs (10 of 20)" in half.output
+    assert "--classifier half" in half.output
     trained, deployed = result.converted_trained_err1, result.converted_err1
     assert f"accuracy:     val err {trained:.2f} -> {deployed:.2f} %" in half.output
     assert "warning: deploying costs" in half.output and "--classifier full" in half.output

@@ -44,7 +44,8 @@ def convert_command(checkpoint: str, output: str, classifier: str | None, data: 
     click.echo(f"equivalence:  LGC conversion exact: max abs diff {result.max_abs_diff:.3e} "
                f"(atol {ATOL:.0e}) vs the training model with the same classifier inputs")
     if result.classifier is not None:
-        click.echo(f"classifier:   --classifier {result.mode}; {result.classifier.describe()}")
+        after = " (before fine-tuning)" if result.mode == "finetune" else ""
+        click.echo(f"classifier:   {result.classifier.describe()}{after}; --classifier {result.mode}")
     if result.gap is not None:
         click.echo(f"accuracy:     {result.gap.describe()} on {result.gap.data} (trained -> deployed)")
     elif result.classifier is not None and not result.classifier.exact:

@@ -531,7 +531,7 @@ class _Run:
         result.flops, result.params = int(conversion.flops), int(conversion.params)
         how = {"finetune": ", then fine-tuned", "condense": ", masked in training"}.get(mode, "")
         self.log(f"converted epoch {epoch + 1} -> {self.paths.converted}: LGC conversion exact (max diff "
-                 f"{conversion.max_abs_diff:.2e}); {report.describe()}{how}; {gap.describe()}; "
+                 f"{conversion.max_abs_diff:.2e}); classifier: {report.describe()}{how}; {gap.describe()}; "
                  f"{conversion.flops / 1e6:.2f}M FLOPs, {conversion.params / 1e6:.3f}M params")
         warning = gap.warning(TRAIN_REMEDY)
         if warning:
