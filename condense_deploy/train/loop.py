@@ -31,8 +31,8 @@ from .data import DATASETS, TrainData, open_dataset
 from .deploy import finetune_classifier, topk_correct
 from .schedule import SCHEDULES, learning_rate, progress
 
-__all__ = ["DEFAULT_CLASSIFIER", "EpochStats", "TrainInterrupted", "TrainOptions", "TrainResult", "build_config",
-           "topk_correct", "train"]
+__all__ = ["DEFAULT_CLASSIFIER", "EpochStats", "TrainInterrupted", "TrainOptions", "TrainResult",
+           "build_config", "topk_correct", "train"]
 
 # How the classifier reaches its deployed form unless --classifier says otherwise (CLASSIFIER_MODES;
 # docs/train.md has the figures it was chosen from).
