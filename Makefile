@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # the native kernels (csrc/): built into the package folder, where condense_deploy.kernels finds them
 KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
-.PHONY: demo test test-all lint clean kernels
+.PHONY: demo test test-all lint clean kernels tools
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ $(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/bui
 	bash scripts/build-kernels.sh
 
 kernels: $(KERNELS)
+
+# the qemu TCG plugin benchmarks/arm_model.py loads (a host tool, not part of the shipped library)
+TB_PROFILE := build/tools/libtb_profile.so
+$(TB_PROFILE): csrc/tools/tb_profile.c
+	mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -o $@ $< -lpthread
+
+tools: $(TB_PROFILE)
 
 demo: $(STAMP) $(KERNELS)
 	$(PY) -m condense_deploy demo
