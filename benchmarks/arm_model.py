@@ -58,6 +58,7 @@ MODELS = {
     "condensenet74_c4g4": ("condensenet74_c4g4", "native"),
 }
 MARK_SYSCALL = 0x4D43  # csrc/tools/tb_profile.c's marker
+OPS_LIBRARY = "libcondense_deploy"  # the native kernels' shared library (file name prefix)
 
 # Runs in the guest (aarch64 or x86 under qemu): the session bench measures, warm-up, then the
 # counted window between the plugin's markers, then the guest's own view of its mappings.
@@ -137,6 +138,10 @@ def profile(model: Path, work: Path, *, arch: str, qemu_cpu: str, warmup: int,
         env.update(CONDENSE_DEPLOY_ISA="avx2")
         command = [shutil.which("qemu-x86_64") or "qemu-x86_64", "-cpu", qemu_cpu, "-plugin", plugin,
                    sys.executable, *args]
+    # no address randomization (inherited by qemu): the same guest addresses run to run, so allocator
+    # and hashing paths repeat too
+    if shutil.which("setarch"):
+        command = ["setarch", platform.machine(), "-R", *command]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0 or not blocks.exists():
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
@@ -160,15 +165,21 @@ def model_one(key: str, model: Path, *, arch: str, qemu_cpu: str, mcpu: str, war
 
 
 def dense_block_peak(row: dict[str, Any], key: str, macs_per_cycle: int) -> dict[str, Any] | None:
-    """Useful MACs of the DenseBlock ops over the cycles spent in the native kernels' library."""
+    """Useful MACs of the DenseBlock ops over the cycles spent in the native kernels' library (for
+    MobileNet v1, the reference: its MACs over the whole model's cycles)."""
+    from native_kernels import BLOCKS, MOBILENET_MACS, block_c0s, block_macs
+
+    if key == REFERENCE:
+        return {"useful_macs": MOBILENET_MACS, "cycles": row["cycles"], "instructions": row["instructions"],
+                "instructions_per_mac": round(row["instructions"] / MOBILENET_MACS, 3),
+                "percent_of_peak": round(100 * MOBILENET_MACS / (row["cycles"] * macs_per_cycle), 1)}
     if not key.startswith("condensenet74_c"):
         return None
-    from native_kernels import BLOCKS, block_c0s, block_macs
 
     groups = int(key.split("_c")[1].split("g")[0])
     macs = sum(block_macs(c0, gr, la, groups, hw)
                for (la, gr, hw), c0 in zip(BLOCKS, block_c0s(), strict=True))
-    lib = next((v for k, v in row["by_file"].items() if k.startswith("libcondense_deploy_ops")), None)
+    lib = next((v for k, v in row["by_file"].items() if k.startswith(OPS_LIBRARY)), None)
     if lib is None:
         return None
     return {"useful_macs": macs, "cycles": lib["cycles"], "instructions": lib["instructions"],
@@ -185,7 +196,7 @@ def run_models(keys: list[str], *, arch: str, qemu_cpu: str, mcpu: str, macs_per
                               runs=runs, coverage=coverage, roots=roots)
         peak = dense_block_peak(rows[key], key, macs_per_cycle)
         if peak:
-            rows[key]["dense_blocks"] = peak
+            rows[key]["whole_model" if key == REFERENCE else "dense_blocks"] = peak
     ref = rows.get(REFERENCE)
     for row in rows.values():
         row["ratio"] = round(row["cycles"] / ref["cycles"], 3) if ref else None
@@ -254,15 +265,27 @@ def render(result: dict[str, Any]) -> str:
         ratio = f"{row['ratio']:.3f}" if row["ratio"] is not None else "-"
         lines.append(f"| {key} | {row['instructions'] / 1e6:.1f} M | {row['cycles'] / 1e6:.1f} M | "
                      f"{row['ipc']:.2f} | {ratio} |")
-    blocks = {k: r["dense_blocks"] for k, r in models.items() if "dense_blocks" in r}
+    blocks = {f"{k}, DenseBlock kernels": r["dense_blocks"] for k, r in models.items() if "dense_blocks" in r}
+    blocks.update({f"{k}, whole model (reference)": r["whole_model"] for k, r in models.items()
+                   if "whole_model" in r})
     if blocks:
-        lines += ["", f"DenseBlock kernels (all of libcondense_deploy_ops.so): useful MACs / (cycles x "
-                  f"{result['macs_per_cycle']} fp32 MAC per cycle, the modeled peak):", "",
-                  "| model | useful MACs | cycles | instructions per MAC | % of modeled peak |",
+        lines += ["", f"Useful MACs / (cycles x {result['macs_per_cycle']} fp32 MAC per cycle, the modeled "
+                  "peak); the DenseBlock kernels are all of libcondense_deploy_ops.so:", "",
+                  "| what | useful MACs | cycles | instructions per MAC | % of modeled peak |",
                   "|---|---|---|---|---|"]
         for key, b in blocks.items():
             lines.append(f"| {key} | {b['useful_macs'] / 1e6:.0f} M | {b['cycles'] / 1e6:.1f} M | "
                          f"{b['instructions_per_mac']:.3f} | {b['percent_of_peak']:.0f} |")
+    for key, row in models.items():
+        ours = [(name.split(": ", 1)[1], v) for name, v in row["by_symbol"].items()
+                if name.startswith(OPS_LIBRARY)][:8]
+        if not ours:
+            continue
+        lines += ["", f"{key}: the hottest kernel functions (share of the model's cycles, IPC):", "",
+                  "| function | cycles / inference | share | IPC |", "|---|---|---|---|"]
+        for name, v in ours:
+            lines.append(f"| `{name}` | {v['cycles'] / 1e6:.1f} M | {100 * v['share_of_cycles']:.1f} % | "
+                         f"{v['instructions'] / v['cycles']:.2f} |")
     lines += ["", "What llvm-mca could not take (share of executed instructions):", "",
               "| model | outside the modeled blocks | not decoded | rejected by llvm-mca |",
               "|---|---|---|---|"]

@@ -159,8 +159,11 @@ def run_mca(regions: list[list[str]], arch: str, mcpu: str) -> Costs:
             input="\n".join(lines) + "\n", capture_output=True, text=True, check=False)
         if done.returncode == 0:
             return _parse_mca(done.stdout, regions, rejected, mcpu)
+        # llvm-mca names the culprit by line (parse errors) or by text (no scheduling information)
         bad = {line_text[int(m.group(1))] for m in re.finditer(r"<stdin>:(\d+):\d+: error", done.stderr)
                if int(m.group(1)) in line_text}
+        named = {" ".join(m.group(1).split()) for m in re.finditer(r"note: instruction:\s*(.+)", done.stderr)}
+        bad |= {t for t in line_text.values() if " ".join(t.split()) in named}
         if not bad:
             raise ModelError("llvm-mca failed: " + (done.stderr.strip().splitlines() or ["no message"])[0])
         rejected |= bad
@@ -338,7 +341,7 @@ def analyse(window: Window, maps: list[Mapping], roots: list[Path], arch: str, m
         rejected=sorted(costs.rejected), by_file=dict(by_file), by_symbol=dict(by_symbol), mcpu=costs.mcpu)
 
 
-def summarize(analysis: Analysis, runs: int, top: int = 25) -> dict[str, Any]:
+def summarize(analysis: Analysis, runs: int, top: int = 40) -> dict[str, Any]:
     """Per-inference figures (the window held ``runs`` inferences) for the JSON report."""
     def per_run(d: dict[str, float]) -> dict[str, float]:
         return {"instructions": round(d["instructions"] / runs), "cycles": round(d["cycles"] / runs),

@@ -102,31 +102,36 @@ def test_refuses_to_overwrite_results_without_force(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_quick_model_is_well_formed_and_repeatable(tmp_path: Path) -> None:
+    """The reduced form twice (the second time C=G=8 alone): same binaries and input, same figures.
+    Guest addresses are fixed (no ASLR), so the counts repeat to a few instructions in 10^8."""
     if os.geteuid() != 0:
         missing_prerequisite("the emulated userland needs root (unshare -m, mount)")
     if shutil.which("qemu-aarch64") is None:
         missing_prerequisite("qemu-aarch64 (Debian's qemu-user) is not installed")
     _need_llvm()
     reports = []
-    for attempt in ("a", "b"):
+    for attempt, models in (("a", "mobilenet_v1,condensenet74_c8g8"), ("b", "condensenet74_c8g8")):
         out = tmp_path / attempt
-        done = _run("--core", "cortex-a72", "--quick", "--models", "mobilenet_v1,condensenet74_c8g8",
-                    "--out", str(out), timeout=1800)
+        done = _run("--core", "cortex-a72", "--quick", "--models", models, "--out", str(out), timeout=1800)
         assert done.returncode == 0, done.stderr[-3000:]
         reports.append(json.loads((out / "arm_model_cortex-a72.json").read_text()))
         markdown = (out / "arm_model_cortex-a72.md").read_text()
         assert "Modeled, not measured" in markdown and "caches" in markdown
     first, second = reports
-    assert set(first["models"]) == {"mobilenet_v1", "condensenet74_c8g8"}
+    assert list(first["models"]) == ["mobilenet_v1", "condensenet74_c8g8"]
     for key, row in first["models"].items():
         assert list(row)[:3] == ["instructions", "cycles", "ratio"]
-        assert row["instructions"] > 50_000_000 and row["cycles"] > 10_000_000, key
+        assert row["instructions"] > 100_000_000 and row["cycles"] > 50_000_000, key
         assert row["modeled_share_of_instructions"] >= 0.99
+        assert row["undecoded_share_of_instructions"] < 0.001
     assert first["models"]["mobilenet_v1"]["ratio"] == 1.0
+    assert 0.2 < first["models"]["condensenet74_c8g8"]["ratio"] < 2.0
     blocks = first["models"]["condensenet74_c8g8"]["dense_blocks"]
     assert 5 < blocks["percent_of_peak"] <= 100
-    for key in first["models"]:
-        a, b = first["models"][key], second["models"][key]
-        assert a["instructions"] == b["instructions"], key
-        assert a["cycles"] == b["cycles"], key
-        assert a["ratio"] == b["ratio"], key
+    assert any(k.startswith("libcondense_deploy_ops.so: ") and "?" not in k
+               for k in first["models"]["condensenet74_c8g8"]["by_symbol"])
+    a, b = first["models"]["condensenet74_c8g8"], second["models"]["condensenet74_c8g8"]
+    assert b["instructions"] == pytest.approx(a["instructions"], rel=1e-4)
+    assert b["cycles"] == pytest.approx(a["cycles"], rel=1e-4)
+    peak_a, peak_b = a["dense_blocks"]["percent_of_peak"], b["dense_blocks"]["percent_of_peak"]
+    assert peak_b == pytest.approx(peak_a, abs=0.1)
