@@ -104,31 +104,43 @@ def tool(name: str) -> str:
     return str(path)
 
 
+# An instruction put after every encoding, so that llvm-mc's output splits into one chunk per
+# encoding whatever it makes of it (nothing for an invalid one, two lines for a lone prefix).
+SEPARATOR = {"aarch64": ("00000000", "udf #0"), "x86_64": ("0f0b", "ud2")}
+
+
 def disassemble(encodings: set[str], arch: str) -> dict[str, str]:
-    """LLVM assembly text for each hex encoding it can decode (others are absent from the result)."""
-    ordered = sorted(encodings)
-    text = "\n".join("[" + " ".join("0x" + e[i:i + 2] for i in range(0, len(e), 2)) + "]" for e in ordered)
-    done = subprocess.run([tool("llvm-mc"), "--disassemble", "--show-encoding", *DISASSEMBLE_ARGS[arch]],
+    """LLVM assembly text (one or more lines) for each hex encoding it can decode; the others are
+    absent from the result."""
+    sep_hex, sep_text = SEPARATOR[arch]
+    ordered = sorted(encodings - {sep_hex})
+
+    def group(e: str) -> str:
+        return "[" + " ".join("0x" + e[i:i + 2] for i in range(0, len(e), 2)) + "]"
+
+    text = "\n".join(f"{group(e)}\n{group(sep_hex)}" for e in ordered)
+    done = subprocess.run([tool("llvm-mc"), "--disassemble", *DISASSEMBLE_ARGS[arch]],
                           input=text, capture_output=True, text=True, check=False)
-    # one bracketed group per input line: the decoded ones come out in order, the others are warned
-    # about by line number
-    failed = {int(m.group(1)) - 1 for m in re.finditer(r"<stdin>:(\d+):\d+: warning", done.stderr)}
-    decoded = [e for i, e in enumerate(ordered) if i not in failed]
-    pattern = re.compile(r"^\s+(\S.*?)\s*(?://|#)\s*encoding: \[([^\]]*)\]")
-    texts = [m.groups() for m in map(pattern.match, done.stdout.splitlines()) if m]
-    if len(texts) != len(decoded):
-        raise ModelError(f"llvm-mc decoded {len(texts)} instructions for {len(decoded)} encodings")
-    out: dict[str, str] = {}
-    # (the encoding shown is LLVM's re-encoding, sometimes shorter: order is what pairs them)
-    for enc, (asm, _shown) in zip(decoded, texts, strict=True):
-        out[enc] = asm.replace("\t", " ").strip()
+    lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(".")]
+    chunks: list[list[str]] = [[]]
+    for line in lines:
+        if line == sep_text:
+            chunks.append([])
+        else:
+            chunks[-1].append(line)
+    if len(chunks) != len(ordered) + 1 or chunks[-1]:
+        raise ModelError(f"llvm-mc's output does not split into {len(ordered)} instructions")
+    out = {e: "\n".join(chunk) for e, chunk in zip(ordered, chunks, strict=False) if chunk}
+    if sep_hex in encodings:
+        out[sep_hex] = sep_text
     return out
 
 
 @dataclass
 class BlockCost:
     cycles_per_execution: float
-    modeled_instructions: int  # instructions llvm-mca modeled (of len(block.encodings))
+    modeled_instructions: int  # lines of the region llvm-mca modeled (the rest it rejected)
 
 
 @dataclass
@@ -201,7 +213,8 @@ def read_maps(path: Path) -> list[Mapping]:
     out = []
     for line in path.read_text().splitlines():
         parts = line.split(None, 5)
-        if len(parts) < 6 or "x" not in parts[1]:
+        # every file mapping (qemu-x86_64's emulated maps can show code as r--p)
+        if len(parts) < 6 or not parts[5].strip().startswith("/"):
             continue
         start, end = (int(x, 16) for x in parts[0].split("-"))
         out.append(Mapping(start, end, int(parts[2], 16), parts[5].strip()))
@@ -279,6 +292,18 @@ class Symbolizer:
 
 # ---- the whole analysis -----------------------------------------------------------------------
 
+STRING_BYTES_PER_CYCLE = 32  # rep movs/stos as a streaming copy/fill from L1 (Zen 4: 32 B stores a cycle)
+_REP = re.compile(r"^rep[a-z]*\s+(movs|stos|lods|scas|cmps)([bwlq])\b")
+
+
+def _rep_string_cycles(region: list[str]) -> float | None:
+    """Cycles for one iteration of a lone rep-prefixed string instruction (None if it is not one)."""
+    m = _REP.match(region[0])
+    if not m:
+        return None
+    return {"b": 1, "w": 2, "l": 4, "q": 8}[m.group(2)] / STRING_BYTES_PER_CYCLE
+
+
 @dataclass
 class Analysis:
     instructions: int
@@ -288,6 +313,7 @@ class Analysis:
     coverage: float                # share of executed instructions in modeled blocks
     undecoded_share: float         # share of executed instructions llvm-mc could not decode
     rejected_share: float          # share llvm-mca rejected
+    string_share: float            # x86 rep-string iterations, charged at STRING_BYTES_PER_CYCLE
     rejected: list[str]
     by_file: dict[str, dict[str, float]]
     by_symbol: dict[str, dict[str, float]]
@@ -307,18 +333,26 @@ def analyse(window: Window, maps: list[Mapping], roots: list[Path], arch: str, m
         hot.append(b)
         acc += b.executed_instructions
     texts = disassemble({e for b in hot for e in b.encodings}, arch)
-    regions = [[texts[e] for e in b.encodings if e in texts] for b in hot]
+    regions = [[line for e in b.encodings if e in texts for line in texts[e].split("\n")] for b in hot]
+    # x86 rep-prefixed string instructions: qemu runs (and counts) one iteration per execution;
+    # llvm-mca would charge the whole microcoded instruction (100 cycles on Zen 4) each time
+    string_cost = {i: _rep_string_cycles(r) for i, r in enumerate(regions) if len(r) == 1}
+    string_cost = {i: c for i, c in string_cost.items() if c is not None}
+    for i in string_cost:
+        regions[i] = []
     costs = run_mca(regions, arch, mcpu)
-    undecoded = rejected = 0
+    undecoded = rejected = strings = 0
     modeled_cycles = 0.0
     block_cycles: list[float] = []
     for i, b in enumerate(hot):
         missing_decode = sum(1 for e in b.encodings if e not in texts)
-        kept = costs.per_block[i].modeled_instructions
-        missing_mca = len(b.encodings) - missing_decode - kept
+        missing_mca = len(regions[i]) - costs.per_block[i].modeled_instructions
         undecoded += missing_decode * b.executions
         rejected += missing_mca * b.executions
         per_exec = costs.per_block[i].cycles_per_execution + missing_decode + missing_mca
+        if i in string_cost:
+            per_exec = string_cost[i]
+            strings += b.executions
         block_cycles.append(per_exec * b.executions)
         modeled_cycles += per_exec * b.executions
     cpi = modeled_cycles / acc
@@ -338,6 +372,7 @@ def analyse(window: Window, maps: list[Mapping], roots: list[Path], arch: str, m
     return Analysis(
         instructions=total, cycles=cycles, modeled_blocks=len(hot), blocks=len(window.blocks),
         coverage=acc / total, undecoded_share=undecoded / total, rejected_share=rejected / total,
+        string_share=strings / total,
         rejected=sorted(costs.rejected), by_file=dict(by_file), by_symbol=dict(by_symbol), mcpu=costs.mcpu)
 
 
@@ -359,6 +394,7 @@ def summarize(analysis: Analysis, runs: int, top: int = 40) -> dict[str, Any]:
         "undecoded_share_of_instructions": round(analysis.undecoded_share, 6),
         "rejected_by_mca_share_of_instructions": round(analysis.rejected_share, 6),
         "rejected_by_mca": analysis.rejected,
+        "rep_string_share_of_instructions": round(analysis.string_share, 6),
         "by_file": {k: per_run(v) for k, v in files},
         "by_symbol": {k: per_run(v) for k, v in symbols},
     }
