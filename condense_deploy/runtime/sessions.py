@@ -15,15 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
-from .. import kernels
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
+from ..native import contract as native_contract
+from ..native import library as native_library
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
     "GRAPH_OPT_LEVELS",
     "ModelSource",
     "create_session",
-    "first_line",
     "libraries_for",
     "random_feeds",
     "session_options",
@@ -42,19 +42,14 @@ ModelSource = Union[str, "os.PathLike[str]", bytes, _Serializable]
 # Custom-op domain -> the shared library implementing it (a path, or a function that finds it and
 # raises one clear error when it is not built). Every session whose model imports one of these
 # domains registers that library; nothing else in the package calls register_custom_ops_library.
-CUSTOM_OP_LIBRARIES: dict[str, str | Callable[[], str]] = {kernels.DOMAIN: kernels.library_path}
+CUSTOM_OP_LIBRARIES: dict[str, str | Callable[[], str]] = {
+    native_contract.DOMAIN: native_library.library_path}
 
 
 def _ort() -> Any:
     import onnxruntime
 
     return onnxruntime
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
@@ -131,7 +126,7 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it
             raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
-                                      f"({first_line(e)}); {kernels.BUILD_HINT}") from e
+                                      f"({first_line(e)}); {native_library.BUILD_HINT}") from e
     ort = _ort()
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):

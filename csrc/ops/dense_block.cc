@@ -1,0 +1,325 @@
+#include "ops/dense_block.h"
+
+#include <algorithm>
+#include <string>
+
+#include "ukernels/config.h"
+
+namespace cdops {
+
+namespace {
+constexpr Need need{"DenseBlock"};
+
+// Thread-local scratch for the BN+ReLU'd picked channels of one 1x1 work item.
+float* act_scratch(std::size_t n) {
+  static thread_local AlignedBuf<float> buf;
+  buf.reserve_zero(n);
+  return buf.data();
+}
+}  // namespace
+
+DenseBlock::DenseBlock(const DenseBlockAttrs& a)
+    : growth_(a.growth), mid_(a.mid), g1_(a.groups_1x1), g3_(a.groups_3x3), kept_(a.kept) {
+  need(growth_ > 0, "attribute growth must be > 0 (got " + str(growth_) + ")");
+  need(mid_ > 0, "attribute mid must be > 0 (got " + str(mid_) + ")");
+  need(g1_ > 0, "attribute groups_1x1 must be > 0 (got " + str(g1_) + ")");
+  need(g3_ > 0, "attribute groups_3x3 must be > 0 (got " + str(g3_) + ")");
+  need(!kept_.empty(), "attribute kept must list at least one layer");
+  need(mid_ % g1_ == 0, "mid (" + str(mid_) + ") must be divisible by groups_1x1 (" + str(g1_) + ")");
+  need(mid_ % g3_ == 0, "mid (" + str(mid_) + ") must be divisible by groups_3x3 (" + str(g3_) + ")");
+  need(growth_ % g3_ == 0, "growth (" + str(growth_) + ") must be divisible by groups_3x3 (" + str(g3_) + ")");
+  need(growth_ <= (int64_t(1) << 20) && mid_ <= (int64_t(1) << 20) && kept_.size() <= 4096,
+       "attributes out of the supported range");
+  for (std::size_t l = 0; l < kept_.size(); ++l) {
+    need(kept_[l] > 0 && kept_[l] <= (int64_t(1) << 24),
+         "kept[" + str(l) + "] must be > 0 (got " + str(kept_[l]) + ")");
+    need(kept_[l] % g1_ == 0, "kept[" + str(l) + "] (" + str(kept_[l]) + ") must be divisible by groups_1x1 (" +
+                                  str(g1_) + ")");
+  }
+}
+
+void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBlockPacked& out) const {
+  const int L = layers();
+  std::size_t n_kept = 0, n_w1 = 0;
+  out.off_kept.assign(L + 1, 0);
+  out.off_w1.assign(L + 1, 0);
+  out.off_w3.assign(L + 1, 0);
+  const std::size_t w3_layer = static_cast<std::size_t>(growth_ * (mid_ / g3_) * 9);
+  for (int l = 0; l < L; ++l) {
+    out.off_kept[l] = n_kept;
+    out.off_w1[l] = n_w1;
+    out.off_w3[l] = static_cast<std::size_t>(l) * w3_layer;
+    n_kept += static_cast<std::size_t>(kept_[l]);
+    n_w1 += static_cast<std::size_t>(mid_ * (kept_[l] / g1_));
+  }
+  out.off_kept[L] = n_kept;
+  out.off_w1[L] = n_w1;
+  out.off_w3[L] = L * w3_layer;
+  auto size_is = [&](std::size_t got, std::size_t want, const char* name) {
+    need(got == want, std::string("input ") + name + " has " + std::to_string(got) + " elements, expected " +
+                          std::to_string(want) + " from the attributes");
+  };
+  size_is(p.n_index, n_kept, "index");
+  size_is(p.n_scale, n_kept, "bn_scale");
+  size_is(p.n_shift, n_kept, "bn_shift");
+  size_is(p.n_w1, n_w1, "w1");
+  size_is(p.n_b1, static_cast<std::size_t>(L * mid_), "b1");
+  size_is(p.n_w3, L * w3_layer, "w3");
+
+  out.index.resize(n_kept);
+  out.max_idx.assign(L, -1);
+  for (int l = 0; l < L; ++l) {
+    for (std::size_t i = out.off_kept[l]; i < out.off_kept[l + 1]; ++i) {
+      const int64_t v = p.index[i];
+      need(v >= 0 && v < (int64_t(1) << 30),
+           "index value " + str(v) + " (layer " + str(l) + ", position " + std::to_string(i) + ") is out of range");
+      out.index[i] = static_cast<int32_t>(v);
+      out.max_idx[l] = std::max(out.max_idx[l], v);
+    }
+  }
+  out.scale.assign(p.scale, p.scale + n_kept);
+  out.shift.assign(p.shift, p.shift + n_kept);
+  // b1 comes in shuffled order (channel m*G1 + j); the 1x1 adds it by pre-shuffle row j*mo + m
+  out.b1.resize(static_cast<std::size_t>(L * mid_));
+  for (int l = 0; l < L; ++l)
+    for (int64_t j = 0; j < g1_; ++j)
+      for (int64_t m = 0; m < mid_ / g1_; ++m)
+        out.b1[l * mid_ + j * (mid_ / g1_) + m] = p.b1[l * mid_ + m * g1_ + j];
+
+  // Per layer, per group: the ISA's packed layout of [mo][K] (1x1) and [M3][K3][9] (3x3).
+  out.mk = &mk;
+  out.w1.reserve_zero(n_w1);
+  const int64_t mo = mid_ / g1_;
+  const int fused = plan::fuse_gather(mk, mo);
+  for (int l = 0; l < L; ++l) {
+    const int64_t K = kept_[l] / g1_;
+    for (int64_t j = 0; j < g1_; ++j)
+      mk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), fused,
+                      out.w1.data() + out.off_w1[l] + j * mo * K);
+  }
+  out.w3.reserve_zero(L * w3_layer);
+  const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
+  for (int l = 0; l < L; ++l)
+    for (int64_t g = 0; g < g3_; ++g)
+      mk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
+                      out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
+  out.cv1 = plan::chanvec_table(mk, mo, true);
+  out.cv3 = plan::chanvec_table(mk, M3, true);
+  if (out.cv1) {
+    out.w1cv.reserve_zero(n_w1);
+    for (int l = 0; l < L; ++l) {
+      const int64_t K = kept_[l] / g1_;
+      for (int64_t j = 0; j < g1_; ++j)
+        out.cv1->pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+                   out.w1cv.data() + out.off_w1[l] + j * mo * K);
+    }
+  }
+  if (out.cv3) {
+    out.w3cv.reserve_zero(L * w3_layer);
+    for (int l = 0; l < L; ++l)
+      for (int64_t g = 0; g < g3_; ++g)
+        out.cv3->pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+                   out.w3cv.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  }
+}
+
+void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const {
+  if (ws.N == N && ws.C == Ctot && ws.H == H && ws.W == W) return;
+  const Geometry g(static_cast<int>(H), static_cast<int>(W));
+  if (!ws.block.reserve_zero(static_cast<std::size_t>(N * Ctot * g.stride))) ws.block.zero();
+  if (!ws.mid.reserve_zero(static_cast<std::size_t>(N * mid_ * g.stride))) ws.mid.zero();
+  ws.mask.reserve_zero(static_cast<std::size_t>(g.mask_size()));
+  g.fill_mask(ws.mask.data());
+  ws.N = N;
+  ws.C = Ctot;
+  ws.H = H;
+  ws.W = W;
+}
+
+void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64_t C0, int64_t H, int64_t W,
+                     float* Y, const ParallelFor& par) const {
+  const int L = layers();
+  const MicroKernels& mk = *p.mk;
+  need(N >= 0 && C0 >= 1 && H >= 1 && W >= 1, "X must have C0, H, W >= 1");
+  need(H <= 65536 && W <= 65536 && H * (W + 2) <= (int64_t(1) << 28) && C0 <= (int64_t(1) << 24),
+       "X is too large (H * (W + 2) must stay below 2^28)");
+  for (int l = 0; l < L; ++l)
+    need(p.max_idx[l] < C0 + l * growth_, "index value " + str(p.max_idx[l]) + " of layer " + str(l) +
+                                              " is out of range: layer " + str(l) + " has " +
+                                              str(C0 + l * growth_) + " input channels");
+  if (N == 0) return;
+  const int64_t Ctot = C0 + L * growth_;
+  if (N > 1) {
+    // One image at a time through the whole block: the workspace (block buffer and 1x1 scratch) is
+    // one image's, so it stays in cache and its memory does not grow with the batch. The threads
+    // share each image's groups and position chunks.
+    for (int64_t n = 0; n < N; ++n) run(p, X + n * C0 * H * W, 1, C0, H, W, Y + n * Ctot * H * W, par);
+    return;
+  }
+
+  WorkspaceLease<Workspace> lease(ws_);
+  Workspace& ws = lease.get();
+  prepare(ws, N, Ctot, H, W);
+
+  const Geometry g(static_cast<int>(H), static_cast<int>(W));
+  const std::ptrdiff_t PS = g.stride, HW = H * W;
+  float* block = ws.block.data();
+  float* midb = ws.mid.data();
+  const uint32_t* mask = ws.mask.data();
+  const float* Xc = X;
+  par(static_cast<std::size_t>(N * C0), [&](std::size_t i) {
+    const int64_t n = static_cast<int64_t>(i) / C0, c = static_cast<int64_t>(i) % C0;
+    g.copy_in(Xc + i * HW, block + (n * Ctot + c) * PS);
+  });
+
+  const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
+  for (int l = 0; l < L; ++l) {
+    const int64_t Cl = C0 + l * growth_;
+    const int64_t K = kept_[l] / g1_;
+    const int32_t* idx = p.index.data() + p.off_kept[l];
+    const float* sc = p.scale.data() + p.off_kept[l];
+    const float* sh = p.shift.data() + p.off_kept[l];
+    const float* w1 = p.w1.data() + p.off_w1[l];
+    const float* b1 = p.b1.data() + l * mid_;
+    const float* w3 = p.w3.data() + p.off_w3[l];
+    // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
+    // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
+    const bool fused = plan::fuse_gather(mk, mo);
+    // Small images: outputs along the lanes (position vectors would be mostly padding there).
+    const bool use_cv1 = plan::use_chanvec_1x1(p.cv1, W);
+    const bool use_cv3 = plan::use_chanvec_3x3(mk, p.cv3, W);
+    // 3x3 with few outputs per group on wide images: row bands.
+    const MicroKernels* rows_mk = plan::rows_3x3_table(mk, M3, W, use_cv3);
+    const bool use_rows3 = rows_mk != nullptr;
+
+    // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
+    auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
+      static thread_local std::vector<const float*> ptrs;
+      ptrs.resize(static_cast<std::size_t>(K));
+      for (int64_t k = 0; k < K; ++k) ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
+      // BN + ReLU of the picked channels once into a thread-local scratch of nq positions each
+      auto gathered = [&]() {
+        float* act = act_scratch(static_cast<std::size_t>(K * nq));
+        GatherArgs ga;
+        ga.in = ptrs.data();
+        ga.scale = sc + j * K;
+        ga.shift = sh + j * K;
+        ga.K = static_cast<int>(K);
+        ga.out = act;
+        ga.out_stride = nq;
+        ga.nq = nq;
+        mk.bnrelu_gather(ga);
+        return act;
+      };
+      if (use_cv1) {
+        float* act = gathered();
+        CvArgs cv;
+        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
+        cv.in_stride = nq;
+        cv.K = static_cast<int>(K);
+        cv.w = p.w1cv.data() + p.off_w1[l] + j * K * mo;
+        cv.bias = b1 + j * mo;
+        cv.M = static_cast<int>(mo);
+        // the channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j
+        cv.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + 1;
+        cv.out_stride = PS * g1_;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        cv.relu = 1;
+        p.cv1->conv1x1_cv(cv);
+        return;
+      }
+      ConvArgs ca;
+      ca.K = static_cast<int>(K);
+      if (fused) {
+        ca.in_ptrs = ptrs.data();
+        ca.bn_scale = sc + j * K;
+        ca.bn_shift = sh + j * K;
+      } else {
+        ca.in = gathered();
+        ca.in_stride = nq;
+      }
+      ca.w = w1 + j * K * mo;
+      ca.bias = b1 + j * mo;
+      ca.M = static_cast<int>(mo);
+      ca.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + q0;  // shuffled, as above
+      ca.out_stride = PS * g1_;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.relu = 1;
+      mk.conv1x1(ca);
+    };
+    // The position-vector and row-band 3x3 of mid group gg over positions [q0, q0+nq).
+    auto conv3_args = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
+      ConvArgs ca;
+      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
+      ca.in_stride = PS;
+      ca.K = static_cast<int>(K3);
+      ca.w = w3 + gg * K3 * 9 * M3;
+      ca.M = static_cast<int>(M3);
+      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.row = g.Wp;
+      return ca;
+    };
+    // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
+    auto step_3x3 = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
+      if (use_cv3) {
+        CvArgs cv;
+        cv.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + 1;
+        cv.in_stride = PS;
+        cv.K = static_cast<int>(K3);
+        cv.w = p.w3cv.data() + p.off_w3[l] + gg * K3 * 9 * M3;
+        cv.M = static_cast<int>(M3);
+        cv.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + 1;
+        cv.out_stride = PS;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        p.cv3->conv3x3_cv(cv);
+        return;
+      }
+      mk.conv3x3(conv3_args(n, gg, q0, nq));
+    };
+
+    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: all 1x1 work items
+    // run, then all 3x3 ones.
+    {
+      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
+      const int64_t nch = (g.Qr + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
+                      n = static_cast<int64_t>(it) / nch / g1_;
+        step_1x1(n, j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+      });
+    }
+    {
+      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
+      const int64_t nch = (g.Qr + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
+                      n = static_cast<int64_t>(it) / nch / g3_;
+        if (use_rows3) {  // row bands over the whole image
+          rows_mk->conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
+          return;
+        }
+        step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+      });
+    }
+  }
+
+  par(static_cast<std::size_t>(N * Ctot), [&](std::size_t i) {
+    const int64_t n = static_cast<int64_t>(i) / Ctot, c = static_cast<int64_t>(i) % Ctot;
+    float* dst = Y + i * HW;
+    if (c < C0)
+      std::memcpy(dst, Xc + (n * C0 + c) * HW, sizeof(float) * HW);
+    else
+      g.copy_out(block + i * PS, dst);
+  });
+}
+
+}  // namespace cdops

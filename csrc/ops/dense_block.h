@@ -1,0 +1,68 @@
+// DenseBlock: a whole converted CondenseNet dense block (see docs/native-ops.md), operator logic
+// apart from onnxruntime: attribute checks, weight packing, the per-layer plan and its run.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ops/common.h"
+#include "ukernels/ukernels.h"
+
+namespace cdops {
+
+struct DenseBlockAttrs {
+  int64_t growth = 0, mid = 0, groups_1x1 = 0, groups_3x3 = 0;
+  std::vector<int64_t> kept;
+};
+
+// Raw (ONNX-layout) parameter tensors, as flat arrays with their element counts.
+struct DenseBlockParams {
+  const int64_t* index = nullptr;
+  std::size_t n_index = 0;
+  const float *scale = nullptr, *shift = nullptr, *w1 = nullptr, *b1 = nullptr, *w3 = nullptr;
+  std::size_t n_scale = 0, n_shift = 0, n_w1 = 0, n_b1 = 0, n_w3 = 0;
+};
+
+// Parameters packed for the micro-kernels (done once per session when they are constant).
+struct DenseBlockPacked {
+  const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
+  std::vector<int32_t> index;    // as given, validated >= 0
+  std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
+  std::vector<float> scale, shift, b1;
+  AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_conv1x1 / pack_conv3x3
+  // Also packed for the channel-vectorised kernels of cv1 / cv3 (mk or its half table), where a
+  // group's outputs fill whole vectors (small images use them); null: not available.
+  const MicroKernels* cv1 = nullptr;
+  const MicroKernels* cv3 = nullptr;
+  AlignedBuf<float> w1cv, w3cv;
+  std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
+};
+
+class DenseBlock {
+ public:
+  explicit DenseBlock(const DenseBlockAttrs& a);  // throws InvalidArgument on bad attributes
+
+  int layers() const { return static_cast<int>(kept_.size()); }
+  int64_t growth() const { return growth_; }
+  // Checks sizes and index values (>= 0) and packs; throws InvalidArgument.
+  void pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBlockPacked& out) const;
+  // Y [N, C0 + L*growth, H, W] from X [N, C0, H, W]. Throws InvalidArgument if an index value is
+  // out of range for C0 (before any work). Thread-safe: uses its own workspace when the cached
+  // one is busy.
+  void run(const DenseBlockPacked& p, const float* X, int64_t N, int64_t C0, int64_t H, int64_t W, float* Y,
+           const ParallelFor& par) const;
+
+ private:
+  struct Workspace {
+    int64_t N = -1, C = -1, H = -1, W = -1;
+    AlignedBuf<float> block, mid;
+    AlignedBuf<uint32_t> mask;
+  };
+  void prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const;
+
+  int64_t growth_, mid_, g1_, g3_;
+  std::vector<int64_t> kept_;
+  mutable CachedWorkspace<Workspace> ws_;
+};
+
+}  // namespace cdops
