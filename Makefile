@@ -19,11 +19,12 @@ $(KERNELS): $(shell find csrc -type f) scripts/build-kernels.sh
 
 kernels: $(KERNELS)
 
-# the qemu TCG plugin benchmarks/arm_model.py loads (a host tool, not part of the shipped library)
+# the qemu TCG plugin benchmarks/arm_model.py loads: a host tool of csrc/CMakeLists.txt (CD_TOOLS),
+# not part of the shipped library
 TB_PROFILE := build/tools/libtb_profile.so
-$(TB_PROFILE): csrc/tools/tb_profile.c
-	mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -o $@ $< -lpthread
+$(TB_PROFILE): csrc/tools/tb_profile.c csrc/tools/CMakeLists.txt csrc/CMakeLists.txt
+	cmake -S csrc -B build/tools -DCD_TOOLS=ON >/dev/null
+	cmake --build build/tools --target tb_profile
 
 tools: $(TB_PROFILE)
 
