@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # the native kernels (csrc/): built into the package folder, where condense_deploy.kernels finds them
 KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
-.PHONY: demo test test-all lint clean kernels
+.PHONY: demo test test-all lint clean kernels tools
 
 # torch comes from PyTorch's CPU wheel index where it is reachable (scripts/install-torch.sh);
 # `make TORCH_INDEX= ...` takes pip's default build instead (CUDA on Linux x86_64), and
@@ -27,6 +27,15 @@ $(KERNELS): $(shell find csrc -type f) scripts/build-kernels.sh
 	bash scripts/build-kernels.sh
 
 kernels: $(KERNELS)
+
+# the qemu TCG plugin benchmarks/arm_model.py loads: a host tool of csrc/CMakeLists.txt (CD_TOOLS),
+# not part of the shipped library
+TB_PROFILE := build/tools/libtb_profile.so
+$(TB_PROFILE): csrc/tools/tb_profile.c csrc/tools/CMakeLists.txt csrc/CMakeLists.txt
+	cmake -S csrc -B build/tools -DCD_TOOLS=ON >/dev/null
+	cmake --build build/tools --target tb_profile
+
+tools: $(TB_PROFILE)
 
 demo: $(STAMP) $(KERNELS)
 	$(PY) -m condense_deploy demo

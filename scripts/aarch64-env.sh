@@ -17,7 +17,8 @@
 # The runner executes `qemu-aarch64-static -L root root/usr/bin/python3.11` with QEMU_CPU (default
 # cortex-a72, the Pi 4; cortex-a76 for a Pi 5) inside `unshare -m` with a tmpfs over
 # /sys/devices/system/cpu: onnxruntime on aarch64 segfaults at import under qemu when it reads the
-# host's CPU topology there.
+# host's CPU topology there. AARCH64_QEMU picks another qemu binary (benchmarks/arm_model.py uses the
+# dynamic qemu-aarch64 of qemu-user, which loads TCG plugins given in QEMU_PLUGIN).
 #
 # Exit status 77: this machine cannot run the setup at all (not root, or no qemu-user-static package).
 set -euo pipefail
@@ -31,6 +32,7 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x "$PROJECT/.venv/bin/python" ]; then PYTHON="$PROJECT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 export QEMU_CPU="${QEMU_CPU:-cortex-a72}"
+QEMU_BIN="${AARCH64_QEMU:-qemu-aarch64-static}"
 
 # Pins: the same versions as the x86 development install, so a difference is the architecture's.
 WHEELS=(onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 click==8.5.1)
@@ -160,6 +162,7 @@ setup() {
 
 run() {
     setup
+    command -v "$QEMU_BIN" >/dev/null || { log "$QEMU_BIN not found (AARCH64_QEMU)"; exit 1; }
     # A one-CPU topology in a private tmpfs instead of the host's (see the trap above).
     local mask='mount -t tmpfs -o size=1m tmpfs /sys/devices/system/cpu &&
         echo 0 > /sys/devices/system/cpu/possible && echo 0 > /sys/devices/system/cpu/present &&
@@ -168,7 +171,7 @@ run() {
     env -u PYTHONHOME -u VIRTUAL_ENV PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 \
         PYTHONPATH="$TOOLKIT:$SITE" QEMU_CPU="$QEMU_CPU" \
         unshare -m -- sh -c "$mask" sh \
-        qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python3.11" "$@"
+        "$QEMU_BIN" -L "$ROOT" "$ROOT/usr/bin/python3.11" "$@"
 }
 
 case "${1:-setup}" in

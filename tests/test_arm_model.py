@@ -1,0 +1,137 @@
+"""benchmarks/arm_model.py, the ARM cost model: qemu TCG plugin trace -> llvm-mca cycles.
+
+The fast tests check the analysis half on a hand-made trace (a known loop) and the script's usage
+errors. The slow test runs the reduced form (--quick: MobileNet v1 and C=G=8, one counted inference
+each, on the Cortex-A72 model) twice and checks the JSON and that the figures repeat exactly. It
+needs root, Debian's qemu-user (dynamic qemu-aarch64) and llvm-19, which .ci/run installs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _prereq import missing_prerequisite
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT / "benchmarks" / "arm_model.py"
+LLVM_MCA = Path("/usr/lib/llvm-19/bin/llvm-mca")
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+
+
+def _need_llvm() -> None:
+    if not LLVM_MCA.exists():
+        missing_prerequisite("llvm-19 (llvm-mca, llvm-mc) is not installed")
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=PROJECT)
+
+
+# A loop of 8 independent FMLA (one block, executed 1000 times) and a cold block; the encodings are
+# fmla v0.4s..v7.4s, v8.4s, v9.s[0] / subs x0, x0, #1 / b.ne back, then ret.
+_FMLA = [f"{0x4F891100 + i:08x}" for i in range(8)]
+_LOOP = [*_FMLA, "f1000400", "54fffee1"]
+
+
+def _le(word: str) -> str:
+    return "".join(reversed([word[i:i + 2] for i in range(0, 8, 2)]))
+
+
+def _trace(path: Path) -> None:
+    lines = [f"B 400000 1000 {len(_LOOP)}", *[f"I {_le(w)} x" for w in _LOOP],
+             "B 400100 1 1", f"I {_le('d65f03c0')} ret", "B 400200 1 1", "I ffffffff garbage",
+             f"E 3 {1000 * len(_LOOP) + 2}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_known_loop_models_at_fp_throughput(tmp_path: Path) -> None:
+    """8 independent 128-bit FMLA per iteration: 8 cycles on the A72 model (one FMLA fills both FP
+    pipes: 4 MAC per cycle), 4 on Neoverse-N1 (8 MAC per cycle); the undecodable word is counted,
+    not hidden."""
+    _need_llvm()
+    from mca_model import analyse, read_window
+
+    _trace(tmp_path / "t.blocks")
+    window = read_window(tmp_path / "t.blocks")
+    assert window.instructions == 10002 and len(window.blocks) == 3
+    a72 = analyse(window, [], [], "aarch64", "cortex-a72", coverage=1.0)
+    n1 = analyse(window, [], [], "aarch64", "neoverse-n1", coverage=1.0)
+    assert a72.instructions == 10002
+    per_iter_a72 = (a72.cycles - 2) / 1000  # minus ret and garbage at about 1 cycle each
+    per_iter_n1 = (n1.cycles - 2) / 1000
+    assert 7.5 <= per_iter_a72 <= 9.5, per_iter_a72
+    assert 3.5 <= per_iter_n1 <= 5.0, per_iter_n1
+    assert a72.undecoded_share == pytest.approx(1 / 10002)
+
+
+def test_truncated_trace_is_one_clear_error(tmp_path: Path) -> None:
+    from mca_model import ModelError, read_window
+
+    path = tmp_path / "t.blocks"
+    path.write_text("B 400000 1 1\nI d65f03c0 ret\n")
+    with pytest.raises(ModelError, match="no end line"):
+        read_window(path)
+
+
+def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run("--core", "cortex-a72", "--models", "resnet50", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error: unknown model(s) resnet50; choose from mobilenet_v1, condensenet74_c8g8, condensenet74_c4g4"]
+
+
+def test_unknown_core_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run("--core", "cortex-a53", "--out", str(tmp_path))
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_refuses_to_overwrite_results_without_force(tmp_path: Path) -> None:
+    (tmp_path / "arm_model_neoverse-n1.json").write_text("{}")
+    done = _run("--core", "neoverse-n1", "--out", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("Error: ") and "--force" in done.stderr
+    assert (tmp_path / "arm_model_neoverse-n1.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_quick_model_is_well_formed_and_repeatable(tmp_path: Path) -> None:
+    """The reduced form twice (the second time C=G=8 alone): same binaries and input, same figures.
+    Guest addresses are fixed (no ASLR), so the counts repeat to a few instructions in 10^8."""
+    if os.geteuid() != 0:
+        missing_prerequisite("the emulated userland needs root (unshare -m, mount)")
+    if shutil.which("qemu-aarch64") is None:
+        missing_prerequisite("qemu-aarch64 (Debian's qemu-user) is not installed")
+    _need_llvm()
+    reports = []
+    for attempt, models in (("a", "mobilenet_v1,condensenet74_c8g8"), ("b", "condensenet74_c8g8")):
+        out = tmp_path / attempt
+        done = _run("--core", "cortex-a72", "--quick", "--models", models, "--out", str(out), timeout=1800)
+        assert done.returncode == 0, done.stderr[-3000:]
+        reports.append(json.loads((out / "arm_model_cortex-a72.json").read_text()))
+        markdown = (out / "arm_model_cortex-a72.md").read_text()
+        assert "Modeled, not measured" in markdown and "caches" in markdown
+    first, second = reports
+    assert list(first["models"]) == ["mobilenet_v1", "condensenet74_c8g8"]
+    for key, row in first["models"].items():
+        assert list(row)[:3] == ["instructions", "cycles", "ratio"]
+        assert row["instructions"] > 100_000_000 and row["cycles"] > 50_000_000, key
+        assert row["modeled_share_of_instructions"] >= 0.99
+        assert row["undecoded_share_of_instructions"] < 0.001
+    assert first["models"]["mobilenet_v1"]["ratio"] == 1.0
+    assert 0.2 < first["models"]["condensenet74_c8g8"]["ratio"] < 2.0
+    blocks = first["models"]["condensenet74_c8g8"]["dense_blocks"]
+    assert 5 < blocks["percent_of_peak"] <= 100
+    assert any(k.startswith("libcondense_deploy_ops.so: ") and "?" not in k
+               for k in first["models"]["condensenet74_c8g8"]["by_symbol"])
+    a, b = first["models"]["condensenet74_c8g8"], second["models"]["condensenet74_c8g8"]
+    assert b["instructions"] == pytest.approx(a["instructions"], rel=1e-4)
+    assert b["cycles"] == pytest.approx(a["cycles"], rel=1e-4)
+    peak_a, peak_b = a["dense_blocks"]["percent_of_peak"], b["dense_blocks"]["percent_of_peak"]
+    assert peak_b == pytest.approx(peak_a, abs=0.1)
