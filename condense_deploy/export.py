@@ -356,8 +356,8 @@ def validate_onnx(
 
     name = label or os.fspath(onnx_path)
     input_size = _check_input_size(input_size)
-    # onnxruntime's own thread count and log level, as before the session factory
-    session = create_session(onnx_path, threads=None, log_severity=None,
+    # onnxruntime's own thread count; its log stays quiet (a failure is reported in our one line)
+    session = create_session(onnx_path, threads=None,
                              load_error=lambda e: f"{name}: onnxruntime cannot load it: {_first_line(e)}")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [SPEC.input_name] or SPEC.output_name not in [o.name for o in outputs]:
@@ -371,6 +371,9 @@ def validate_onnx(
                                       f"expects {ours} (input {list(input_size)})")
     if batches is None:
         batches = (file_shape[0],) if isinstance(file_shape[0], int) else SPEC.validate_batches
+    if not batches or min(batches) < 1:
+        raise CondenseDeployError(f"{name}: the batch axis is fixed at {min(batches, default=0)}; "
+                                  "nothing to verify (export with a positive or dynamic --batch)")
     generator = torch.Generator().manual_seed(SPEC.seed + 1)
     x = torch.randn(max(batches), *input_size, generator=generator)
     was_training = model.training

@@ -158,9 +158,12 @@ def quantize_onnx(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.Model
         return onnx.load(str(dst))
 
 
-def _predict(session: Any, x: np.ndarray) -> np.ndarray:
+def _predict(session: Any, x: np.ndarray, where: str) -> np.ndarray:
+    from ..runtime.sessions import run_session
+
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
+    return np.concatenate([run_session(session, {name: x[i:i + 1]}, where)[0]
+                           for i in range(len(x))]).argmax(1)
 
 
 def _card_preprocessing(card: str | None, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -198,11 +201,14 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
         raise CondenseDeployError(f"{calibration_data}: only {len(images)} images; need more than "
                                   f"--calibration-size {calibration_size} to also evaluate")
     calibration, evaluation = images[:calibration_size], images[calibration_size:]
+    # the input must run before calibration: its failure is the input's, said once
+    fp32 = create_session(model, threads, load_error=f"{source}: onnxruntime cannot load it ({{reason}})")
+    _predict(fp32, calibration[:1], source)
     quantized = quantize_onnx(model, calibration)
     report: dict[str, Any] = {"calibration_images": len(calibration), "eval_images": len(evaluation)}
-    fp32, int8 = (create_session(m, threads, load_error=LOAD_ERROR) for m in (model, quantized))
+    int8 = create_session(quantized, threads, load_error=LOAD_ERROR)
     if len(evaluation):
-        a, b = _predict(fp32, evaluation), _predict(int8, evaluation)
+        a, b = _predict(fp32, evaluation, source), _predict(int8, evaluation, f"{target}: the int8 model")
         report["agreement"] = float(np.mean(a == b))
         if labels is not None:
             truth = labels[calibration_size:]

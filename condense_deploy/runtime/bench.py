@@ -25,7 +25,7 @@ import numpy as np
 from .. import __version__
 from ..errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
-from .sessions import GRAPH_OPT_LEVELS, create_session, first_line, session_options
+from .sessions import GRAPH_OPT_LEVELS, create_session, run_session, session_options
 from .timing import interleaved
 
 __all__ = [
@@ -314,10 +314,7 @@ class _Open:
 
 
 def _run(session: Any, feed: dict[str, np.ndarray], path: Path) -> None:
-    try:
-        session.run(None, feed)
-    except Exception as e:
-        raise CondenseDeployError(f"{path}: inference failed ({first_line(e)})") from e
+    run_session(session, feed, str(path))
 
 
 def _open(label: str, path: Path, settings: BenchSettings, threads: int) -> _Open:

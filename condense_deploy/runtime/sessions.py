@@ -11,6 +11,7 @@ the model imports (see ``libraries_for``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
@@ -26,6 +27,7 @@ __all__ = [
     "first_line",
     "libraries_for",
     "random_feeds",
+    "run_session",
     "session_options",
 ]
 
@@ -51,18 +53,28 @@ def _ort() -> Any:
     return onnxruntime
 
 
+# onnxruntime's exceptions start with "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "; the reason follows
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+# onnxruntime logs through its own logger (to stderr, in colour) before it raises; our sessions log only
+# fatal errors, so the reason reaches the user once, in our one ``Error:`` line
+QUIET = 4
+
+
 def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(error).strip()
+    """The first line of an exception's message without onnxruntime's status prefix (the exception's
+    type name when there is no message)."""
+    text = _ORT_PREFIX.sub("", str(error).strip())
     return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
                     graph_opt_level: str = "all", profile_prefix: str | None = None,
-                    optimized_model_path: str | None = None, log_severity: int | None = 3) -> Any:
+                    optimized_model_path: str | None = None, log_severity: int | None = QUIET) -> Any:
     """onnxruntime SessionOptions for latency: ``graph_opt_level`` graph optimizations (``all``:
     NCHWc layout, fusions), ``threads`` intra-op threads (None: onnxruntime's default), sequential
-    execution; optional spin control, flush-to-zero, profiling and saving the optimized graph."""
+    execution; optional spin control, flush-to-zero, profiling and saving the optimized graph.
+    ``log_severity`` is onnxruntime's (0 verbose .. 4 fatal; None: its default): quiet by default,
+    because whatever it would log as an error also comes back as the exception we report."""
     ort = _ort()
     levels = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -141,6 +153,15 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         message = load_error(e) if callable(load_error) else load_error.format(reason=first_line(e))
         raise CondenseDeployError(message) from e
+
+
+def run_session(session: Any, feeds: dict[str, Any], where: str, outputs: Sequence[str] | None = None) -> Any:
+    """``session.run`` whose failure (an index out of range, a shape the model cannot take) is one
+    ``CondenseDeployError`` line: ``{where}: onnxruntime cannot run it ({reason})``."""
+    try:
+        return session.run(None if outputs is None else list(outputs), feeds)
+    except Exception as e:  # onnxruntime's pybind types (Fail, InvalidArgument, RuntimeException, ...)
+        raise CondenseDeployError(f"{where}: onnxruntime cannot run it ({first_line(e)})") from e
 
 
 def random_feeds(session: Any, seed: int = 0, batch: int = 1) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _counts(logits: np.ndarray, target: np.ndarray) -> tuple[int, int]:
 
 def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None]:
     """A function batch -> logits, the fixed batch size (None if dynamic) and the image size."""
-    from ..runtime.sessions import create_session
+    from ..runtime.sessions import create_session, run_session
 
     # onnxruntime's own thread count; log level 3: exporters' stale fixed output shapes only warn
     session = create_session(path, threads=None,
@@ -59,7 +59,7 @@ def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | 
     name = inputs[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x.astype(np.float32)})[0]
+        return run_session(session, {name: x.astype(np.float32)}, str(path))[0]
 
     return run, fixed_batch, size
 
