@@ -25,6 +25,7 @@ import numpy as np
 from .. import __version__
 from ..errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
+from .result_schema import validate_report
 from .sessions import GRAPH_OPT_LEVELS, create_session, run_session, session_options
 from .timing import interleaved
 
@@ -159,6 +160,7 @@ class BenchReport:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             schema = data.get("schema") if isinstance(data, dict) else None
             raise CondenseDeployError(f"{where}: schema {schema!r} is not {SCHEMA!r}")
+        validate_report(data, where)
         try:
             results = [BenchResult(**r) for r in data["results"]]
             return cls(machine=dict(data["machine"]), settings=dict(data["settings"]), results=results,
