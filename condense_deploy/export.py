@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import time
 import warnings
@@ -67,6 +68,8 @@ class OnnxExportSpec:
 
 
 SPEC = OnnxExportSpec()
+# a fixed batch beyond this is a typo: the export traces, runs and validates at that batch size
+MAX_BATCH = 4096
 
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (done, total) of a long step: tuning
@@ -128,6 +131,7 @@ def export_onnx(
     fixed_batch = check_options(opset, batch, exporter, optimize)
     batch = fixed_batch or "dynamic"  # "2" -> 2 in the result and the metadata
     target = check_writable(path, force)
+    _check_memory(model, input_size, fixed_batch)
     was_training = model.training
     model.eval()
     try:
@@ -197,7 +201,46 @@ def check_options(opset: int, batch: str | int, exporter: str, optimize: str) ->
         size = 0
     if size < 1 or isinstance(batch, bool):
         raise CondenseDeployError(f"batch must be 'dynamic' or a positive integer, not {batch!r}")
+    if size > MAX_BATCH:
+        raise CondenseDeployError(f"batch {size} is more than {MAX_BATCH}; export a dynamic batch instead")
     return size
+
+
+def activation_bytes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
+    """Bytes of every leaf module's output for one image: what a forward pass (and onnxruntime's
+    buffers for the same graph) holds per image, measured with hooks on a 1-image batch."""
+    total = 0
+
+    def add(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(add) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    except Exception as e:
+        raise CondenseDeployError(f"the PyTorch model failed on input {list(input_size)}: "
+                                  f"{_first_line(e)}") from e
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total + 4 * math.prod(input_size)
+
+
+def _check_memory(model: nn.Module, input_size: tuple[int, int, int], fixed_batch: int) -> None:
+    """Fail before tracing when the batch's activations (in PyTorch and onnxruntime at once) cannot fit."""
+    from .runtime.memory import check_fits
+
+    batch = fixed_batch or max(SPEC.trace_batch, *SPEC.validate_batches)
+    check_fits(2 * batch * activation_bytes(model, input_size), f"export at batch {batch}",
+               "use a smaller --batch, or a dynamic batch")
 
 
 @contextlib.contextmanager

@@ -183,6 +183,7 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     """Quantize ``source`` into ``target``; returns calibration size, top-1 (with labels),
     int8/fp32 agreement and interleaved median latencies."""
     from .._fsutil import atomic_path, check_writable
+    from ..runtime.memory import check_fits
     from ..runtime.sessions import create_session
     from ..runtime.timing import time_models
     from .onnx_info import image_input_size, load_checked
@@ -195,6 +196,10 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
                                   "only and cannot be quantized; quantize the portable export "
                                   "(--optimize none or fast) instead")
     size = image_input_size(model)
+    # the images are held as float32 (and copied once for calibration) before any is read
+    check_fits(2 * (calibration_size + eval_size) * 3 * size * size * 4,
+               f"{calibration_size + eval_size} images of {size}x{size}",
+               "use a smaller --calibration-size / --eval-size")
     mean, std = _card_preprocessing(card, size)
     images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
     if len(images) <= calibration_size and eval_size:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
+from .memory import check_fits
 from .result_schema import validate_report
 from .sessions import GRAPH_OPT_LEVELS, create_session, run_session, session_options
 from .timing import interleaved
@@ -294,6 +296,9 @@ def _input_feed(session: Any, path: Path, batch: int,
     if isinstance(n, int) and n > 0 and n != batch:
         raise CondenseDeployError(f"{where} has a fixed batch of {n}; --batch {batch} asked")
     full = [batch, 3, h, w]
+    # a CNN's activations are several times its input, and the input is held once per session:
+    # a batch whose input alone takes an eighth of the memory cannot run
+    check_fits(8 * 4 * math.prod(full), f"{path}: batch {batch} of {h}x{w} images", "use a smaller --batch")
     data = np.random.default_rng(seed).standard_normal(full, dtype=np.float32)
     return spec.name, full, {spec.name: data}
 

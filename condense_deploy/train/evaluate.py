@@ -140,6 +140,12 @@ def evaluate(
         raise CondenseDeployError(f"{path}: takes {size}x{size} images; {data} has 32x32")
     if fixed is not None:
         batch_size = fixed
+    from ..runtime.memory import check_fits
+
+    # a batch is read as float32 and run through the model, whose activations are several times it
+    images = min(batch_size, max(dataset.val_size, 1)) if fixed is None else batch_size
+    check_fits(8 * images * 3 * size * size * 4, f"--batch-size {batch_size} of {size}x{size} images",
+               "use a smaller --batch-size")
     top1 = top5 = seen = 0
     start = time.perf_counter()
     steps = math.ceil(dataset.val_size / batch_size)
