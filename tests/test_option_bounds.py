@@ -109,6 +109,13 @@ def test_values_no_model_can_have_are_usage_errors(runner, tmp_path: Path, monke
         ["inspect", "--num-classes", "0"],
         ["bench", "--duration", "inf"],
         ["bench", "--runs", "0"],
+        ["bench", "--threads", "0"],
+        ["bench", "--threads", "-1"],
+        ["bench", "--threads", "nan"],
+        ["bench", "--threads", "1,,2"],
+        ["bench", "--threads", "2,2"],
+        ["bench", "--threads", "999"],
+        ["table", "--threads", "1,,2"],
     ]
     for command, option, value in cases:
         result = runner.invoke(cli, [command, option, value, *BASE[command]])

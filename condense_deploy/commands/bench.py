@@ -13,13 +13,13 @@ from .._fsutil import check_writable
 from ..runtime import reports
 from ..runtime.bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
 from ..runtime.machine import usable_cores
-from .options import FiniteFloat, count
+from .options import FiniteFloat, ThreadCounts, count
 from .progress import ProgressBar
 
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--threads", default="1", show_default=True,
+@click.option("--threads", type=ThreadCounts(), default="1", show_default=True,
               help="Intra-op thread counts to sweep, comma-separated ('all' = every usable core).")
 @click.option("--batch", default=1, show_default=True, type=count(1, 4096), metavar="N",
               help="Batch size (symbolic batch inputs).")

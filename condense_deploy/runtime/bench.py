@@ -176,12 +176,18 @@ MAX_THREADS = 256
 
 
 def parse_threads(text: str) -> list[int]:
-    """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use."""
+    """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use.
+
+    Strict, because a typo in a sweep is easy to miss in a long run: an empty item (``1,,2``), a
+    count given twice (``2,2``), anything but a whole number in 1..MAX_THREADS or ``all`` is an
+    error. ``all`` may repeat a literal count (``1,all`` on a one-core machine is ``[1]``).
+    """
     counts: list[int] = []
+    literal: set[int] = set()
     for word in text.split(","):
         word = word.strip().lower()
         if not word:
-            continue
+            raise CondenseDeployError(f"threads {text!r}: an empty item; give counts like 1,2,4")
         if word == "all":
             counts.append(usable_cores())
             continue
@@ -191,9 +197,10 @@ def parse_threads(text: str) -> list[int]:
             raise CondenseDeployError(f"threads {text!r}: {word!r} is not a whole number or 'all'") from e
         if not 1 <= value <= MAX_THREADS:
             raise CondenseDeployError(f"threads {text!r}: {value} must be in 1..{MAX_THREADS}")
+        if value in literal:
+            raise CondenseDeployError(f"threads {text!r}: {value} is given twice")
+        literal.add(value)
         counts.append(value)
-    if not counts:
-        raise CondenseDeployError(f"threads {text!r}: no thread count given")
     return list(dict.fromkeys(counts))
 
 
