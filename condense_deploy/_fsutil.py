@@ -22,14 +22,14 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import CondenseDeployError
 
-__all__ = ["atomic_path", "atomic_write", "check_creatable", "check_writable", "make_dirs",
-           "sweep_stale_temps", "write_json", "write_text"]
+__all__ = ["atomic_path", "atomic_write", "check_creatable", "check_not_input", "check_writable", "make_dirs",
+           "same_file", "sweep_stale_temps", "write_json", "write_text"]
 
 
 def _default_mode() -> int:
@@ -47,9 +47,32 @@ def _os_error(target: Path, e: OSError, what: str = "cannot write") -> CondenseD
     return CondenseDeployError(f"{target}: {what} ({e.strerror or e})")
 
 
-def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
-    """Refuse to overwrite without ``force`` and fail early when the folder is missing."""
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when both names reach one file: the same path, a symlink to it, a hard link, or another
+    spelling of the path (device and inode compared); False when either does not exist."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_not_input(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output that is one of the command's inputs, under any name: an output never replaces
+    its own input, with or without ``--force``."""
+    for source in inputs:
+        if same_file(path, source):
+            also = "" if os.path.abspath(path) == os.path.abspath(source) else f" ({path} reaches {source})"
+            raise CondenseDeployError(f"{path}: is the input {source}{also}; an output never replaces its "
+                                      "input: choose another output name")
+
+
+def check_writable(path: str | os.PathLike[str], force: bool,
+                   inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Refuse an output that is one of ``inputs`` (always) or exists (without ``force``), and fail early
+    when the folder is missing."""
     target = Path(path)
+    check_not_input(target, inputs)
     if target.exists() and not force:
         raise _exists_error(target)
     if target.is_dir():

@@ -72,7 +72,7 @@ def convert_checkpoint(
     trust_checkpoint: bool = False, force: bool = False,
 ) -> ConvertResult:
     """Load a training checkpoint, convert it, prove equivalence, save in the original converted format."""
-    check_writable(output, force)
+    check_writable(output, force, inputs=[source])
     loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint)
     if loaded.family != "condensenet":
         raise CondenseDeployError(f"{source}: a {loaded.family} model has nothing to convert")
@@ -170,7 +170,7 @@ def export_source(
     """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
     verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed)."""
     check_options(opset, batch, exporter, optimize)
-    check_writable(output, force)  # fail before minutes of work
+    check_writable(output, force, inputs=[source])  # fail before minutes of work
     step = on_step or (lambda _message: None)
     step(f"loading {source}")
     loaded = deployable(source, arch, trust_checkpoint, num_classes)

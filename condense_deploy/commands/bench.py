@@ -51,9 +51,9 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
     if runs is not None and duration is not None:
         raise click.UsageError("give --runs or --duration, not both")
     if json_path is not None:
-        check_writable(json_path, force)
+        check_writable(json_path, force, inputs=models)
     if csv_path is not None:
-        reports.check_csv(csv_path)
+        reports.check_csv(csv_path, inputs=[*models, *([json_path] if json_path is not None else [])])
     counts = parse_threads(threads)
     if not remote and max(counts) > usable_cores():
         click.echo(f"warning: --threads {max(counts)} is more than the {usable_cores()} usable core(s); "

@@ -236,7 +236,7 @@ def optimize_file(source: str, target: str, mode: str = "fast", threads: int = 1
     from .onnx_info import load_checked
 
     model = load_checked(source)  # the input is judged before the output is blamed
-    check_writable(target, force)
+    check_writable(target, force, inputs=[source])
     # the input must run before it is rewritten: a model that fails in onnxruntime (an index out of
     # range, a Conv with group 0) is the input's fault, said once, not a pass's crash
     feeds, expected = _outputs(model, source, f"{source}: onnxruntime cannot load it ({{reason}})")

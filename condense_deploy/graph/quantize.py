@@ -190,7 +190,7 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     from .optimize import LOAD_ERROR
 
     model = load_checked(source, image_classifier=True)
-    check_writable(target, force)
+    check_writable(target, force, inputs=[source, calibration_data])
     if any(o.domain == DOMAIN for o in model.opset_import):
         raise CondenseDeployError(f"{source}: its dense blocks run on the native kernels, which are float32 "
                                   "only and cannot be quantized; quantize the portable export "

@@ -107,8 +107,9 @@ def _existing_csv(target: Path) -> str:
     return old if old.endswith("\n") else old + "\n"
 
 
-def check_csv(path: str | os.PathLike[str]) -> None:
-    """Fail before a long bench if ``append_csv(path, ...)`` would fail."""
+def check_csv(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Fail before a long bench if ``append_csv(path, ...)`` would fail (or would rewrite an input)."""
+    _fsutil.check_not_input(path, inputs)
     _existing_csv(Path(path))
 
 
@@ -392,9 +393,11 @@ def write_merged(results: Sequence[str | os.PathLike[str]], output: str | os.Pat
     PNG plot; returns the markdown. Both targets are checked before anything is written."""
     reports = load_results(results)
     if output is not None:
-        _fsutil.check_writable(output, force)
+        _fsutil.check_writable(output, force, inputs=results)
+    if plot is not None and output is not None and os.path.abspath(plot) == os.path.abspath(output):
+        raise CondenseDeployError(f"{plot}: given as both --output and --plot; choose two names")
     if plot is not None:
-        _fsutil.check_writable(plot, force)
+        _fsutil.check_writable(plot, force, inputs=[*results, *([output] if output is not None else [])])
         require_matplotlib()
     text = merged_markdown(reports)
     if plot is not None:
