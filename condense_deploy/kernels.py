@@ -24,6 +24,8 @@ __all__ = [
     "DOMAIN",
     "DOMAIN_VERSION",
     "LIBRARY_NAME",
+    "MIN_ONNXRUNTIME",
+    "check_onnxruntime",
     "dense_block_reference",
     "is_available",
     "library_path",
@@ -33,6 +35,9 @@ DOMAIN = "ai.condense_deploy"
 DOMAIN_VERSION = 1
 LIBRARY_NAME = "libcondense_deploy_ops.so"
 ENV_VAR = "CONDENSE_DEPLOY_KERNELS"
+# the library asks onnxruntime for C API version 21; an older runtime cannot give it, and would then
+# blame the model ("DenseBlock is not a registered function/op")
+MIN_ONNXRUNTIME = (1, 21)
 BUILD_HINT = ("build them with `make kernels` (or `scripts/build-kernels.sh`) in a source checkout, "
               "or reinstall with `pip install .` where g++ is present")
 
@@ -57,6 +62,18 @@ def library_path() -> str:
         raise CondenseDeployError(f"the native kernels ({DOMAIN}) are not built here ({where} is missing): "
                                   f"{BUILD_HINT}")
     return str(path)
+
+
+def check_onnxruntime(version: str) -> None:
+    """One clear error when onnxruntime ``version`` is older than the custom-op API the library needs."""
+    parts = []
+    for word in version.split(".")[:2]:
+        digits = "".join(ch for ch in word if ch.isdigit()) if word[:1].isdigit() else ""
+        parts.append(int(digits) if digits else 0)
+    if tuple(parts) < MIN_ONNXRUNTIME:
+        need = ".".join(map(str, MIN_ONNXRUNTIME))
+        raise CondenseDeployError(f"onnxruntime {version} is older than {need}, which the native kernels "
+                                  f"({DOMAIN}) need: pip install 'onnxruntime>={need}'")
 
 
 def dense_block_reference(x: np.ndarray, index: np.ndarray, bn_scale: np.ndarray, bn_shift: np.ndarray,

@@ -138,7 +138,10 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     """
     if options is None:
         options = session_options(threads, **option_kwargs)
-    for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
+    libraries = list(dict.fromkeys([*custom_op_libraries, *libraries_for(model)]))
+    if libraries:
+        kernels.check_onnxruntime(_ort().__version__)
+    for library in libraries:
         try:
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it
