@@ -75,7 +75,8 @@ def dense_config(rng: np.random.Generator) -> dict[str, Any]:
     return {"attrs": attrs, "params": params, "x": x}
 
 
-def _dense_reference(attrs: dict[str, Any], params: dict[str, Any], x: np.ndarray) -> Callable[[], np.ndarray]:
+def _dense_reference(attrs: dict[str, Any], params: dict[str, Any],
+                     x: np.ndarray) -> Callable[[], np.ndarray]:
     return lambda: dense_block_reference(x, params["index"], params["bn_scale"], params["bn_shift"],
                                          params["w1"], params["b1"], params["w3"], **attrs)
 
@@ -150,7 +151,8 @@ def dense_malformed(rng: np.random.Generator) -> Case:
         else:
             params[name] = None
         as_inputs = {name} if rng.random() < 0.3 else set()
-        return Case(f"dense/param/{name}/{how}", "DenseBlock", attrs, params, x, valid=False, as_inputs=as_inputs)
+        return Case(f"dense/param/{name}/{how}", "DenseBlock", attrs, params, x, valid=False,
+                    as_inputs=as_inputs)
     if kind == "index":
         idx = params["index"].copy()
         at = int(rng.integers(len(idx)))
@@ -241,7 +243,8 @@ def conv_malformed(rng: np.random.Generator) -> Case:
                        "kernel2": lambda: np.ones((w.shape[0], w.shape[1], 2, 2), np.float32),
                        "kernel5": lambda: np.ones((w.shape[0], w.shape[1], 5, 5), np.float32),
                        "empty": lambda: w[:0],
-                       "channels": lambda: np.ones((w.shape[0], w.shape[1] + 1, *w.shape[2:]), np.float32)}[how]()
+                       "channels": lambda: np.ones((w.shape[0], w.shape[1] + 1, *w.shape[2:]), np.float32),
+                       }[how]()
         return Case(f"conv/w/{how}", "GroupedConv", attrs, params, x, valid=False,
                     as_inputs={"W"} if rng.random() < 0.3 else set())
     if kind == "b":
@@ -270,8 +273,8 @@ def build(case: Case) -> tuple[bytes, dict[str, np.ndarray]]:
     names = list(DENSE_INPUTS) if case.op == "DenseBlock" else ["W", "B"]
     node_inputs, inits, graph_inputs = ["X"], [], []
     feeds: dict[str, np.ndarray] = {"X": case.x}
-    graph_inputs.append(helper.make_tensor_value_info("X", _TYPES[case.x.dtype], ["N", "C", "H", "W"][: case.x.ndim]
-                                                      + [f"d{i}" for i in range(4, case.x.ndim)]))
+    dims = ["N", "C", "H", "W"][: case.x.ndim] + [f"d{i}" for i in range(4, case.x.ndim)]
+    graph_inputs.append(helper.make_tensor_value_info("X", _TYPES[case.x.dtype], dims))
     for name in names:
         value = case.params.get(name)
         if value is None:
@@ -291,11 +294,12 @@ def build(case: Case) -> tuple[bytes, dict[str, np.ndarray]]:
         node_inputs.append(extra)
     node = helper.make_node(case.op, node_inputs, ["Y"], domain=DOMAIN)
     for key, value in case.attrs.items():
-        node.attribute.append(value if isinstance(value, onnx.AttributeProto) else helper.make_attribute(key, value))
+        raw = isinstance(value, onnx.AttributeProto)
+        node.attribute.append(value if raw else helper.make_attribute(key, value))
     graph = helper.make_graph([node], "fuzz", graph_inputs,
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(DOMAIN, DOMAIN_VERSION)], ir_version=8)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=8)
     return model.SerializeToString(), feeds
 
 
@@ -340,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    ops = [("DenseBlock", args.library)] + ([("GroupedConv", args.bench_library)] if args.bench_library else [])
+    ops = [("DenseBlock", args.library)]
+    if args.bench_library:
+        ops.append(("GroupedConv", args.bench_library))
     deadline = time.monotonic() + args.seconds
     failures = done = 0
     for i in range(args.cases):

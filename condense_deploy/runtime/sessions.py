@@ -11,20 +11,18 @@ the model imports (see ``libraries_for``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
 from .. import kernels
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
     "GRAPH_OPT_LEVELS",
     "ModelSource",
     "create_session",
-    "first_line",
     "libraries_for",
     "random_feeds",
     "run_session",
@@ -53,18 +51,9 @@ def _ort() -> Any:
     return onnxruntime
 
 
-# onnxruntime's exceptions start with "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "; the reason follows
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
 # onnxruntime logs through its own logger (to stderr, in colour) before it raises; our sessions log only
 # fatal errors, so the reason reaches the user once, in our one ``Error:`` line
 QUIET = 4
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message without onnxruntime's status prefix (the exception's
-    type name when there is no message)."""
-    text = _ORT_PREFIX.sub("", str(error).strip())
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
@@ -139,8 +128,6 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     if options is None:
         options = session_options(threads, **option_kwargs)
     libraries = list(dict.fromkeys([*custom_op_libraries, *libraries_for(model)]))
-    if libraries:
-        kernels.check_onnxruntime(_ort().__version__)
     for library in libraries:
         try:
             options.register_custom_ops_library(library)
@@ -148,6 +135,8 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
             raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
                                       f"({first_line(e)}); {kernels.BUILD_HINT}") from e
     ort = _ort()
+    if libraries:  # an older runtime cannot give the library its API and would blame the model instead
+        kernels.check_onnxruntime(ort.__version__)
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):
         source = source.SerializeToString()
