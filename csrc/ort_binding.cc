@@ -62,32 +62,66 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+bool succeeded(OrtStatus* st) {
+  if (!st) return true;
+  Ort::GetApi().ReleaseStatus(st);
+  return false;
+}
+
+// The kind of value attribute `name` holds when it is not the one the contract wants ("" when it is
+// absent or of the wanted kind). onnxruntime's getters each read one field of the attribute, so a
+// value of another type reads as "absent" unless it is looked for: a float `relu` would silently
+// become the default. want_ints: the contract wants ints, else one int.
+std::string other_kind(const Ort::ConstKernelInfo& info, const char* name, bool want_ints) {
+  const OrtApi& api = Ort::GetApi();
+  float f = 0;
+  int64_t i = 0;
+  std::size_t n = 0;
+  if (succeeded(api.KernelInfoGetAttribute_float(info, name, &f))) return "a float";
+  if (succeeded(api.KernelInfoGetAttribute_string(info, name, nullptr, &n))) return "a string";
+  n = 0;
+  if (succeeded(api.KernelInfoGetAttributeArray_float(info, name, nullptr, &n)) && n > 0) return "floats";
+  if (want_ints && succeeded(api.KernelInfoGetAttribute_int64(info, name, &i))) return "one int";
+  n = 0;
+  if (!want_ints && succeeded(api.KernelInfoGetAttributeArray_int64(info, name, nullptr, &n)) && n > 0)
+    return "ints";
+  OrtAllocator* alloc = nullptr;
+  OrtValue* tensor = nullptr;
+  if (succeeded(api.GetAllocatorWithDefaultOptions(&alloc)) &&
+      succeeded(api.KernelInfoGetAttribute_tensor(info, name, alloc, &tensor))) {
+    api.ReleaseValue(tensor);
+    return "a tensor";
+  }
+  return "";
+}
+
+[[noreturn]] void mismatched(const char* op, const char* name, const char* want, const std::string& got) {
+  throw InvalidArgument(std::string(op) + ": mismatched attribute type: '" + name + "' must be " + want +
+                        ", got " + got);
+}
+
 int64_t attr_int(const Ort::ConstKernelInfo& info, const char* op, const char* name, const int64_t* dflt) {
   int64_t v = 0;
-  OrtStatus* st = Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &v);
-  if (st) {
-    Ort::GetApi().ReleaseStatus(st);
+  const bool is_int = succeeded(Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &v));
+  const std::string other = other_kind(info, name, false);
+  if (!other.empty()) mismatched(op, name, "an int", other);
+  if (!is_int) {
     if (dflt) return *dflt;
-    throw InvalidArgument(std::string(op) + ": missing or non-int attribute '" + name + "'");
+    throw InvalidArgument(std::string(op) + ": missing attribute '" + name + "' (an int)");
   }
   return v;
 }
 
 std::vector<int64_t> attr_ints(const Ort::ConstKernelInfo& info, const char* op, const char* name) {
   std::size_t n = 0;
-  OrtStatus* st = Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, nullptr, &n);
-  if (st) {
-    Ort::GetApi().ReleaseStatus(st);
-    throw InvalidArgument(std::string(op) + ": missing or non-ints attribute '" + name + "'");
-  }
+  const bool readable = succeeded(Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, nullptr, &n));
+  const std::string other = other_kind(info, name, true);
+  if (!other.empty()) mismatched(op, name, "ints", other);
+  if (!readable || n == 0)
+    throw InvalidArgument(std::string(op) + ": missing attribute '" + name + "' (ints, at least one)");
   std::vector<int64_t> v(n);
-  if (n) {
-    st = Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, v.data(), &n);
-    if (st) {
-      Ort::GetApi().ReleaseStatus(st);
-      throw InvalidArgument(std::string(op) + ": cannot read attribute '" + name + "'");
-    }
-  }
+  if (!succeeded(Ort::GetApi().KernelInfoGetAttributeArray_int64(info, name, v.data(), &n)))
+    throw InvalidArgument(std::string(op) + ": cannot read attribute '" + name + "'");
   return v;
 }
 
