@@ -1,7 +1,7 @@
 """Fuzz driver for our custom ops: malformed and random valid DenseBlock / GroupedConv models.
 
-Run as a script (``python tests/_native_fuzz.py --library L [--bench-library B] --seed S --cases N
---seconds T``), normally by tests/test_native_fuzz.py in a child process that preloads AddressSanitizer
+Run as a script (``python tests/_native_fuzz.py --library L --seed S --cases N --seconds T``),
+normally by tests/test_native_fuzz.py in a child process that preloads AddressSanitizer
 into a sanitizer build of the library. Each case is announced on stdout before it runs (``case 17
 dense/attr-float/relu``), so a crash names it. A malformed model must be refused by onnxruntime (at
 session creation or at run time) with an exception; a valid one must run and match the numpy
@@ -337,27 +337,24 @@ GENERATORS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--library", required=True, help="the shipped library (DenseBlock)")
-    parser.add_argument("--bench-library", help="the bench-only library (also GroupedConv)")
+    parser.add_argument("--library", required=True, help="the custom-op library (a sanitizer build)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    ops = [("DenseBlock", args.library)]
-    if args.bench_library:
-        ops.append(("GroupedConv", args.bench_library))
+    ops = ["DenseBlock", "GroupedConv"]
     deadline = time.monotonic() + args.seconds
     failures = done = 0
     for i in range(args.cases):
         if time.monotonic() > deadline:
             break
-        op, library = ops[i % len(ops)]
+        op = ops[i % len(ops)]
         makers = [m for m, weight in GENERATORS[op] for _ in range(weight)]
         case = makers[int(rng.integers(len(makers)))](rng)
         threads = int(rng.integers(1, 3))
         print(f"case {i} {case.name} threads={threads}", flush=True)
-        problem = run_case(case, library, threads)
+        problem = run_case(case, args.library, threads)
         done += 1
         if problem:
             failures += 1

@@ -112,8 +112,8 @@ def test_an_older_onnxruntime_is_named_not_the_model(runner, tmp_path: Path, mon
     onnxruntime itself would say the model's DenseBlock is not a registered op."""
     import onnxruntime
 
-    from condense_deploy import kernels
     from condense_deploy.cli import cli
+    from condense_deploy.native import library as kernels
 
     if not kernels.is_available():
         pytest.skip("native kernels not built (make kernels)")
@@ -129,7 +129,7 @@ def test_an_older_onnxruntime_is_named_not_the_model(runner, tmp_path: Path, mon
 def test_the_package_requires_the_runtime_the_kernels_need() -> None:
     import tomllib
 
-    from condense_deploy.kernels import MIN_ONNXRUNTIME
+    from condense_deploy.native.library import MIN_ONNXRUNTIME
 
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"onnxruntime>={'.'.join(map(str, MIN_ONNXRUNTIME))}" in deps
