@@ -142,6 +142,15 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):
         source = source.SerializeToString()
+    if libraries:  # what the library cannot see (an attribute it does not read) is checked here
+        from ..native.audit import contract_problem
+
+        data = Path(source).read_bytes() if isinstance(source, str) else source
+        problem = contract_problem(data) if native_contract.DOMAIN.encode() in data else None
+        if problem is not None:
+            error = CondenseDeployError(problem)
+            raise CondenseDeployError(load_error(error) if callable(load_error)
+                                      else load_error.format(reason=problem))
     try:
         return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
