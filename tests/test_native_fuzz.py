@@ -49,8 +49,8 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs g++ and cmake")
     out = tmp_path_factory.mktemp("asan")
     script = REPO / "scripts" / "build-kernels.sh"
-    done = subprocess.run(["bash", str(script), "--sanitize", "--out", str(out)], capture_output=True, text=True,
-                          timeout=3600)
+    done = subprocess.run(["bash", str(script), "--sanitize", "--out", str(out)], capture_output=True,
+                          text=True, timeout=3600)
     assert done.returncode == 0, done.stderr
     return out
 
