@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _prereq import missing_prerequisite
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "_native_fuzz.py"
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 def _runtime_library(name: str) -> str:
     path = subprocess.run(["g++", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
     if not path or not Path(path).exists():
-        pytest.skip(f"{name} not found (g++'s sanitizer runtime)")
+        missing_prerequisite(f"{name} not found (g++'s sanitizer runtime)")
     return str(Path(path).resolve())
 
 
@@ -46,7 +47,7 @@ def _reported(stderr: str) -> bool:
 @pytest.fixture(scope="module")
 def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("g++") is None or shutil.which("cmake") is None:
-        pytest.skip("needs g++ and cmake")
+        missing_prerequisite("needs g++ and cmake")
     out = tmp_path_factory.mktemp("asan")
     script = REPO / "scripts" / "build-kernels.sh"
     done = subprocess.run(["bash", str(script), "--sanitize", "--out", str(out)], capture_output=True,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from _clean import assert_clean_error
 from _onnx_models import conv_net
+from _prereq import missing_prerequisite
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,7 +117,7 @@ def test_an_older_onnxruntime_is_named_not_the_model(runner, tmp_path: Path, mon
     from condense_deploy.native import library as kernels
 
     if not kernels.is_available():
-        pytest.skip("native kernels not built (make kernels)")
+        missing_prerequisite("native kernels not built (make kernels)")
     from _onnx_models import native_block_net
 
     source = native_block_net(tmp_path / "native.onnx")
@@ -154,7 +155,7 @@ def _read_only_copy(tmp_path: Path) -> Path:
                  ["mount", "-o", "remount,bind,ro", str(mounted)]):
         if subprocess.run(args, capture_output=True).returncode != 0:
             subprocess.run(["umount", str(mounted)], capture_output=True)
-            pytest.skip("cannot make a read-only mount here")
+            missing_prerequisite("cannot make a read-only mount here")
     return mounted
 
 
