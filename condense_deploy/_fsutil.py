@@ -21,7 +21,9 @@ import errno
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,14 +189,16 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     sweep_stale_temps(target)
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
-                                        dir=directory)
-    except OSError as e:
-        raise _os_error(target, e) from e
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        with _sigint_deferred():  # a Ctrl-C between creating the file and knowing its name would leak it
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                                dir=directory)
+            except OSError as e:
+                raise _os_error(target, e) from e
+            os.close(fd)
+            tmp = Path(tmp_name)
         os.chmod(tmp, _default_mode())
         try:
             yield tmp
@@ -215,9 +219,25 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
         else:
             _link_no_clobber(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back (main thread, POSIX) until the block ends: its KeyboardInterrupt then comes
+    where the caller can clean up, not halfway through creating a file."""
+    main = threading.current_thread() is threading.main_thread()
+    if not (main and hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
