@@ -8,10 +8,12 @@ portable ``fast`` graphs need none of it, and ``condense_deploy.native`` explain
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from setuptools import Distribution, setup
@@ -58,4 +60,12 @@ class PlatformDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithKernels}, distclass=PlatformDistribution)
+def _scratch_options() -> dict[str, dict[str, str]]:
+    """setuptools' egg-info and build folders in a temp folder, never in the source tree: a read-only
+    checkout (a mounted volume, a system package source) installs, and a writable one stays clean."""
+    scratch = tempfile.mkdtemp(prefix="condense-deploy-build-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return {"egg_info": {"egg_base": scratch}, "build": {"build_base": os.path.join(scratch, "build")}}
+
+
+setup(cmdclass={"build_py": BuildWithKernels}, distclass=PlatformDistribution, options=_scratch_options())

@@ -21,15 +21,17 @@ import errno
 import json
 import os
 import re
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import CondenseDeployError
 
-__all__ = ["atomic_path", "atomic_write", "check_creatable", "check_writable", "make_dirs",
-           "sweep_stale_temps", "write_json", "write_text"]
+__all__ = ["atomic_path", "atomic_write", "check_creatable", "check_not_input", "check_writable", "make_dirs",
+           "same_file", "sweep_stale_temps", "write_json", "write_text"]
 
 
 def _default_mode() -> int:
@@ -47,9 +49,32 @@ def _os_error(target: Path, e: OSError, what: str = "cannot write") -> CondenseD
     return CondenseDeployError(f"{target}: {what} ({e.strerror or e})")
 
 
-def check_writable(path: str | os.PathLike[str], force: bool) -> Path:
-    """Refuse to overwrite without ``force`` and fail early when the folder is missing."""
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when both names reach one file: the same path, a symlink to it, a hard link, or another
+    spelling of the path (device and inode compared); False when either does not exist."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_not_input(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output that is one of the command's inputs, under any name: an output never replaces
+    its own input, with or without ``--force``."""
+    for source in inputs:
+        if same_file(path, source):
+            also = "" if os.path.abspath(path) == os.path.abspath(source) else f" ({path} reaches {source})"
+            raise CondenseDeployError(f"{path}: is the input {source}{also}; an output never replaces its "
+                                      "input: choose another output name")
+
+
+def check_writable(path: str | os.PathLike[str], force: bool,
+                   inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Refuse an output that is one of ``inputs`` (always) or exists (without ``force``), and fail early
+    when the folder is missing."""
     target = Path(path)
+    check_not_input(target, inputs)
     if target.exists() and not force:
         raise _exists_error(target)
     if target.is_dir():
@@ -164,14 +189,16 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     sweep_stale_temps(target)
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
-                                        dir=directory)
-    except OSError as e:
-        raise _os_error(target, e) from e
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        with _sigint_deferred():  # a Ctrl-C between creating the file and knowing its name would leak it
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                                dir=directory)
+            except OSError as e:
+                raise _os_error(target, e) from e
+            os.close(fd)
+            tmp = Path(tmp_name)
         os.chmod(tmp, _default_mode())
         try:
             yield tmp
@@ -192,9 +219,25 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
         else:
             _link_no_clobber(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back (main thread, POSIX) until the block ends: its KeyboardInterrupt then comes
+    where the caller can clean up, not halfway through creating a file."""
+    main = threading.current_thread() is threading.main_thread()
+    if not (main and hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,8 @@ The CLI turns it into a one-line ``Error: ...`` and exit status 1; anything else
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["FULL_INSTALL", "CondenseDeployError", "first_line", "missing_dependency"]
 
 FULL_INSTALL = "pip install 'condense-deploy[full]'"
@@ -31,7 +33,9 @@ def first_line(error: BaseException, *, with_type: bool = False, limit: int | No
     wraps a third-party error (whose own text may run to a traceback); its type name when the
     message is empty. ``with_type`` puts the type name in front (``ValueError: ...``), ``limit``
     cuts a very long line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # onnxruntime's exceptions start with "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : ": the reason follows
+    text = re.sub(r"^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     name = type(error).__name__
     if not lines:
         return name

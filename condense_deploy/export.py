@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import time
 import warnings
@@ -68,6 +69,8 @@ class OnnxExportSpec:
 
 
 SPEC = OnnxExportSpec()
+# a fixed batch beyond this is a typo: the export traces, runs and validates at that batch size
+MAX_BATCH = 4096
 
 
 def export_config(card: str | None) -> tuple[int, float]:
@@ -135,6 +138,7 @@ def export_onnx(
     fixed_batch = check_options(opset, batch, exporter, optimize)
     batch = fixed_batch or "dynamic"  # "2" -> 2 in the result and the metadata
     target = check_writable(path, force)
+    _check_memory(model, input_size, fixed_batch)
     was_training = model.training
     model.eval()
     try:
@@ -204,7 +208,46 @@ def check_options(opset: int, batch: str | int, exporter: str, optimize: str) ->
         size = 0
     if size < 1 or isinstance(batch, bool):
         raise CondenseDeployError(f"batch must be 'dynamic' or a positive integer, not {batch!r}")
+    if size > MAX_BATCH:
+        raise CondenseDeployError(f"batch {size} is more than {MAX_BATCH}; export a dynamic batch instead")
     return size
+
+
+def activation_bytes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
+    """Bytes of every leaf module's output for one image: what a forward pass (and onnxruntime's
+    buffers for the same graph) holds per image, measured with hooks on a 1-image batch."""
+    total = 0
+
+    def add(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(add) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    except Exception as e:
+        raise CondenseDeployError(f"the PyTorch model failed on input {list(input_size)}: "
+                                  f"{_why(e)}") from e
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total + 4 * math.prod(input_size)
+
+
+def _check_memory(model: nn.Module, input_size: tuple[int, int, int], fixed_batch: int) -> None:
+    """Fail before tracing when the batch's activations (in PyTorch and onnxruntime at once) cannot fit."""
+    from .runtime.memory import check_fits
+
+    batch = fixed_batch or max(SPEC.trace_batch, *SPEC.validate_batches)
+    check_fits(2 * batch * activation_bytes(model, input_size), f"export at batch {batch}",
+               "use a smaller --batch, or a dynamic batch")
 
 
 @contextlib.contextmanager
@@ -363,8 +406,8 @@ def validate_onnx(
 
     name = label or os.fspath(onnx_path)
     input_size = _check_input_size(input_size)
-    # onnxruntime's own thread count and log level, as before the session factory
-    session = create_session(onnx_path, threads=None, log_severity=None,
+    # onnxruntime's own thread count; its log stays quiet (a failure is reported in our one line)
+    session = create_session(onnx_path, threads=None,
                              load_error=lambda e: f"{name}: onnxruntime cannot load it: {_why(e)}")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [SPEC.input_name] or SPEC.output_name not in [o.name for o in outputs]:
@@ -378,6 +421,9 @@ def validate_onnx(
                                       f"expects {ours} (input {list(input_size)})")
     if batches is None:
         batches = (file_shape[0],) if isinstance(file_shape[0], int) else SPEC.validate_batches
+    if not batches or min(batches) < 1:
+        raise CondenseDeployError(f"{name}: the batch axis is fixed at {min(batches, default=0)}; "
+                                  "nothing to verify (export with a positive or dynamic --batch)")
     generator = torch.Generator().manual_seed(SPEC.seed + 1)
     x = torch.randn(max(batches), *input_size, generator=generator)
     was_training = model.training

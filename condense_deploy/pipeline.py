@@ -140,7 +140,7 @@ def convert_checkpoint(
     """Load a training checkpoint, convert it, prove the learned group convs exact, report what the
     classifier keeps, save (``half``: the original converted format). ``finetune`` needs data: see
     ``train.deploy.convert_on_data``."""
-    check_writable(output, force)
+    check_writable(output, force, inputs=[source])
     loaded, mode = load_for_conversion(source, arch, trust_checkpoint, classifier)
     if mode == "finetune":
         raise CondenseDeployError(
@@ -276,7 +276,7 @@ def export_source(
     ``opset`` defaults to the model card's, and the validation uses the card's atol
     (``export_config``)."""
     check_options(SPEC.opset if opset is None else opset, batch, exporter, optimize)
-    check_writable(output, force)  # fail before minutes of work
+    check_writable(output, force, inputs=[source])  # fail before minutes of work
     step = on_step or (lambda _message: None)
     step(f"loading {source}")
     loaded = deployable(source, arch, trust_checkpoint, num_classes)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the native onnxruntime custom-op library (csrc/) as libcondense_deploy_ops.so.
 #
-#   scripts/build-kernels.sh [--arch x86_64|aarch64] [--out DIR] [--test] [--bench]
+#   scripts/build-kernels.sh [--arch x86_64|aarch64] [--out DIR] [--test] [--bench] [--sanitize]
 #
 # --arch     target architecture (default: the host's, from uname -m); aarch64 cross-compiles
 #            with aarch64-linux-gnu-g++ (csrc/cmake/aarch64-linux-gnu.cmake).
@@ -10,6 +10,8 @@
 #            (static when cross-compiling, so qemu-aarch64-static runs it) and the bench-only op
 #            library DIR/libcondense_deploy_bench_ops.so (DenseBlock and GroupedConv).
 # --bench    also build the micro-kernel bench DIR/bench_microkernels and the bench-only op library.
+# --sanitize build both op libraries with AddressSanitizer + UndefinedBehaviorSanitizer (CMake
+#            CD_SANITIZE, its own build tree) for the fuzz target; give --out, never the package's folder.
 #
 # The build is csrc/CMakeLists.txt (cmake 3.18+); this script does what CMake cannot: fetch
 # onnxruntime's C/C++ headers from Debian's libonnxruntime-dev (trixie) with apt-get download
@@ -24,17 +26,22 @@ arch="$(uname -m)"
 out=""
 want_test=0
 want_bench=0
+sanitize=OFF
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --test) want_test=1; shift ;;
     --bench) want_bench=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --sanitize) sanitize=ON; want_bench=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "build-kernels: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 fail() { echo "build-kernels: $*" >&2; exit 1; }
+if [ "$sanitize" = ON ] && [ -z "$out" ]; then
+  echo "build-kernels: --sanitize needs --out DIR (a sanitizer build never replaces the package's library)" >&2; exit 2
+fi
 
 toolchain=()
 case "$arch" in
@@ -94,14 +101,14 @@ fi
 
 # --- configure and build with CMake --------------------------------------------------------
 # one build tree per checkout, architecture and compiler, reused by later builds
-key="$(printf '%s\n' "$here" "$arch" "$cxx_path" | cksum | cut -d' ' -f1)"
+key="$(printf '%s\n' "$here" "$arch" "$cxx_path" "$sanitize" | cksum | cut -d' ' -f1)"
 build="$cache/build/$arch-$key"
 mkdir -p "$build" || fail "cannot create the build folder $build"
 if command -v flock >/dev/null 2>&1; then  # one build at a time in one build tree
   exec 9>"$build.lock"; flock 9
 fi
 if ! cmake -S "$here/csrc" -B "$build" "${toolchain[@]}" -DCMAKE_CXX_COMPILER="$cxx_path" \
-     -DONNXRUNTIME_INCLUDE_DIR="$inc" >"$build/configure.log" 2>&1; then
+     -DONNXRUNTIME_INCLUDE_DIR="$inc" -DCD_SANITIZE="$sanitize" >"$build/configure.log" 2>&1; then
   cat "$build/configure.log" >&2
   fail "configuring csrc/ with cmake failed ($cxx, --arch $arch; see $build/configure.log)"
 fi

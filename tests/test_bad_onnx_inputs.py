@@ -117,3 +117,66 @@ def test_inspect_of_a_directory(runner, tmp_path: Path) -> None:
     folder.mkdir()
     assert_clean_error(runner.invoke(cli, ["inspect", str(folder)]), 1, "is a directory")
     assert_clean_error(runner.invoke(cli, ["inspect", str(tmp_path)]), 1, "is a directory")
+
+
+def _group_zero(path: Path) -> Path:
+    """A stock Conv with ``group=0``: valid protobuf, passes the checker, no runtime can run it."""
+    model = onnx.load(str(conv_net(path)))
+    model.graph.node[0].attribute.append(helper.make_attribute("group", 0))
+    onnx.save(model, str(path))
+    return path
+
+
+def _gather_out_of_range(path: Path) -> Path:
+    """A Gather whose constant index (7) is beyond the 3 channels it selects from: fails at run time."""
+    index = numpy_helper.from_array(torch.tensor([7]).numpy(), "index")
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 8, 8])
+    graph = helper.make_graph([helper.make_node("Gather", ["input", "index"], ["y"], axis=1)], "gather",
+                              [x], [y], [index])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+_FAILS_AT_RUN_TIME = {"group_zero": (_group_zero, "group must be greater than 0"),
+                      "gather_out_of_range": (_gather_out_of_range, "indices element out of data bounds")}
+
+
+@pytest.mark.parametrize("kind", list(_FAILS_AT_RUN_TIME))
+def test_a_model_that_fails_at_run_time_is_one_line(runner, kind: str, tmp_path: Path) -> None:
+    """optimize and bench run the input before anything else; its failure names the input and says
+    onnxruntime's reason, and no pass crashes on it."""
+    make, reason = _FAILS_AT_RUN_TIME[kind]
+    source = make(tmp_path / f"{kind}.onnx")
+    target = tmp_path / "out.onnx"
+    result = runner.invoke(cli, ["optimize", str(source), "-o", str(target)])
+    assert_clean_error(result, 1, str(source), "onnxruntime cannot run it", reason)
+    assert not target.exists() and temp_files(tmp_path) == []
+    if kind == "group_zero":
+        result = runner.invoke(cli, ["bench", str(source), "--runs", "2", "--warmup", "0"])
+        assert_clean_error(result, 1, str(source), reason)
+
+
+def test_onnxruntime_logs_nothing_of_its_own(tmp_path: Path) -> None:
+    """In a real process (onnxruntime writes its log to stderr itself): the one `Error:` line is the
+    whole of stderr, with no coloured onnxruntime log line before it."""
+    from _clean import run_cli
+
+    source = _group_zero(tmp_path / "g.onnx")
+    done = run_cli("optimize", str(source), "-o", str(tmp_path / "out.onnx"))
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "\x1b[" not in done.stderr, done.stderr
+    assert "group must be greater than 0" in done.stderr
+
+
+def test_grouped_conv_passes_leave_an_impossible_group_alone(tmp_path: Path) -> None:
+    """The library call too: a Conv with group 0 is not rewritten (and does not crash a pass)."""
+    from condense_deploy.graph.optimize import optimize_onnx
+
+    model = onnx.load(str(_group_zero(tmp_path / "g.onnx")))
+    for mode in ("fast", "none"):
+        optimized, _ = optimize_onnx(model, mode)
+        assert [n.op_type for n in optimized.graph.node][0] == "Conv"

@@ -157,6 +157,13 @@ def test_verify_mismatch_and_missing_file(runner, tmp_path: Path, checkpoint) ->
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not onnx")
     _fails(runner.invoke(cli, ["verify", str(junk), str(source)]), "junk.onnx")
+    fast = tmp_path / "fast.onnx"
+    assert runner.invoke(cli, ["export", str(source), "-o", str(fast)]).exit_code == 0
+    zero = onnx.load(str(fast))  # a file whose batch axis is fixed at 0: nothing can run through it
+    zero.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 0
+    onnx.save(zero, str(tmp_path / "zero.onnx"))
+    _fails(runner.invoke(cli, ["verify", str(tmp_path / "zero.onnx"), str(source)]), "zero.onnx",
+           "batch axis is fixed at 0")
 
 
 def test_optimize_tuned_from_the_cli(runner, tmp_path: Path, checkpoint) -> None:

@@ -109,6 +109,13 @@ def test_values_no_model_can_have_are_usage_errors(runner, tmp_path: Path, monke
         ["inspect", "--num-classes", "0"],
         ["bench", "--duration", "inf"],
         ["bench", "--runs", "0"],
+        ["bench", "--threads", "0"],
+        ["bench", "--threads", "-1"],
+        ["bench", "--threads", "nan"],
+        ["bench", "--threads", "1,,2"],
+        ["bench", "--threads", "2,2"],
+        ["bench", "--threads", "999"],
+        ["table", "--threads", "1,,2"],
     ]
     for command, option, value in cases:
         result = runner.invoke(cli, [command, option, value, *BASE[command]])
@@ -143,3 +150,37 @@ def test_architecture_combinations_are_checked_before_any_folder(runner, tmp_pat
     )
     assert_clean_error(result, 1, "divisible by --group-1x1 3")
     assert not run.exists()
+
+
+def test_sizes_that_cannot_fit_are_refused_before_any_work(runner, tmp_path: Path, monkeypatch) -> None:
+    """Each size option is checked against the memory it needs (here: a machine with 20 MB free) with
+    one line naming the size, before a file or folder is made; an absurd export batch is a usage error."""
+    from _onnx_models import conv_net
+
+    from condense_deploy.runtime import memory
+    from condense_deploy.train.synthetic import write_cifar_archive
+
+    model = conv_net(tmp_path / "m.onnx", size=32)
+    images = tmp_path / "images"
+    write_cifar_archive(images, train_per_class=1, test_per_class=2, seed=0)
+    assert_clean_error(runner.invoke(cli, ["export", "condensenet50_cifar", "-o", str(tmp_path / "x.onnx"),
+                                           "--batch", "100000"]), 2, "--batch")
+    monkeypatch.setattr(memory, "available_bytes", lambda: 20_000_000)
+    before = sorted(os.listdir(tmp_path))
+    cases = [
+        (["export", "condensenet50_cifar", "-o", str(tmp_path / "x.onnx"), "--batch", "4096"],
+         "export at batch 4096 needs about"),
+        (["bench", str(model), "--batch", "4096", "--runs", "1"], "batch 4096 of 32x32 images needs about"),
+        (["quantize", str(model), "-o", str(tmp_path / "q.onnx"), "--calibration-data", str(images),
+          "--calibration-size", "100000"], "100256 images of 32x32 needs about"),
+    ]
+    for args, fragment in cases:
+        assert_clean_error(runner.invoke(cli, args), 1, fragment, "20 MB available")
+        assert sorted(os.listdir(tmp_path)) == before, args
+
+
+def test_available_memory_is_read() -> None:
+    from condense_deploy.runtime.memory import available_bytes
+
+    free = available_bytes()
+    assert free is not None and free > 10_000_000

@@ -118,3 +118,55 @@ def test_epoch_checkpoint_partial_write_keeps_the_latest(tmp_path: Path, monkeyp
     assert load_training_checkpoint(first)["epoch"] == 0
     assert paths.best.read_bytes() == best_before
     assert not paths.epoch_file(1).exists() and temp_files(paths.models) == []
+
+
+def _second_names(source: Path, kind: str) -> Path:
+    """Another name that reaches ``source``: itself, a symlink, a hard link, or another spelling."""
+    if kind == "same path":
+        return source
+    if kind == "another spelling":
+        return source.parent / "." / ".." / source.parent.name / source.name
+    other = source.parent / f"{kind.replace(' ', '_')}_{source.name}"
+    if kind == "symlink":
+        other.symlink_to(source)
+    else:
+        os.link(source, other)
+    return other
+
+
+@pytest.mark.parametrize("kind", ["same path", "symlink", "hard link", "another spelling"])
+def test_an_output_never_replaces_its_input(runner, tmp_path: Path, kind: str) -> None:
+    """Every command with an input and an output, even with --force: the input stays byte for byte."""
+    from _ckpt_factory import original_training_checkpoint, trained_model
+
+    from condense_deploy.train.synthetic import write_cifar_archive
+
+    model = conv_net(tmp_path / "m.onnx", size=32)
+    images = tmp_path / "images"
+    write_cifar_archive(images, train_per_class=1, test_per_class=2, seed=0)
+    archive = images / "cifar-10-python.tar.gz"
+    checkpoint = original_training_checkpoint(trained_model(tiny_config(4, 4), seed=1), tmp_path / "c.pth")
+    result_file = tmp_path / "r.json"
+    assert runner.invoke(cli, ["bench", str(model), "--runs", "2", "--warmup", "0", "--json",
+                               str(result_file)]).exit_code == 0
+    cases = [
+        (model, lambda out: ["optimize", str(model), "-o", str(out), "--force"]),
+        (model, lambda out: ["quantize", str(model), "-o", str(out), "--calibration-data", str(images),
+                             "--force"]),
+        (archive, lambda out: ["quantize", str(model), "-o", str(out), "--calibration-data", str(archive),
+                               "--force"]),
+        (checkpoint, lambda out: ["convert", str(checkpoint), "-o", str(out), "--force"]),
+        (checkpoint, lambda out: ["export", str(checkpoint), "-o", str(out), "--force"]),
+        (model, lambda out: ["bench", str(model), "--runs", "1", "--json", str(out), "--force"]),
+        (model, lambda out: ["bench", str(model), "--runs", "1", "--csv", str(out)]),
+        (result_file, lambda out: ["report", str(result_file), "-o", str(out), "--force"]),
+        (result_file, lambda out: ["report", str(result_file), "--plot", str(out), "--force"]),
+    ]
+    for source, args in cases:
+        before = source.read_bytes()
+        out = _second_names(source, kind)
+        result = runner.invoke(cli, args(out))
+        assert_clean_error(result, 1, "an output never replaces its input")
+        assert source.read_bytes() == before, args(out)
+        if out != source and kind != "another spelling":
+            out.unlink()

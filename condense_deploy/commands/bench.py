@@ -14,13 +14,13 @@ from .._fsutil import check_writable
 from ..runtime import reports
 from ..runtime.bench import DEFAULT_RUNS, GRAPH_OPT_LEVELS, BenchSettings, parse_threads, run_bench
 from ..runtime.machine import usable_cores
-from .options import FiniteFloat, count
+from .options import FiniteFloat, ThreadCounts, count
 from .progress import ProgressBar
 
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--threads", default="1", show_default=True,
+@click.option("--threads", type=ThreadCounts(), default="1", show_default=True,
               help="Intra-op thread counts to sweep, comma-separated ('all' = every usable core).")
 @click.option("--batch", default=1, show_default=True, type=count(1, 4096), metavar="N",
               help="Batch size (symbolic batch inputs).")
@@ -62,9 +62,9 @@ def bench_command(models: tuple[Path, ...], threads: str, batch: int, warmup: in
                    "the report as JSON)", err=True)
         json_path, as_json = Path(as_json), None
     if json_path is not None:
-        check_writable(json_path, force)
+        check_writable(json_path, force, inputs=models)
     if csv_path is not None:
-        reports.check_csv(csv_path)
+        reports.check_csv(csv_path, inputs=[*models, *([json_path] if json_path is not None else [])])
     counts = parse_threads(threads)
     if not remote and max(counts) > usable_cores():
         click.echo(f"warning: --threads {max(counts)} is more than the {usable_cores()} usable core(s); "

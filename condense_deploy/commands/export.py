@@ -16,11 +16,13 @@ from ..graph.recipes import MODES
 from .options import arch_option, classes_option, trust_option
 from .progress import ProgressBar
 
+_MAX_BATCH = 4096  # export.MAX_BATCH (kept here so listing commands does not import torch)
+
 __all__ = ["export_command", "verify_command"]
 
 
 class _BatchType(click.ParamType):
-    """``dynamic`` or a positive integer."""
+    """``dynamic`` or a whole number in 1..MAX_BATCH."""
 
     name = "dynamic|N"
 
@@ -31,8 +33,8 @@ class _BatchType(click.ParamType):
             size = int(value)
         except ValueError:
             size = 0
-        if size < 1:
-            self.fail(f"{value!r} is neither 'dynamic' nor a positive integer", param, ctx)
+        if not 1 <= size <= _MAX_BATCH:
+            self.fail(f"{value!r} is neither 'dynamic' nor a whole number in 1..{_MAX_BATCH}", param, ctx)
         return size
 
 

@@ -14,8 +14,8 @@ import click
 
 from ..architectures.config import ARCH_LIMITS, parse_int_list
 
-__all__ = ["FiniteFloat", "arch_int", "arch_list_option", "arch_option", "classes_option", "count",
-           "trust_option"]
+__all__ = ["FiniteFloat", "ThreadCounts", "arch_int", "arch_list_option", "arch_option", "classes_option",
+           "count", "trust_option"]
 
 
 class FiniteFloat(click.ParamType):
@@ -36,6 +36,25 @@ class FiniteFloat(click.ParamType):
             bound = f"{'(' if self.min_open else '['}{self.min:g}, {self.max:g}]"
             self.fail(f"{value!r} is not a finite number in {bound}", param, ctx)
         return number
+
+
+class ThreadCounts(click.ParamType):
+    """A comma-separated list of thread counts (``1,2,4``, ``all``), checked strictly at the command line
+    (a usage error for ``0``, ``nan``, ``1,,2``, ``2,2``, ``999``) and passed on as the text, so a
+    remote machine reads ``all`` as its own cores."""
+
+    name = "N[,N...]|all"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..errors import CondenseDeployError
+        from ..runtime.bench import parse_threads
+
+        text = str(value)
+        try:
+            parse_threads(text)
+        except CondenseDeployError as e:
+            self.fail(str(e).removeprefix(f"threads {text!r}: "), param, ctx)
+        return text
 
 
 def count(low: int = 1, high: int = 1_000_000) -> click.IntRange:

@@ -10,7 +10,7 @@ import click
 from ..graph.recipes import MODES
 from ..runtime.reports import require_full_install
 from ..table import TABLE_MODELS, TableOptions, run_table  # torch-free at import; torch only to export
-from .options import count
+from .options import ThreadCounts, count
 from .progress import ProgressBar
 
 DEMO_DIR = Path("demo-output")
@@ -83,7 +83,7 @@ def _optimize_modes(text: str | None, old_native: bool | None) -> tuple[str, boo
               help="Timed runs per model and setting [default: 30; 5 quick].")
 @click.option("--warmup", type=count(0, 1_000_000), default=None,
               help="Warm-up runs per model [default: 3; 1 quick].")
-@click.option("--threads", default="1,all", show_default=True,
+@click.option("--threads", type=ThreadCounts(), default="1,all", show_default=True,
               help="onnxruntime thread counts ('all' = every usable core).")
 @click.option("--optimize", "modes", default=None, metavar="MODE[,native]",
               help="export --optimize mode of every row (none, fast, tuned or native), and ',native' to "

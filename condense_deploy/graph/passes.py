@@ -111,9 +111,12 @@ def _conv_parts(g: GraphView, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndar
         return None
     bias = g.const(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(weight.shape[0],
                                                                                             weight.dtype)
-    if bias is None:
+    group = int(g.attr(conv, "group", 1))
+    # a Conv no runtime can run (group < 1, channels not divisible by it) is left for onnxruntime to
+    # refuse with its own reason, never rewritten on a wrong assumption
+    if bias is None or bias.shape != (weight.shape[0],) or group < 1 or weight.shape[0] % group:
         return None
-    return weight, bias, int(g.attr(conv, "group", 1))
+    return weight, bias, group
 
 
 def channel_gather(g: GraphView, node: onnx.NodeProto) -> np.ndarray | None:

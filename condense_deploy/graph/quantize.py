@@ -65,9 +65,12 @@ def quantize_onnx(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.Model
         return onnx.load(str(dst))
 
 
-def _predict(session: Any, x: np.ndarray) -> np.ndarray:
+def _predict(session: Any, x: np.ndarray, where: str) -> np.ndarray:
+    from ..runtime.sessions import run_session
+
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
+    return np.concatenate([run_session(session, {name: x[i:i + 1]}, where)[0]
+                           for i in range(len(x))]).argmax(1)
 
 
 def _data_classes(path: Path) -> int | None:
@@ -103,13 +106,14 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
     labels, as ``eval`` reports it), int8/fp32 agreement and interleaved median latencies.
     Labelled data of another class count than the model's is refused, as ``eval`` refuses it."""
     from .._fsutil import atomic_path, check_writable
+    from ..runtime.memory import check_fits
     from ..runtime.sessions import create_session
     from ..runtime.timing import time_models
     from .onnx_info import image_input_size, load_checked
     from .optimize import LOAD_ERROR
 
     model = load_checked(source, image_classifier=True)
-    check_writable(target, force)
+    check_writable(target, force, inputs=[source, calibration_data])
     if any(o.domain == DOMAIN for o in model.opset_import):
         raise CondenseDeployError(f"{source}: its dense blocks run on the native kernels, which are float32 "
                                   "only and cannot be quantized; quantize the portable export "
@@ -120,17 +124,24 @@ def quantize_file(source: str, target: str, calibration_data: str, card: str | N
         raise CondenseDeployError(
             f"{source}: outputs {model_classes} classes; {calibration_data} has {data_classes} classes "
             "(calibrate on images of the model's own classes, or on a flat folder without labels)")
+    # the images are held as float32 (and copied once for calibration) before any is read
+    check_fits(2 * (calibration_size + eval_size) * 3 * size * size * 4,
+               f"{calibration_size + eval_size} images of {size}x{size}",
+               "use a smaller --calibration-size / --eval-size")
     mean, std = _card_preprocessing(card, size)
     images, labels = load_images(calibration_data, size, calibration_size + eval_size, mean, std)
     if len(images) <= calibration_size and eval_size:
         raise CondenseDeployError(f"{calibration_data}: only {len(images)} images; need more than "
                                   f"--calibration-size {calibration_size} to also evaluate")
     calibration, evaluation = images[:calibration_size], images[calibration_size:]
+    # the input must run before calibration: its failure is the input's, said once
+    fp32 = create_session(model, threads, load_error=f"{source}: onnxruntime cannot load it ({{reason}})")
+    _predict(fp32, calibration[:1], source)
     quantized = quantize_onnx(model, calibration)
     report: dict[str, Any] = {"calibration_images": len(calibration), "eval_images": len(evaluation)}
-    fp32, int8 = (create_session(m, threads, load_error=LOAD_ERROR) for m in (model, quantized))
+    int8 = create_session(quantized, threads, load_error=LOAD_ERROR)
     if len(evaluation):
-        a, b = _predict(fp32, evaluation), _predict(int8, evaluation)
+        a, b = _predict(fp32, evaluation, source), _predict(int8, evaluation, f"{target}: the int8 model")
         report["agreement"] = float(np.mean(a == b))
         if labels is not None:
             truth = labels[calibration_size:]

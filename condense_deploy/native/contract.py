@@ -10,6 +10,8 @@ __all__ = [
     "DOMAIN",
     "DOMAIN_VERSION",
     "GROUPED_CONV",
+    "GROUPED_CONV_ATTRIBUTES",
+    "GROUPED_CONV_INPUTS",
 ]
 
 DOMAIN = "ai.condense_deploy"
@@ -23,3 +25,5 @@ DENSE_BLOCK_ATTRIBUTES = ("growth", "mid", "groups_1x1", "groups_3x3", "kept")
 # GroupedConv: one grouped 1x1/3x3 convolution on the same micro-kernels. No graph pass emits it; it
 # is in the bench-only library (libcondense_deploy_bench_ops.so) for per-kernel comparisons.
 GROUPED_CONV = "GroupedConv"
+GROUPED_CONV_INPUTS = ("X", "W", "B")  # B optional
+GROUPED_CONV_ATTRIBUTES = ("group", "relu")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -23,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import CondenseDeployError, first_line
+from ..errors import CondenseDeployError
 from .machine import describe_machine, usable_cores
-from .sessions import GRAPH_OPT_LEVELS, create_session, session_options
+from .memory import check_fits
+from .result_schema import validate_report
+from .sessions import GRAPH_OPT_LEVELS, create_session, run_session, session_options
 from .timing import interleaved
 
 __all__ = [
@@ -180,6 +183,7 @@ class BenchReport:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             schema = data.get("schema") if isinstance(data, dict) else None
             raise CondenseDeployError(f"{where}: schema {schema!r} is not {SCHEMA!r}")
+        validate_report(data, where)
         try:
             results = [BenchResult(**r) for r in data["results"]]
             return cls(machine=dict(data["machine"]), settings=dict(data["settings"]), results=results,
@@ -193,12 +197,18 @@ MAX_THREADS = 256
 
 
 def parse_threads(text: str) -> list[int]:
-    """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use."""
+    """``"1,2,4"`` -> ``[1, 2, 4]``; ``all`` is every core this process may use.
+
+    Strict, because a typo in a sweep is easy to miss in a long run: an empty item (``1,,2``), a
+    count given twice (``2,2``), anything but a whole number in 1..MAX_THREADS or ``all`` is an
+    error. ``all`` may repeat a literal count (``1,all`` on a one-core machine is ``[1]``).
+    """
     counts: list[int] = []
+    literal: set[int] = set()
     for word in text.split(","):
         word = word.strip().lower()
         if not word:
-            continue
+            raise CondenseDeployError(f"threads {text!r}: an empty item; give counts like 1,2,4")
         if word == "all":
             counts.append(usable_cores())
             continue
@@ -208,9 +218,10 @@ def parse_threads(text: str) -> list[int]:
             raise CondenseDeployError(f"threads {text!r}: {word!r} is not a whole number or 'all'") from e
         if not 1 <= value <= MAX_THREADS:
             raise CondenseDeployError(f"threads {text!r}: {value} must be in 1..{MAX_THREADS}")
+        if value in literal:
+            raise CondenseDeployError(f"threads {text!r}: {value} is given twice")
+        literal.add(value)
         counts.append(value)
-    if not counts:
-        raise CondenseDeployError(f"threads {text!r}: no thread count given")
     return list(dict.fromkeys(counts))
 
 
@@ -313,6 +324,9 @@ def _input_feed(session: Any, path: Path, batch: int,
     if isinstance(n, int) and n > 0 and n != batch:
         raise CondenseDeployError(f"{where} has a fixed batch of {n}; --batch {batch} asked")
     full = [batch, 3, h, w]
+    # a CNN's activations are several times its input, and the input is held once per session:
+    # a batch whose input alone takes an eighth of the memory cannot run
+    check_fits(8 * 4 * math.prod(full), f"{path}: batch {batch} of {h}x{w} images", "use a smaller --batch")
     data = np.random.default_rng(seed).standard_normal(full, dtype=np.float32)
     return spec.name, full, {spec.name: data}
 
@@ -336,10 +350,7 @@ class _Open:
 
 
 def _run(session: Any, feed: dict[str, np.ndarray], path: Path) -> None:
-    try:
-        session.run(None, feed)
-    except Exception as e:
-        raise CondenseDeployError(f"{path}: inference failed ({first_line(e)})") from e
+    run_session(session, feed, str(path))
 
 
 def _open(label: str, path: Path, settings: BenchSettings, threads: int) -> _Open:

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from .. import _fsutil
 from ..errors import FULL_INSTALL, CondenseDeployError, missing_dependency
 from .bench import SCHEMA as BENCH_SCHEMA
+from .result_schema import validate_report
 
 __all__ = [
     "require_full_install",
@@ -27,6 +29,7 @@ __all__ = [
     "append_csv",
     "check_csv",
     "format_markdown",
+    "md_escape",
     "format_text",
     "load_results",
     "merged_markdown",
@@ -104,8 +107,9 @@ def _existing_csv(target: Path) -> str:
     return old if old.endswith("\n") else old + "\n"
 
 
-def check_csv(path: str | os.PathLike[str]) -> None:
-    """Fail before a long bench if ``append_csv(path, ...)`` would fail."""
+def check_csv(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Fail before a long bench if ``append_csv(path, ...)`` would fail (or would rewrite an input)."""
+    _fsutil.check_not_input(path, inputs)
     _existing_csv(Path(path))
 
 
@@ -226,19 +230,29 @@ def _profile_lines(report: dict[str, Any]) -> list[str]:
     return [""] + lines if lines else []
 
 
+def md_escape(text: str) -> str:
+    """``text`` as one markdown table cell or list item: line breaks become spaces and ``|``, ``\\``,
+    backquotes and angle brackets are escaped, so a name from a result file cannot end the row, add a
+    row or bring in HTML."""
+    text = " ".join(str(text).split())  # newlines, tabs and other control whitespace -> one space
+    text = "".join(ch for ch in text if ch.isprintable())
+    return re.sub(r"([\\|`<>])", r"\\\1", text)
+
+
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
     return lines
 
 
 def format_markdown(report: dict[str, Any]) -> str:
     """The same report as a markdown section (machine, settings, table, profile shares)."""
-    lines = [f"**Machine:** {_machine_line(report.get('machine', {}))}", "",
-             f"**Settings:** {_settings_line(report)}; measured {report.get('created', '?')}", ""]
+    lines = [f"**Machine:** {md_escape(_machine_line(report.get('machine', {})))}", "",
+             f"**Settings:** {md_escape(_settings_line(report))}; measured "
+             f"{md_escape(report.get('created', '?'))}", ""]
     lines += _md_table([h for h, _, _ in _TABLE], _table_rows(report))
     for line in _profile_lines(report)[1:]:
-        lines += ["", f"- {line}"]
+        lines += ["", f"- {md_escape(line)}"]
     note = _ratio_note(report)
     if note:
         lines += ["", note]
@@ -252,31 +266,11 @@ def _bench_reports(data: Any, path: Path) -> list[dict[str, Any]]:
     if schema == BENCH_SCHEMA:
         return [data]
     if schema == TABLE_SCHEMA:  # the inference table keeps its onnxruntime bench reports inside
-        return list(data.get("bench", []))
+        bench = data.get("bench", [])
+        if not isinstance(bench, list):
+            raise CondenseDeployError(f"{path}: 'bench' is not a list of bench reports")
+        return bench
     raise CondenseDeployError(f"{path}: schema {schema!r} is not {BENCH_SCHEMA!r} or {TABLE_SCHEMA!r}")
-
-
-_NEEDED = ("model", "threads", "batch", "latency_p50_ms", "latency_mean_ms", "latency_p90_ms")
-# fields the table, the plot and the ratios compute with: a string there is a damaged file
-_NUMERIC = ("threads", "batch", "latency_min_ms", "latency_mean_ms", "latency_std_ms", "latency_p50_ms",
-            "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "throughput_ips", "ratio_to_first",
-            "paired_ratio_to_first", "peak_rss_mb")
-
-
-def _check_report(report: Any, path: Path) -> None:
-    """Every field the merged table and plot read is there, so a damaged file is one clear error."""
-    if not isinstance(report, dict) or not isinstance(report.get("machine"), dict):
-        raise CondenseDeployError(f"{path}: no 'machine' in the bench result")
-    if not isinstance(report.get("results"), list):
-        raise CondenseDeployError(f"{path}: no 'results' list in the bench result")
-    for k, result in enumerate(report["results"]):
-        missing = [key for key in _NEEDED if not isinstance(result, dict) or key not in result]
-        if missing:
-            raise CondenseDeployError(f"{path}: result {k} has no {', '.join(missing)}")
-        for key in _NUMERIC:
-            value = result.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise CondenseDeployError(f"{path}: result {k}: {key} is {value!r}, expected a number")
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
@@ -288,10 +282,12 @@ def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]
             raise CondenseDeployError(f"{path}: no such result file")
         try:
             data = json.loads(path.read_text())
+        except RecursionError as e:  # json nests one Python frame per level
+            raise CondenseDeployError(f"{path}: not a bench result (JSON nested too deeply)") from e
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise CondenseDeployError(f"{path}: not a JSON file ({e})") from e
         for report in _bench_reports(data, path):
-            _check_report(report, path)
+            validate_report(report, path)
             reports.append(report)
     if not reports:
         raise CondenseDeployError("no bench results in the given files")
@@ -327,7 +323,7 @@ def merged_markdown(reports: Sequence[dict[str, Any]]) -> str:
     lines += ["", "'x first in run' compares each model with the first model of the same interleaved run "
               "on the same machine; compare machines by their p50 columns.", "", "## Machines", ""]
     for slug, machine in machines.items():
-        lines.append(f"- **{slug}**: {_machine_line(machine)}")
+        lines.append(f"- **{md_escape(slug)}**: {md_escape(_machine_line(machine))}")
     return "\n".join(lines) + "\n"
 
 
@@ -398,9 +394,11 @@ def write_merged(results: Sequence[str | os.PathLike[str]], output: str | os.Pat
     PNG plot; returns the markdown. Both targets are checked before anything is written."""
     reports = load_results(results)
     if output is not None:
-        _fsutil.check_writable(output, force)
+        _fsutil.check_writable(output, force, inputs=results)
+    if plot is not None and output is not None and os.path.abspath(plot) == os.path.abspath(output):
+        raise CondenseDeployError(f"{plot}: given as both --output and --plot; choose two names")
     if plot is not None:
-        _fsutil.check_writable(plot, force)
+        _fsutil.check_writable(plot, force, inputs=[*results, *([output] if output is not None else [])])
         require_matplotlib()
     text = merged_markdown(reports)
     if plot is not None:

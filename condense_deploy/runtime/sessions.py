@@ -26,6 +26,7 @@ __all__ = [
     "create_session",
     "libraries_for",
     "random_feeds",
+    "run_session",
     "session_options",
 ]
 
@@ -52,12 +53,19 @@ def _ort() -> Any:
     return onnxruntime
 
 
+# onnxruntime logs through its own logger (to stderr, in colour) before it raises; our sessions log only
+# fatal errors, so the reason reaches the user once, in our one ``Error:`` line
+QUIET = 4
+
+
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
                     graph_opt_level: str = "all", profile_prefix: str | None = None,
-                    optimized_model_path: str | None = None, log_severity: int | None = 3) -> Any:
+                    optimized_model_path: str | None = None, log_severity: int | None = QUIET) -> Any:
     """onnxruntime SessionOptions for latency: ``graph_opt_level`` graph optimizations (``all``:
     NCHWc layout, fusions), ``threads`` intra-op threads (None: onnxruntime's default), sequential
-    execution; optional spin control, flush-to-zero, profiling and saving the optimized graph."""
+    execution; optional spin control, flush-to-zero, profiling and saving the optimized graph.
+    ``log_severity`` is onnxruntime's (0 verbose .. 4 fatal; None: its default): quiet by default,
+    because whatever it would log as an error also comes back as the exception we report."""
     ort = _ort()
     levels = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -121,21 +129,42 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     """
     if options is None:
         options = session_options(threads, **option_kwargs)
-    for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
+    libraries = list(dict.fromkeys([*custom_op_libraries, *libraries_for(model)]))
+    for library in libraries:
         try:
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it
             raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
                                       f"({first_line(e)}); {native_library.BUILD_HINT}") from e
     ort = _ort()
+    if libraries:  # an older runtime cannot give the library its API and would blame the model instead
+        native_library.check_onnxruntime(ort.__version__)
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):
         source = source.SerializeToString()
+    if libraries:  # what the library cannot see (an attribute it does not read) is checked here
+        from ..native.audit import contract_problem
+
+        data = Path(source).read_bytes() if isinstance(source, str) else source
+        problem = contract_problem(data) if native_contract.DOMAIN.encode() in data else None
+        if problem is not None:
+            error = CondenseDeployError(problem)
+            raise CondenseDeployError(load_error(error) if callable(load_error)
+                                      else load_error.format(reason=problem))
     try:
         return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         message = load_error(e) if callable(load_error) else load_error.format(reason=first_line(e))
         raise CondenseDeployError(message) from e
+
+
+def run_session(session: Any, feeds: dict[str, Any], where: str, outputs: Sequence[str] | None = None) -> Any:
+    """``session.run`` whose failure (an index out of range, a shape the model cannot take) is one
+    ``CondenseDeployError`` line: ``{where}: onnxruntime cannot run it ({reason})``."""
+    try:
+        return session.run(None if outputs is None else list(outputs), feeds)
+    except Exception as e:  # onnxruntime's pybind types (Fail, InvalidArgument, RuntimeException, ...)
+        raise CondenseDeployError(f"{where}: onnxruntime cannot run it ({first_line(e)})") from e
 
 
 def random_feeds(session: Any, seed: int = 0, batch: int = 1) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def _onnx_runner(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None, dict[str, Any] | None]:
     """A function batch -> logits, the fixed batch size (None if dynamic), the image size and the
     recorded trained/deployed errors."""
-    from ..runtime.sessions import create_session
+    from ..runtime.sessions import create_session, run_session
 
     # onnxruntime's own thread count; log level 3: exporters' stale fixed output shapes only warn
     session = create_session(path, threads=None,
@@ -69,7 +69,7 @@ def _onnx_runner(
     name = inputs[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x.astype(np.float32)})[0]
+        return run_session(session, {name: x.astype(np.float32)}, str(path))[0]
 
     return run, fixed_batch, size, _recorded(session.get_modelmeta().custom_metadata_map)
 
@@ -187,6 +187,12 @@ def evaluate(
         raise CondenseDeployError(f"{path}: takes {size}x{size} images; {data} has 32x32")
     if fixed is not None:
         batch_size = fixed
+    from ..runtime.memory import check_fits
+
+    # a batch is read as float32 and run through the model, whose activations are several times it
+    images = min(batch_size, max(dataset.val_size, 1)) if fixed is None else batch_size
+    check_fits(8 * images * 3 * size * size * 4, f"--batch-size {batch_size} of {size}x{size} images",
+               "use a smaller --batch-size")
     top1 = top5 = seen = 0
     deployed = [0, 0]
     start = time.perf_counter()

@@ -64,6 +64,10 @@ inline std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // The one place attributes are read (an op's adapter asks it for each attribute by name).
+//
+// Every attribute is checked for its type as well as its value, as stock onnxruntime does ("Mismatched
+// attribute type"): onnxruntime's getters each read one field of the attribute, so a value of another
+// type (a float `relu`, ints for `group`, a string) would read as absent and silently become the default.
 class Attributes {
  public:
   Attributes(const Ort::ConstKernelInfo& info, const char* op) : info_(info), op_(op) {}
@@ -71,35 +75,66 @@ class Attributes {
   // An int attribute; dflt when absent (nullptr: required).
   int64_t get_int(const char* name, const int64_t* dflt = nullptr) const {
     int64_t v = 0;
-    OrtStatus* st = Ort::GetApi().KernelInfoGetAttribute_int64(info_, name, &v);
-    if (st) {
-      Ort::GetApi().ReleaseStatus(st);
+    const bool is_int = ok(Ort::GetApi().KernelInfoGetAttribute_int64(info_, name, &v));
+    const std::string other = other_kind(name, false);
+    if (!other.empty()) mismatched(name, "an int", other);
+    if (!is_int) {
       if (dflt) return *dflt;
-      throw InvalidArgument(std::string(op_) + ": missing or non-int attribute '" + name + "'");
+      throw InvalidArgument(std::string(op_) + ": missing attribute '" + name + "' (an int)");
     }
     return v;
   }
 
-  // A required ints attribute.
+  // A required ints attribute (at least one value).
   std::vector<int64_t> get_ints(const char* name) const {
     std::size_t n = 0;
-    OrtStatus* st = Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n);
-    if (st) {
-      Ort::GetApi().ReleaseStatus(st);
-      throw InvalidArgument(std::string(op_) + ": missing or non-ints attribute '" + name + "'");
-    }
+    const bool readable = ok(Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n));
+    const std::string other = other_kind(name, true);
+    if (!other.empty()) mismatched(name, "ints", other);
+    if (!readable || n == 0)
+      throw InvalidArgument(std::string(op_) + ": missing attribute '" + name + "' (ints, at least one)");
     std::vector<int64_t> v(n);
-    if (n) {
-      st = Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, v.data(), &n);
-      if (st) {
-        Ort::GetApi().ReleaseStatus(st);
-        throw InvalidArgument(std::string(op_) + ": cannot read attribute '" + name + "'");
-      }
-    }
+    if (!ok(Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, v.data(), &n)))
+      throw InvalidArgument(std::string(op_) + ": cannot read attribute '" + name + "'");
     return v;
   }
 
  private:
+  static bool ok(OrtStatus* st) {
+    if (!st) return true;
+    Ort::GetApi().ReleaseStatus(st);
+    return false;
+  }
+
+  // The kind of value `name` holds when it is not the wanted one ("" when absent or of the wanted
+  // kind). want_ints: the contract wants ints, else one int.
+  std::string other_kind(const char* name, bool want_ints) const {
+    const OrtApi& api = Ort::GetApi();
+    float f = 0;
+    int64_t i = 0;
+    std::size_t n = 0;
+    if (ok(api.KernelInfoGetAttribute_float(info_, name, &f))) return "a float";
+    if (ok(api.KernelInfoGetAttribute_string(info_, name, nullptr, &n))) return "a string";
+    n = 0;
+    if (ok(api.KernelInfoGetAttributeArray_float(info_, name, nullptr, &n)) && n > 0) return "floats";
+    if (want_ints && ok(api.KernelInfoGetAttribute_int64(info_, name, &i))) return "one int";
+    n = 0;
+    if (!want_ints && ok(api.KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n)) && n > 0) return "ints";
+    OrtAllocator* alloc = nullptr;
+    OrtValue* tensor = nullptr;
+    if (ok(api.GetAllocatorWithDefaultOptions(&alloc)) &&
+        ok(api.KernelInfoGetAttribute_tensor(info_, name, alloc, &tensor))) {
+      api.ReleaseValue(tensor);
+      return "a tensor";
+    }
+    return "";
+  }
+
+  [[noreturn]] void mismatched(const char* name, const char* want, const std::string& got) const {
+    throw InvalidArgument(std::string(op_) + ": mismatched attribute type: '" + name + "' must be " + want +
+                          ", got " + got);
+  }
+
   const Ort::ConstKernelInfo& info_;
   const char* op_;
 };

@@ -55,6 +55,9 @@ struct DenseBlockAdapter {
     for (std::size_t i = 1; i < kInputs; ++i) {
       if (!t[i].present) throw InvalidArgument(std::string("DenseBlock: input ") + names[i] + " is missing");
       check_type(t[i], input_type(i), std::string("DenseBlock: input ") + names[i]);
+      if (t[i].shape.size() != 1)  // the contract's parameters are flat: another rank is another layout
+        throw InvalidArgument(std::string("DenseBlock: input ") + names[i] + " must have rank 1, got shape " +
+                              shape_str(t[i].shape));
     }
     DenseBlockParams p;
     p.index = static_cast<const int64_t*>(t[1].data);
@@ -113,6 +116,9 @@ struct GroupedConvAdapter {
     if (b.present) check_type(b, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, "GroupedConv: input B");
     if (b.present && b.shape.size() != 1)
       throw InvalidArgument("GroupedConv: B must have rank 1, got shape " + shape_str(b.shape));
+    if (b.present && b.count == 0)  // an empty bias is not "no bias": leave the input out for that
+      throw InvalidArgument("GroupedConv: B has 0 elements; a bias has one per output channel "
+                            "(leave the input out for no bias)");
     op.pack(as_float(w), w.shape.data(), w.shape.size(), b.present ? as_float(b) : nullptr,
             b.present ? static_cast<int64_t>(b.count) : 0, mk, out);
   }
