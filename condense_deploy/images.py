@@ -1,12 +1,14 @@
 """Image data readers shared by the trainer, ``eval`` and ``quantize``'s calibration. numpy (and
-Pillow, imported when an image is decoded) only: never torch.
+Pillow, imported when an image is decoded) only: never torch, so a board can read images too.
 
 - the CIFAR python batches, through an unpickler that allows numpy arrays and nothing else, read by
   ``read_cifar`` from every layout (the .tar.gz, its extracted folder, a folder holding either): the
-  one CIFAR reader of ``train``, ``eval`` and ``quantize``;
-- the image file suffixes an ImageFolder tree may hold;
+  one CIFAR reader of ``train``, ``eval`` and ``quantize``; ``cifar_arrays`` checks a batch's shape;
+- ImageFolder trees: ``class_folders`` (class folders -> labels), ``image_files`` and
+  ``decode_rgb`` (Pillow, one-line errors);
 - the evaluation resize + centre crop (the one the training/eval path always used: the shorter side
-  to ``resize``, bilinear, then the centre crop with its offset rounded half to even).
+  to ``resize``, bilinear, then the centre crop with its offset rounded half to even);
+- ``load_images``: preprocessed float arrays from either source, for calibration and inference.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from .errors import CondenseDeployError
+import numpy as np
 
-__all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_files", "eval_resize", "read_cifar", "resize_center_crop",
+from .errors import CondenseDeployError, first_line, missing_dependency
+
+__all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_arrays", "cifar_files", "class_folders", "decode_rgb",
+           "eval_crop", "eval_resize", "image_files", "load_images", "read_cifar", "resize_center_crop",
            "unpickle_cifar_batch", "which_cifar"]
 
 # name -> (archive, the folder it extracts to, train batch files, test batch files)
@@ -83,11 +88,6 @@ def cifar_files(name: str, train: bool = True, test: bool = True) -> list[str]:
     return [*(train_files if train else ()), *(test_files if test else ())]
 
 
-def _one_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def which_cifar(path: str | Path) -> str | None:
     """Which CIFAR ``path`` holds, by its layout: the archive, its extracted folder, or a folder
     holding either (as ``train --data-dir`` takes it); None when it looks like none of them."""
@@ -115,7 +115,7 @@ def read_cifar(name: str, source: str | Path, train: bool = True, test: bool = T
                 return {f: (candidate / f).read_bytes() for f in wanted}
             except OSError as e:
                 raise CondenseDeployError(
-                    f"{candidate}: cannot read the CIFAR batches ({_one_line(e)})") from e
+                    f"{candidate}: cannot read the CIFAR batches ({first_line(e)})") from e
     archive = data_dir / archive_name if data_dir.is_dir() else data_dir
     if archive.is_file():
         members: dict[str, bytes] = {}
@@ -128,7 +128,7 @@ def read_cifar(name: str, source: str | Path, train: bool = True, test: bool = T
                         if handle is not None:
                             members[base] = handle.read()
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-            raise CondenseDeployError(f"{archive}: cannot read the archive ({_one_line(e)})") from e
+            raise CondenseDeployError(f"{archive}: cannot read the archive ({first_line(e)})") from e
         missing = [f for f in wanted if f not in members]
         if missing:
             raise CondenseDeployError(
@@ -137,3 +137,112 @@ def read_cifar(name: str, source: str | Path, train: bool = True, test: bool = T
     raise CondenseDeployError(
         f"{name}: no data in {data_dir}: put {archive_name} (from https://www.cs.toronto.edu/~kriz/"
         f"cifar.html) or its extracted {folder}/ folder there; nothing is downloaded")
+
+
+def cifar_arrays(batch: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR batch's images as uint8 [N, 3, 32, 32] and its labels (CIFAR-100: the fine ones)."""
+    data = np.asarray(batch.get("data"))
+    labels = batch.get("labels", batch.get("fine_labels"))
+    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != data.shape[0]:
+        raise CondenseDeployError(
+            f"{where}: a batch has data of shape {data.shape} and {0 if labels is None else len(labels)} "
+            "labels; expected uint8 [N, 3072] and N labels")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------- ImageFolder
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (and below it with ``recursive``), by suffix, sorted."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def class_folders(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """ImageFolder: the class folders of ``root`` (sorted names; label = index) and every image
+    below each, as (file, label); no class folders gives two empty lists."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    samples = [(path, label) for label, name in enumerate(classes)
+               for path in image_files(root / name, recursive=True)]
+    return classes, samples
+
+
+def decode_rgb(path: Path) -> Any:
+    """The image at ``path`` as an RGB Pillow image; a file Pillow cannot read is a one-line error."""
+    try:
+        from PIL import Image
+    except ImportError as e:
+        raise missing_dependency("reading JPEG/PNG", "pillow", "pip install pillow") from e
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as e:  # PIL.UnidentifiedImageError is an OSError
+        raise CondenseDeployError(f"{path}: cannot decode the image ({e})") from e
+
+
+def eval_crop(image: Any, size: int) -> np.ndarray:
+    """uint8 [size, size, 3]: the evaluation crop (``resize_center_crop`` after ``eval_resize``);
+    an image whose shorter side is already ``size`` is only cropped."""
+    resize = size if min(image.size) == size else eval_resize(size)
+    return np.asarray(resize_center_crop(image, resize, size), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------ preprocessed arrays
+
+
+def _cifar_test_batch(path: Path, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch (archive, extracted
+    folder, or a folder holding either; ``name`` None tries both)."""
+    names = [name] if name else list(CIFAR)
+    members, error = None, None
+    for candidate in names:  # an archive under another name: whichever layout it holds
+        try:
+            members = read_cifar(candidate, path, train=False)
+            name = candidate
+            break
+        except CondenseDeployError as e:
+            error = error or e
+    if members is None or name is None:
+        assert error is not None
+        raise error
+    (test_file,) = cifar_files(name, train=False)
+    images, labels = cifar_arrays(unpickle_cifar_batch(members[test_file], f"{path}: {test_file}"),
+                                  f"{path}: {test_file}")
+    return images.transpose(0, 2, 3, 1), labels
+
+
+def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ...] | None = None,
+                std: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None),
+    from a CIFAR archive or folder (its test batch) or an image folder (class folders give labels,
+    a flat folder none); ``mean``/``std`` default to the ImageNet cards'."""
+    if mean is None or std is None:
+        from .architectures.registry import dataset_preprocessing
+
+        card_mean, card_std = dataset_preprocessing("imagenet")
+        mean, std = mean or tuple(card_mean), std or tuple(card_std)
+    path = Path(source)
+    if not path.exists():
+        raise CondenseDeployError(f"{path}: no such file or folder")
+    cifar = which_cifar(path)
+    labels: np.ndarray | None
+    if cifar is not None or path.is_file():
+        images, labels = _cifar_test_batch(path, cifar)
+        images, labels = images[:count], labels[:count]
+        if size != 32:
+            from PIL import Image
+
+            images = np.stack([eval_crop(Image.fromarray(i), size) for i in images])
+    else:
+        classes, labelled = class_folders(path)
+        files: list[tuple[Path, int | None]] = (
+            list(labelled) if classes else [(p, None) for p in image_files(path)])
+        files = files[:count]
+        if not files:
+            raise CondenseDeployError(f"{path}: no JPEG/PNG images found (class folders or a flat folder)")
+        images = np.stack([eval_crop(decode_rgb(file), size) for file, _ in files])
+        labels = None if files[0][1] is None else np.array([label for _, label in files])
+    x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    x = (x - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    return np.ascontiguousarray(x), labels

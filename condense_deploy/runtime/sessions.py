@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any, Protocol, Union
 
 from .. import kernels
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
     "GRAPH_OPT_LEVELS",
     "ModelSource",
     "create_session",
-    "first_line",
     "libraries_for",
     "random_feeds",
     "session_options",
@@ -49,12 +48,6 @@ def _ort() -> Any:
     import onnxruntime
 
     return onnxruntime
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,
