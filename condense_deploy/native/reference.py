@@ -1,68 +1,20 @@
-"""Our native onnxruntime kernels (the ``ai.condense_deploy`` custom-op library): where it is,
-whether a model needs it, and how a session loads it. Imports neither torch nor onnx.
+"""The numpy meaning of each of our custom ops (float64 inside), straight from docs/native-ops.md.
 
-The library is built from csrc/ by ``scripts/build-kernels.sh`` (``make kernels``, ``pip install .``
-with a C++ compiler) into ``condense_deploy/_native/``. Every session this package creates loads it
-by itself when the model uses our domain (``runtime.sessions``); your own code does it with one call::
-
-    options = onnxruntime.SessionOptions()
-    options.register_custom_ops_library(condense_deploy.kernels.library_path())
-
-``CONDENSE_DEPLOY_KERNELS`` may name another build of the library (for example an aarch64 one).
+Slow and simple on purpose: the tests hold the kernels and the graph pass against these, and the
+benchmarks check the kernels' outputs with them before timing.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from .errors import CondenseDeployError
-
-__all__ = [
-    "DOMAIN",
-    "DOMAIN_VERSION",
-    "LIBRARY_NAME",
-    "dense_block_reference",
-    "is_available",
-    "library_path",
-]
-
-DOMAIN = "ai.condense_deploy"
-DOMAIN_VERSION = 1
-LIBRARY_NAME = "libcondense_deploy_ops.so"
-ENV_VAR = "CONDENSE_DEPLOY_KERNELS"
-BUILD_HINT = ("build them with `make kernels` (or `scripts/build-kernels.sh`) in a source checkout, "
-              "or reinstall with `pip install .` where g++ is present")
-
-
-def _candidate() -> Path:
-    override = os.environ.get(ENV_VAR)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent / "_native" / LIBRARY_NAME
-
-
-def is_available() -> bool:
-    """True when the library file exists (built for this install or named by CONDENSE_DEPLOY_KERNELS)."""
-    return _candidate().is_file()
-
-
-def library_path() -> str:
-    """The custom-op library to pass to ``SessionOptions.register_custom_ops_library``."""
-    path = _candidate()
-    if not path.is_file():
-        where = f"{ENV_VAR}={path}" if os.environ.get(ENV_VAR) else str(path)
-        raise CondenseDeployError(f"the native kernels ({DOMAIN}) are not built here ({where} is missing): "
-                                  f"{BUILD_HINT}")
-    return str(path)
+__all__ = ["dense_block_reference", "grouped_conv_reference"]
 
 
 def dense_block_reference(x: np.ndarray, index: np.ndarray, bn_scale: np.ndarray, bn_shift: np.ndarray,
                           w1: np.ndarray, b1: np.ndarray, w3: np.ndarray, *, growth: int, mid: int,
                           groups_1x1: int, groups_3x3: int, kept: list[int]) -> np.ndarray:
-    """The ``DenseBlock`` op's meaning in numpy (float64 inside), straight from docs/native-ops.md.
+    """The ``DenseBlock`` op's meaning in numpy (float64 inside), as docs/native-ops.md states it.
 
     Slow and simple on purpose: the tests hold the kernels and the graph pass against it.
     """
@@ -95,3 +47,25 @@ def dense_block_reference(x: np.ndarray, index: np.ndarray, bn_scale: np.ndarray
                         "oi,nihw->nohw", weight3[j * out3:(j + 1) * out3, :, dy, dx], window)
         x = np.concatenate([x, y], axis=1)
     return x.astype(np.float32)
+
+
+def grouped_conv_reference(x: np.ndarray, w: np.ndarray, groups: int, bias: np.ndarray | None = None, *,
+                           relu: bool = False) -> np.ndarray:
+    """The ``GroupedConv`` op's meaning: stride 1, same padding, x [N, C, H, W], w [O, C/groups, k, k]
+    (k 1 or 3), then max(., 0) when relu; float64."""
+    n, _, h, wd = x.shape
+    o, cg, k, _ = w.shape
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    og = o // groups
+    y = np.zeros((n, o, h, wd))
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = w[g * og:(g + 1) * og]
+        for dy in range(k):
+            for dx in range(k):
+                y[:, g * og:(g + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", xs[:, :, dy:dy + h, dx:dx + wd], ws[:, :, dy, dx])
+    if bias is not None:
+        y += bias[None, :, None, None]
+    return np.maximum(y, 0.0) if relu else y
