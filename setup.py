@@ -28,6 +28,8 @@ class BuildWithKernels(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install runs from the checkout: `make kernels` builds them there
+        target = Path(self.build_lib) / "condense_deploy" / "_native"
+        shutil.rmtree(target, ignore_errors=True)  # a library left by an earlier build of this tree
         if os.environ.get("CONDENSE_DEPLOY_NO_KERNELS"):
             self._say("CONDENSE_DEPLOY_NO_KERNELS is set: installing without the native kernels")
             return
@@ -39,7 +41,6 @@ class BuildWithKernels(build_py):
         if shutil.which("cmake") is None:
             self._say(f"no cmake found: installing without the native kernels {without}")
             return
-        target = Path(self.build_lib) / "condense_deploy" / "_native"
         result = subprocess.run(["bash", str(SCRIPT), "--out", str(target)], cwd=HERE, check=False)
         if result.returncode != 0:
             self._say("building the native kernels failed (see above): installing without them")

@@ -18,9 +18,12 @@ from pathlib import Path
 from ..errors import CondenseDeployError
 from .contract import DOMAIN
 
-__all__ = ["BUILD_HINT", "ENV_VAR", "LIBRARY_NAME", "is_available", "library_path"]
+__all__ = ["BENCH_LIBRARY_NAME", "BUILD_HINT", "ENV_VAR", "LIBRARY_NAME", "bench_library_path",
+           "is_available", "library_path"]
 
 LIBRARY_NAME = "libcondense_deploy_ops.so"
+# DenseBlock plus GroupedConv (which no graph pass emits), for the per-kernel benchmark; never shipped
+BENCH_LIBRARY_NAME = "libcondense_deploy_bench_ops.so"
 ENV_VAR = "CONDENSE_DEPLOY_KERNELS"
 BUILD_HINT = ("build them with `make kernels` (or `scripts/build-kernels.sh`) in a source checkout, "
               "or reinstall with `pip install .` where g++ is present")
@@ -45,4 +48,13 @@ def library_path() -> str:
         where = f"{ENV_VAR}={path}" if os.environ.get(ENV_VAR) else str(path)
         raise CondenseDeployError(f"the native kernels ({DOMAIN}) are not built here ({where} is missing): "
                                   f"{BUILD_HINT}")
+    return str(path)
+
+
+def bench_library_path() -> str:
+    """The bench-only library (``scripts/build-kernels.sh --bench`` puts it beside the library)."""
+    path = _candidate().with_name(BENCH_LIBRARY_NAME)
+    if not path.is_file():
+        raise CondenseDeployError(f"the bench-only kernels library is not built here ({path} is missing): "
+                                  "build it with `scripts/build-kernels.sh --bench`")
     return str(path)
