@@ -6,6 +6,7 @@ and the C++ micro-kernel test driver (also for aarch64 under qemu)."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -225,6 +226,13 @@ def test_isa_report(lib_path, isas):
     lib.condense_deploy_isa.restype = ctypes.c_char_p
     assert lib.condense_deploy_isa().decode() == isas[-1]
     assert isas[0] == "scalar"
+    # the AArch64 feature probe's report: empty off AArch64 (the emulated tests check it there)
+    lib.condense_deploy_cpu_features.restype = ctypes.c_char_p
+    features = lib.condense_deploy_cpu_features().decode()
+    if platform.machine() == "aarch64":
+        assert features.startswith("asimd") and " tiles=" in features
+    else:
+        assert features == ""
 
 
 # ----------------------------------------------------------------------------------------------
