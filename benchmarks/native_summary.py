@@ -104,6 +104,7 @@ def main() -> None:
         result["peak_rss_mb"][f"batch {batch}"] = {label: peak_rss(paths[label], batch) for label in labels}
     result["seconds"] = round(time.time() - started, 1)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     slug = f"native_summary_{platform.machine()}"
     from condense_deploy._fsutil import write_json, write_text
 
