@@ -19,7 +19,7 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class LoadedModel:
     input_size: tuple[int, int, int]
     mean: list[float]
     std: list[float]
+    # how the classifier is (or is to be) deployed, as the file records it: ``classifier`` (a
+    # CLASSIFIER_MODES name) and, where measured, ``data``, ``trained_err1``, ``deployed_err1``
+    deploy: dict[str, Any] = field(default_factory=dict)
 
 
 def load_model(
@@ -137,13 +140,28 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
         name = _match_card(config)
     from .architectures.condensenet import CondenseNet
 
-    model = CondenseNet(config, converted=form == "converted")
+    classifier = "full" if form == "converted" and "classifier.weight" in state else "half"
+    model = CondenseNet(config, converted=form == "converted", classifier=classifier)
     _load_state(model, state, path, f"--arch {arch}" if arch else "the inferred architecture")
     if form == "training":
         _check_condensing_buffers(model, path, arch)
     mean, std, size = _preprocessing(name, config)
     return LoadedModel(model.eval(), name, "condensenet", form, config, container, _sha256(path),
-                       size, mean, std)
+                       size, mean, std, _deploy_record(raw))
+
+
+def _deploy_record(raw: Any) -> dict[str, Any]:
+    """What the file says about its classifier: a converted file's ``deploy`` entry, or the
+    trainer's ``train_options["classifier"]`` in a training checkpoint (plain values only)."""
+    if not isinstance(raw, dict):
+        return {}
+    record = raw.get("deploy")
+    if isinstance(record, dict):
+        return {str(k): v for k, v in record.items() if isinstance(v, (str, int, float))}
+    options = raw.get("train_options")
+    if isinstance(options, dict) and isinstance(options.get("classifier"), str):
+        return {"classifier": options["classifier"]}
+    return {}
 
 
 def _classes(state: dict[str, torch.Tensor], card: dict[str, Any]) -> int:
@@ -348,7 +366,7 @@ def infer_config(state: dict[str, torch.Tensor], where: str = "state dict") -> C
             f"{where}: features.init_conv.weight has {stem} outputs, a CondenseNet has 2 x growth "
             f"{growth[0]} = {2 * growth[0]}"
         )
-    classifier = "classifier.linear.weight" if converted else "classifier.weight"
+    classifier = "classifier.linear.weight" if "classifier.linear.weight" in state else "classifier.weight"
     num_classes = _shape(state, classifier, where)[0]
     if converted:
         group_1x1, condense = _converted_groups(state, stages, growth, where)
@@ -538,10 +556,15 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------- saving
 
 
-def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool = False) -> None:
+def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool = False,
+                   deploy: dict[str, Any] | None = None) -> None:
     """Write ``{'state_dict': ...}`` as the 2017 converted files are: ``module.``-prefixed keys, no
     ``num_batches_tracked``, legacy serialization, so the original code's ``--evaluate-from`` (and
     every torch since 0.4) loads it. Atomic: an existing file survives a failed write.
+
+    ``deploy`` (plain values: how the classifier was deployed, the errors measured) is stored under
+    a ``deploy`` key the original code ignores. A full classifier (``classifier.weight`` instead of
+    ``classifier.index`` / ``classifier.linear.*``) is our format: the original cannot load it.
     """
     target = check_writable(path, force)
     if not getattr(model, "converted", False):
@@ -551,6 +574,9 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
         for key, value in model.state_dict().items()
         if not key.endswith("num_batches_tracked")
     )
+    content: dict[str, Any] = {"state_dict": state}
+    if deploy:
+        content["deploy"] = dict(deploy)
     with atomic_path(target, overwrite=force) as tmp:
-        torch.save({"state_dict": state}, tmp, _use_new_zipfile_serialization=False)
+        torch.save(content, tmp, _use_new_zipfile_serialization=False)
 

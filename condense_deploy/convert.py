@@ -5,6 +5,12 @@ The converted tensors are the ones the original ``utils.convert_model`` writes (
 slot] = W[i + k*G, j]``, BN statistics copied per slot; the classifier keeps the ``int(F/2)`` inputs of
 largest column L1 norm, stored in ascending-importance order. Unlike the original, a model that has
 not reached its final condensing stage is refused instead of converted wrongly.
+
+That half-drop is not an equivalence: ``check_equivalence`` proves the learned group convs exact (it
+compares with the training model restricted to the kept classifier inputs) and ``classifier_report``
+says what the classifier choice changes: the inputs kept, the share of the classifier's weight mass
+dropped and the largest logit change against the trained model. ``classifier="full"`` keeps every
+input (a plain Linear), so the converted model computes the trained one.
 """
 
 from __future__ import annotations
@@ -12,16 +18,26 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .architectures.condensenet import CondenseNet
+from .architectures.config import CLASSIFIER_FORMS
 from .architectures.layers import CondenseConv, CondenseLinear, LearnedGroupConv
 from .errors import CondenseDeployError
 
-__all__ = ["ATOL", "check_equivalence", "convert_model", "one_thread"]
+__all__ = [
+    "ATOL",
+    "ClassifierReport",
+    "check_equivalence",
+    "classifier_keep_index",
+    "classifier_report",
+    "convert_model",
+    "one_thread",
+]
 
 ATOL = 1e-5
 
@@ -38,8 +54,10 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def convert_model(model: CondenseNet) -> CondenseNet:
-    """A new converted CondenseNet computing what ``model`` (training form, fully condensed) computes.
+def convert_model(model: CondenseNet, classifier: str = "half") -> CondenseNet:
+    """A new converted CondenseNet computing what ``model`` (training form, fully condensed) computes,
+    with its classifier in ``classifier`` form: ``"half"`` (the original: the half of the inputs with
+    the largest column L1 norm) or ``"full"`` (every input).
 
     ``model`` is left untouched. Raises when a layer has not finished condensing.
     """
@@ -47,13 +65,16 @@ def convert_model(model: CondenseNet) -> CondenseNet:
         raise CondenseDeployError(f"convert: expected a CondenseNet, got {type(model).__name__}")
     if model.converted:
         raise CondenseDeployError("convert: the model is already in converted form")
+    if classifier not in CLASSIFIER_FORMS:
+        raise CondenseDeployError(f"convert: classifier must be one of {', '.join(CLASSIFIER_FORMS)}, "
+                                  f"not {classifier!r}")
     with one_thread():
-        return _convert(model)
+        return _convert(model, classifier)
 
 
-def _convert(model: CondenseNet) -> CondenseNet:
+def _convert(model: CondenseNet, classifier: str) -> CondenseNet:
     _check_condensed(model)
-    converted = CondenseNet(copy.deepcopy(model.cfg), converted=True)
+    converted = CondenseNet(copy.deepcopy(model.cfg), converted=True, classifier=classifier)
     source = dict(model.named_modules())
     owners: list[str] = []
     with torch.no_grad():
@@ -126,10 +147,20 @@ def _running_stats(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, torc
     return mean, var, count
 
 
+def classifier_keep_index(weight: torch.Tensor, keep: float = 0.5) -> torch.Tensor:
+    """The classifier inputs the original converter keeps: the ``int(F * keep)`` columns of ``weight``
+    ([classes, F]) with the largest L1 norm, in ascending-importance order (stable sort on ties).
+
+    The trainer's ``--classifier condense`` masks the complement of this set, so the converter then
+    keeps exactly the inputs training adapted to.
+    """
+    features = weight.shape[1]
+    order = torch.sort(weight.detach().abs().sum(0), stable=True).indices
+    return order[features - int(features * keep):]  # largest last: ascending importance
+
+
 def _fill_condense_linear(new: CondenseLinear, old: nn.Linear) -> None:
-    importance = old.weight.abs().sum(0)
-    order = torch.sort(importance, stable=True).indices
-    index = order[old.in_features - new.in_features:]  # largest last: ascending importance
+    index = classifier_keep_index(old.weight)  # int(F * 0.5), as CondenseLinear(F, ..., 0.5) holds
     new.index.copy_(index)
     new.linear.weight.copy_(old.weight[:, index])
     new.linear.bias.copy_(old.bias)
@@ -140,18 +171,19 @@ def check_equivalence(
     batch: int = 2, seed: int = 0,
 ) -> float:
     """Max abs difference between the converted model and the masked training model whose classifier
-    sees only the inputs the converted classifier kept; above ``ATOL`` it is an error.
+    sees only the inputs the converted classifier kept (all of them for a full classifier); above
+    ``ATOL`` it is an error. This proves the learned group convs' conversion exact; what the
+    classifier choice changes is ``classifier_report``'s job.
 
     Both run in eval mode on copies, so neither model nor its mode changes.
     """
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, *input_size, generator=generator)
+    x = _random_batch(input_size, batch, seed)
     reference = copy.deepcopy(training_model).eval()
     candidate = copy.deepcopy(converted_model).eval()
     with torch.no_grad():
         features = torch.flatten(reference.features(x), 1)
-        index = cast(CondenseLinear, candidate.classifier).index
         classifier = cast(nn.Linear, reference.classifier)
+        index = _kept_inputs(candidate)
         expected = nn.functional.linear(features[:, index], classifier.weight[:, index], classifier.bias)
         actual = candidate(x)
     if expected.shape != actual.shape:
@@ -165,3 +197,69 @@ def check_equivalence(
             f"atol {ATOL:.0e}"
         )
     return diff
+
+
+def _random_batch(input_size: tuple[int, int, int], batch: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, *input_size, generator=generator)
+
+
+def _kept_inputs(converted: CondenseNet) -> torch.Tensor:
+    """The classifier inputs the converted model uses, as an index into the features."""
+    classifier = converted.classifier
+    if isinstance(classifier, CondenseLinear):
+        return classifier.index
+    return torch.arange(cast(nn.Linear, classifier).in_features)
+
+
+@dataclass
+class ClassifierReport:
+    """What the converted classifier keeps of the trained one, measured without data.
+
+    ``dropped_weight`` is the share of the trained classifier's weight L1 mass on the dropped inputs
+    (0 when training masked them: ``--classifier condense``); ``max_logit_diff`` the largest change of
+    a logit against the trained model on the equivalence check's random batch.
+    """
+
+    form: str
+    kept: int
+    features: int
+    dropped_weight: float
+    max_logit_diff: float
+
+    @property
+    def exact(self) -> bool:
+        return self.dropped_weight == 0.0
+
+    def describe(self) -> str:
+        share = 100 * self.kept / self.features
+        text = f"kept {share:.0f} % of inputs ({self.kept} of {self.features})"
+        if self.exact:
+            return text + ("" if self.kept == self.features else "; the dropped ones had zero weight: exact")
+        return (text + f"; dropped {100 * self.dropped_weight:.1f} % of its weight mass, logits moved up to "
+                f"{self.max_logit_diff:.2e}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": self.form, "kept": self.kept, "features": self.features,
+                "dropped_weight": round(self.dropped_weight, 6)}
+
+
+def classifier_report(
+    training_model: CondenseNet, converted_model: CondenseNet, input_size: tuple[int, int, int],
+    batch: int = 2, seed: int = 0,
+) -> ClassifierReport:
+    """How far the converted classifier is from the trained one (see ``ClassifierReport``)."""
+    classifier = cast(nn.Linear, training_model.classifier)
+    index = _kept_inputs(converted_model)
+    with torch.no_grad():
+        mass = classifier.weight.abs().sum(0)
+        outside = torch.ones_like(mass, dtype=torch.bool)
+        outside[index] = False
+        total = float(mass.sum())
+        dropped = 0.0 if total == 0 else float(mass[outside].sum()) / total
+        x = _random_batch(input_size, batch, seed)
+        trained = copy.deepcopy(training_model).eval()(x)
+        deployed = copy.deepcopy(converted_model).eval()(x)
+    diff = 0.0 if dropped == 0.0 else float((trained - deployed).abs().max())
+    return ClassifierReport(converted_model.classifier_form, len(index), classifier.in_features, dropped,
+                            diff)

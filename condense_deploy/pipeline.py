@@ -16,9 +16,10 @@ from torch import nn
 
 from ._fsutil import check_writable
 from .architectures.condensenet import CondenseNet
+from .architectures.config import CLASSIFIER_MODES
 from .architectures.registry import get_card
 from .checkpoint import load_model, save_converted
-from .convert import check_equivalence, convert_model
+from .convert import ClassifierReport, check_equivalence, classifier_report, convert_model
 from .count import count_model
 from .errors import CondenseDeployError
 from .export import (
@@ -35,31 +36,67 @@ from .export import (
 )
 
 __all__ = [
+    "Conversion",
     "ConvertResult",
     "Verification",
+    "classifier_form",
     "convert_and_save",
+    "convert_checked",
     "convert_checkpoint",
     "deployable",
+    "classifier_metadata",
     "describe_model",
     "export_source",
+    "load_for_conversion",
+    "recorded_mode",
     "verify_source",
 ]
 
 
-def convert_and_save(model: CondenseNet, input_size: tuple[int, int, int], output: str | os.PathLike[str],
-                     force: bool = False) -> tuple[CondenseNet, float, int, int]:
-    """Convert a condensed training-form CondenseNet, prove it equivalent, count it and save it in
-    the original converted format: (converted model, max abs diff, FLOPs, params)."""
-    converted = convert_model(model)
+@dataclass
+class Conversion:
+    """A converted model, the proof its learned group convs are exact, what its classifier keeps, and
+    its counts (of what is deployed)."""
+
+    model: CondenseNet
+    max_abs_diff: float
+    classifier: ClassifierReport
+    flops: int
+    params: int
+
+
+def classifier_form(mode: str) -> str:
+    """The converted classifier a ``CLASSIFIER_MODES`` choice deploys: ``"full"`` or ``"half"``."""
+    if mode not in CLASSIFIER_MODES:
+        raise CondenseDeployError(f"--classifier {mode!r}: use one of {', '.join(CLASSIFIER_MODES)}")
+    return "full" if mode == "full" else "half"
+
+
+def convert_checked(
+    model: CondenseNet, input_size: tuple[int, int, int], classifier: str = "half",
+) -> Conversion:
+    """Convert a condensed training-form CondenseNet with its classifier in ``classifier`` form
+    (``"half"``, ``"full"``), prove the learned group convs exact, report the classifier, count."""
+    converted = convert_model(model, classifier)
     diff = check_equivalence(model, converted, input_size)
+    report = classifier_report(model, converted, input_size)
     flops, params = count_model(converted, input_size)
-    save_converted(converted, output, force=force)
-    return converted, diff, flops, params
+    return Conversion(converted, diff, report, flops, params)
+
+
+def convert_and_save(model: CondenseNet, input_size: tuple[int, int, int], output: str | os.PathLike[str],
+                     force: bool = False, classifier: str = "half") -> Conversion:
+    """``convert_checked``, then save in the original converted format (a full classifier: ours)."""
+    conversion = convert_checked(model, input_size, classifier)
+    deploy = None if classifier == "half" else {"classifier": "full"}
+    save_converted(conversion.model, output, force=force, deploy=deploy)
+    return conversion
 
 
 @dataclass
 class ConvertResult:
-    """What ``convert`` did: the files, the equivalence figure and the converted model's counts."""
+    """What ``convert`` did: the files, the equivalence figure, the classifier and the counts; with
+    data, the trained and deployed validation errors (``gap``) and the warning when they differ."""
 
     source: str
     output: str
@@ -67,22 +104,52 @@ class ConvertResult:
     max_abs_diff: float
     flops: int
     params: int
+    mode: str = "half"
+    classifier: ClassifierReport | None = None
+    gap: Any = None  # train.deploy.DeployGap when data was given
+    warning: str | None = None
 
 
-def convert_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], arch: str | None = None,
-    trust_checkpoint: bool = False, force: bool = False,
-) -> ConvertResult:
-    """Load a training checkpoint, convert it, prove equivalence, save in the original converted format."""
-    check_writable(output, force)
+def load_for_conversion(
+    source: str | os.PathLike[str], arch: str | None, trust_checkpoint: bool, classifier: str | None,
+) -> tuple[Any, str]:
+    """The training-form CondenseNet in ``source`` and the classifier mode to convert it with: the
+    one asked for, else the one the checkpoint records (``half``, the original's, for other files)."""
     loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint)
     if loaded.family != "condensenet":
         raise CondenseDeployError(f"{source}: a {loaded.family} model has nothing to convert")
     if loaded.form != "training":
         raise CondenseDeployError(f"{source}: already in {loaded.form} form; nothing to convert")
+    mode = classifier or recorded_mode(loaded)
+    classifier_form(mode)  # validates the name
+    return loaded, mode
+
+
+def recorded_mode(loaded: Any) -> str:
+    """The checkpoint's classifier choice as a conversion mode (``condense`` converts as ``half``)."""
+    mode = str(loaded.deploy.get("classifier", "half"))
+    if mode not in CLASSIFIER_MODES:
+        return "half"
+    return "half" if mode == "condense" else mode
+
+
+def convert_checkpoint(
+    source: str | os.PathLike[str], output: str | os.PathLike[str], arch: str | None = None,
+    trust_checkpoint: bool = False, force: bool = False, classifier: str | None = None,
+) -> ConvertResult:
+    """Load a training checkpoint, convert it, prove the learned group convs exact, report what the
+    classifier keeps, save (``half``: the original converted format). ``finetune`` needs data: see
+    ``train.deploy.convert_on_data``."""
+    check_writable(output, force)
+    loaded, mode = load_for_conversion(source, arch, trust_checkpoint, classifier)
+    if mode == "finetune":
+        raise CondenseDeployError(
+            f"{source}: --classifier finetune retrains the kept classifier on data: give --data and "
+            "--data-dir (or --classifier half or full)")
     model = cast(CondenseNet, loaded.model)  # the family was checked above
-    _, diff, flops, params = convert_and_save(model, loaded.input_size, output, force=force)
-    return ConvertResult(str(source), str(output), loaded.name, diff, flops, params)
+    done = convert_and_save(model, loaded.input_size, output, force=force, classifier=classifier_form(mode))
+    return ConvertResult(str(source), str(output), loaded.name, done.max_abs_diff, done.flops, done.params,
+                         mode, done.classifier)
 
 
 def describe_model(
@@ -98,7 +165,7 @@ def describe_model(
                         form=form)
     flops, params = count_model(loaded.model, loaded.input_size)
     config = loaded.config.to_dict() if loaded.config is not None else None
-    return {
+    info: dict[str, Any] = {
         "source": text,
         "name": loaded.name,
         "family": loaded.family,
@@ -110,16 +177,48 @@ def describe_model(
         "flops": flops,
         "params": params,
     }
+    classifier = classifier_metadata(loaded)
+    if classifier is not None:
+        info["classifier"] = classifier
+    elif loaded.deploy.get("classifier"):
+        info["classifier"] = {"mode": loaded.deploy["classifier"]}
+    return info
 
 
 def deployable(source: str | os.PathLike[str], arch: str | None, trust_checkpoint: bool,
                 num_classes: int | None) -> Any:
-    """Load ``source`` and bring a training-form CondenseNet to its converted (deployed) form."""
+    """Load ``source`` and bring a training-form CondenseNet to its converted (deployed) form, with
+    the classifier the checkpoint records (the original's half classifier for other files)."""
     loaded = load_model(source, arch=arch, trust_checkpoint=trust_checkpoint, num_classes=num_classes)
     if loaded.family == "condensenet" and loaded.form == "training":
-        loaded.model = convert_model(cast(CondenseNet, loaded.model)).eval()
+        mode = recorded_mode(loaded)
+        if mode == "finetune":
+            raise CondenseDeployError(
+                f"{source}: its run deploys with --classifier finetune, which needs data; export the "
+                "converted file the trainer wrote (save_models/converted_model_best.pth.tar), or "
+                f"condense-deploy convert {os.path.basename(os.fspath(source))} --classifier finetune "
+                "--data ... first")
+        loaded.model = convert_model(cast(CondenseNet, loaded.model), classifier_form(mode)).eval()
         loaded.form = "converted"
+        loaded.deploy = {**loaded.deploy, "classifier": mode}
     return loaded
+
+
+def classifier_metadata(loaded: Any) -> dict[str, Any] | None:
+    """What the deployed classifier keeps and how it got there (``META + "classifier"``): inputs kept
+    of all, the mode, and the trained / deployed errors when the file records them."""
+    model = loaded.model
+    if not isinstance(model, CondenseNet) or not model.converted:
+        return None
+    features = model.cfg.num_features
+    kept = features if model.classifier_form == "full" else int(features * 0.5)
+    record: dict[str, Any] = {"form": model.classifier_form, "kept": kept, "features": features}
+    mode = loaded.deploy.get("classifier")
+    record["mode"] = mode if isinstance(mode, str) else model.classifier_form
+    for key in ("data", "trained_err1", "deployed_err1"):
+        if key in loaded.deploy:
+            record[key] = loaded.deploy[key]
+    return record
 
 
 def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, params: int) -> dict[str, Any]:
@@ -150,6 +249,9 @@ def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, pa
     }
     if loaded.sha256 is not None:
         meta[META + "source_sha256"] = loaded.sha256
+    classifier = classifier_metadata(loaded)
+    if classifier is not None:
+        meta[META + "classifier"] = classifier
     return meta
 
 

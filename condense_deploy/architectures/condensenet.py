@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import CondenseNetConfig
+from .config import CLASSIFIER_FORMS, CondenseNetConfig
 from .layers import BnReluConv, CondenseConv, CondenseLinear, LearnedGroupConv, stage_for_progress
 from .registry import register_family
 
@@ -48,12 +48,19 @@ class _Transition(nn.Module):
 
 
 class CondenseNet(nn.Module):
-    """CondenseNet; ``converted=True`` builds the deployed form (load its weights, or use convert)."""
+    """CondenseNet; ``converted=True`` builds the deployed form (load its weights, or use convert).
 
-    def __init__(self, cfg: CondenseNetConfig, converted: bool = False) -> None:
+    ``classifier`` (converted form only): ``"half"`` is the original CondenseLinear keeping half of
+    the inputs, ``"full"`` a plain Linear over all of them.
+    """
+
+    def __init__(self, cfg: CondenseNetConfig, converted: bool = False, classifier: str = "half") -> None:
         super().__init__()
+        if classifier not in CLASSIFIER_FORMS:
+            raise ValueError(f"classifier must be one of {CLASSIFIER_FORMS}, not {classifier!r}")
         self.cfg = cfg
         self.converted = converted
+        self.classifier_form = classifier if converted else "full"
         self.features = nn.Sequential()
         channels = 2 * cfg.growth[0]
         self.features.add_module(
@@ -72,7 +79,7 @@ class CondenseNet(nn.Module):
         self.features.add_module("norm_last", nn.BatchNorm2d(channels))
         self.features.add_module("relu_last", nn.ReLU(inplace=True))
         self.features.add_module("pool_last", nn.AvgPool2d(cfg.pool_size))
-        if converted:
+        if converted and classifier == "half":
             self.classifier: nn.Module = CondenseLinear(channels, cfg.num_classes, 0.5)
         else:
             self.classifier = nn.Linear(channels, cfg.num_classes)

@@ -6,7 +6,26 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["ARCH_LIMITS", "CondenseNetConfig", "DenseNetConfig", "check_condensenet", "parse_int_list"]
+__all__ = [
+    "ARCH_LIMITS",
+    "CLASSIFIER_FORMS",
+    "CLASSIFIER_MODES",
+    "CondenseNetConfig",
+    "DenseNetConfig",
+    "check_condensenet",
+    "parse_int_list",
+]
+
+# How a CondenseNet's classifier reaches its deployed form (``train --classifier``):
+#   condense  half of its inputs (smallest column L1 norm) masked at the last condensing stage
+#             (progress 0.5), so training adapts; the converted model computes the trained one
+#   full      every input kept: the converted classifier is the trained one (a plain Linear)
+#   half      the original: half of its inputs dropped at conversion, with no adaptation
+#   finetune  half dropped at conversion, then the kept classifier briefly retrained on the data
+CLASSIFIER_MODES = ("condense", "full", "half", "finetune")
+# The converted classifier's two forms: "half" (CondenseLinear keeping int(F/2) inputs, the original
+# converted format) and "full" (a plain Linear over all F inputs).
+CLASSIFIER_FORMS = ("half", "full")
 
 
 def parse_int_list(text: str) -> list[int]:

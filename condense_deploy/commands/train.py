@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..architectures.config import CLASSIFIER_MODES
 from ..errors import CondenseDeployError
 from .options import FiniteFloat, arch_int, arch_list_option, arch_option, count, trust_option
 from .progress import ProgressBar, ProgressBars
@@ -49,6 +50,12 @@ _WORKERS = click.option("-j", "--workers", type=count(0, 256), default=2, show_d
               help="Default 0 (CIFAR) / 1e-5 (ImageNet).")
 @click.option("--seed", type=count(0, 2**32 - 1), default=None,
               help="Seed of weights, data order and augmentation (0).")
+@click.option("--classifier", type=click.Choice(CLASSIFIER_MODES), default=None,
+              help="How the classifier is deployed: full (every input kept: the converted model is the "
+                   "trained one; the default), condense (half its inputs masked from the last condensing "
+                   "stage on, so training adapts; the original converted format), half (the original: half "
+                   "dropped at conversion, unadapted), finetune (half dropped, then the kept classifier "
+                   "retrained briefly).")
 @_DEVICE
 @_WORKERS
 @click.option("--resume", is_flag=True, help="Continue the run in --savedir from its latest checkpoint.")
@@ -59,8 +66,8 @@ def train_command(
     growth: list[int] | None, bottleneck: int | None, group_1x1: int | None, group_3x3: int | None,
     condense_factor: int | None, dropout_rate: float | None, epochs: int | None, batch_size: int | None,
     lr: float | None, lr_type: str | None, momentum: float | None, weight_decay: float | None,
-    group_lasso_lambda: float | None, seed: int | None, device: str, workers: int, resume: bool, force: bool,
-    no_progress: bool,
+    group_lasso_lambda: float | None, seed: int | None, classifier: str | None, device: str, workers: int,
+    resume: bool, force: bool, no_progress: bool,
 ) -> None:
     """Train a CondenseNet from scratch, with condensing, checkpoints and conversion at the end.
 
@@ -74,7 +81,7 @@ def train_command(
         savedir=savedir, data=data, data_dir=data_dir, arch=arch, model_overrides=overrides, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_type=lr_type, momentum=momentum, weight_decay=weight_decay,
         group_lasso_lambda=group_lasso_lambda, seed=seed, device=device, workers=workers, resume=resume,
-        force=force, show_progress=not no_progress,
+        force=force, show_progress=not no_progress, classifier=classifier,
     )
     bars = ProgressBars(show_eta=True)
     try:
@@ -87,7 +94,8 @@ def train_command(
         click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f}; not converted")
     else:
         click.echo(f"best: epoch {result.best_epoch + 1}, val err {result.best_err1:.2f} / "
-                   f"{result.best_err5:.2f}; converted: {result.converted_path} (val err "
+                   f"{result.best_err5:.2f}; converted: {result.converted_path} (--classifier "
+                   f"{result.classifier}: val err trained {result.converted_trained_err1:.2f} -> deployed "
                    f"{result.converted_err1:.2f} / {result.converted_err5:.2f}, {result.flops / 1e6:.2f}M "
                    f"FLOPs, {result.params / 1e6:.3f}M params)")
 
@@ -106,6 +114,7 @@ def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, 
                  trust_checkpoint: bool, device: str, workers: int) -> None:
     """Top-1/top-5 validation error of SOURCE: a checkpoint (PyTorch) or an .onnx file (onnxruntime)."""
     from ..train.evaluate import evaluate
+    from ..train.gap import CONVERT_REMEDY, DeployGap
 
     if device == "cuda" and source.lower().endswith(".onnx"):
         raise CondenseDeployError(
@@ -116,5 +125,22 @@ def eval_command(source: str, data: str | None, data_dir: str, batch_size: int, 
                      trust_checkpoint=trust_checkpoint, device=device, workers=workers, progress=bar.counts)
     finally:
         bar.close()
+    # the figures line stays the last one: scripts read it
+    if r.deployed_top1_err is not None:
+        gap = DeployGap(r.data, r.top1_err, r.top5_err, r.deployed_top1_err, r.deployed_top5_err or 0.0)
+        click.echo(f"trained {gap.trained_err1:.2f} % -> deployed {gap.deployed_err1:.2f} % top-1 error "
+                   f"(converted with --classifier {r.classifier}; top-5 {gap.trained_err5:.2f} -> "
+                   f"{gap.deployed_err5:.2f} %)")
+        warning = gap.warning(CONVERT_REMEDY)
+        if warning:
+            click.echo(warning, err=True)
+    elif r.classifier == "finetune":
+        click.echo("deployed: not measured (--classifier finetune retrains on the training data; evaluate "
+                   "the converted file the trainer wrote)")
+    if r.recorded:
+        click.echo(f"recorded at conversion: trained {r.recorded['trained_err1']:.2f} % -> deployed "
+                   f"{r.recorded.get('deployed_err1', float('nan')):.2f} % top-1 error on "
+                   f"{r.recorded.get('data', '?')} (--classifier "
+                   f"{r.recorded.get('classifier', r.recorded.get('mode', '?'))})")
     click.echo(f"{r.source} ({r.runtime}) on {r.data}: top-1 error {r.top1_err:.2f} %, top-5 error "
                f"{r.top5_err:.2f} % over {r.images} images ({r.seconds:.1f} s)")

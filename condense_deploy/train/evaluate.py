@@ -32,6 +32,13 @@ class EvalResult:
     top5_err: float
     seconds: float
     model: str = ""
+    # a condensed training checkpoint is also converted (with the classifier its run chose) and
+    # evaluated on the same images: what deploying it gives
+    deployed_top1_err: float | None = None
+    deployed_top5_err: float | None = None
+    classifier: str | None = None
+    # a converted checkpoint or .onnx file that records the error of the model it was converted from
+    recorded: dict[str, Any] | None = None
 
 
 def _counts(logits: np.ndarray, target: np.ndarray) -> tuple[int, int]:
@@ -41,8 +48,11 @@ def _counts(logits: np.ndarray, target: np.ndarray) -> tuple[int, int]:
     return int(hits[:, 0].sum()), int(hits.any(axis=1).sum())
 
 
-def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None]:
-    """A function batch -> logits, the fixed batch size (None if dynamic) and the image size."""
+def _onnx_runner(
+    path: Path,
+) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, int | None, dict[str, Any] | None]:
+    """A function batch -> logits, the fixed batch size (None if dynamic), the image size and the
+    recorded trained/deployed errors."""
     from ..runtime.sessions import create_session
 
     # onnxruntime's own thread count; log level 3: exporters' stale fixed output shapes only warn
@@ -61,12 +71,27 @@ def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int | 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(None, {name: x.astype(np.float32)})[0]
 
-    return run, fixed_batch, size
+    return run, fixed_batch, size, _recorded(session.get_modelmeta().custom_metadata_map)
+
+
+def _recorded(metadata: dict[str, str]) -> dict[str, Any] | None:
+    """The classifier record ``export`` stores (``condense_deploy.classifier``), if it has errors."""
+    import json
+
+    from ..graph.metadata import META
+
+    try:
+        record = json.loads(metadata.get(META + "classifier", ""))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "trained_err1" in record else None
 
 
 def _torch_runner(
     source: Path, arch: str | None, trust_checkpoint: bool, device: str,
-) -> tuple[Callable[[np.ndarray], np.ndarray], Any]:
+) -> tuple[Callable[[np.ndarray], np.ndarray], Any, Callable[[np.ndarray], np.ndarray] | None, str | None]:
+    """The model's runner, what was loaded, and for a condensed training checkpoint the runner of
+    its converted form (with the classifier mode it was converted with)."""
     import torch
 
     from ..checkpoint import load_model
@@ -75,12 +100,33 @@ def _torch_runner(
     if device == "cuda" and not torch.cuda.is_available():
         raise CondenseDeployError("--device cuda: no CUDA device is available to torch here")
     model = loaded.model.to(device).eval()
+    deployed, mode = _deployed_form(loaded)
 
-    @torch.no_grad()
-    def run(x: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+    def runner(net: Any) -> Callable[[np.ndarray], np.ndarray]:
+        @torch.no_grad()
+        def run(x: np.ndarray) -> np.ndarray:
+            return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
-    return run, loaded
+        return run
+
+    return runner(model), loaded, None if deployed is None else runner(deployed.to(device).eval()), mode
+
+
+def _deployed_form(loaded: Any) -> tuple[Any, str | None]:
+    """A fully condensed training-form CondenseNet converted as its run chose (``finetune`` needs the
+    training data, so it is not redone here), else None."""
+    if loaded.family != "condensenet" or loaded.form != "training":
+        return None, None
+    from ..architectures.condensenet import learned_group_convs
+    from ..convert import convert_model
+    from ..pipeline import classifier_form, recorded_mode
+
+    if any(m.stage != m.final_stage for m in learned_group_convs(loaded.model)):
+        return None, None
+    mode = recorded_mode(loaded)
+    if mode == "finetune":
+        return None, mode
+    return convert_model(loaded.model, classifier_form(mode)), mode
 
 
 def _default_data(loaded: Any) -> str:
@@ -126,10 +172,11 @@ def evaluate(
         if data is None:
             raise CondenseDeployError(
                 f"{path}: give --data (cifar10, cifar100 or imagefolder) for an .onnx file")
-        run, fixed, size = _onnx_runner(path)
-        runtime, model_name = "onnxruntime", path.stem
+        run, fixed, size, recorded = _onnx_runner(path)
+        runtime, model_name, deploy, mode = "onnxruntime", path.stem, None, None
     else:
-        run, loaded = _torch_runner(path, arch, trust_checkpoint, device)
+        run, loaded, deploy, mode = _torch_runner(path, arch, trust_checkpoint, device)
+        recorded = loaded.deploy if "trained_err1" in loaded.deploy else None
         data = data or _default_data(loaded)
         fixed, size = None, int(loaded.input_size[-1])
         runtime, model_name = "pytorch", str(loaded.name or "")
@@ -141,6 +188,7 @@ def evaluate(
     if fixed is not None:
         batch_size = fixed
     top1 = top5 = seen = 0
+    deployed = [0, 0]
     start = time.perf_counter()
     steps = math.ceil(dataset.val_size / batch_size)
     batches = _padded(dataset.val_batches(batch_size), fixed)
@@ -151,7 +199,14 @@ def evaluate(
                 f"{path}: outputs shape {tuple(logits.shape)}; {data} has {dataset.num_classes} classes")
         c1, c5 = _counts(logits, y[:n])
         top1, top5, seen = top1 + c1, top5 + c5, seen + n
+        if deploy is not None:
+            d1, d5 = _counts(deploy(x)[:n], y[:n])
+            deployed = [deployed[0] + d1, deployed[1] + d5]
         if progress is not None:
             progress(step, steps)
-    return EvalResult(str(path), runtime, data, seen, 100 * (1 - top1 / seen), 100 * (1 - top5 / seen),
-                      time.perf_counter() - start, model_name)
+    result = EvalResult(str(path), runtime, data, seen, 100 * (1 - top1 / seen), 100 * (1 - top5 / seen),
+                        time.perf_counter() - start, model_name, classifier=mode, recorded=recorded)
+    if deploy is not None:
+        result.deployed_top1_err = 100 * (1 - deployed[0] / seen)
+        result.deployed_top5_err = 100 * (1 - deployed[1] / seen)
+    return result

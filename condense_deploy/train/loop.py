@@ -14,23 +14,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .._fsutil import check_creatable, make_dirs
 from ..architectures.condensenet import CondenseNet, learned_group_convs
-from ..architectures.config import CondenseNetConfig
+from ..architectures.config import CLASSIFIER_MODES, CondenseNetConfig
 from ..architectures.registry import get_card
 from ..checkpoint import add_module, strip_module
 from ..errors import CondenseDeployError, first_line
 from . import distributed
 from .checkpoints import CheckpointPaths, load_training_checkpoint, save_epoch
 from .data import DATASETS, TrainData, open_dataset
+from .deploy import finetune_classifier, topk_correct
 from .schedule import SCHEDULES, learning_rate, progress
 
-__all__ = ["EpochStats", "TrainOptions", "TrainResult", "build_config", "topk_correct", "train"]
+__all__ = ["DEFAULT_CLASSIFIER", "EpochStats", "TrainOptions", "TrainResult", "build_config", "topk_correct",
+           "train"]
+
+# How the classifier reaches its deployed form unless --classifier says otherwise (CLASSIFIER_MODES;
+# docs/train.md has the figures it was chosen from).
+DEFAULT_CLASSIFIER = "full"
 
 # Options that must not change between an interrupted run and its resume (None = take the stored one).
 _DEFAULT_ARCH = {"cifar10": "condensenet86_cifar", "cifar100": "condensenet86_cifar",
@@ -63,6 +69,7 @@ class TrainOptions:
     resume: bool = False
     force: bool = False
     show_progress: bool = True
+    classifier: str | None = None  # a CLASSIFIER_MODES name; None: DEFAULT_CLASSIFIER (or the run's)
 
 
 @dataclass
@@ -101,6 +108,8 @@ class TrainResult:
     converted_err1: float | None = None
     converted_err5: float | None = None
     converted_max_diff: float | None = None
+    converted_trained_err1: float | None = None  # the trained model's error at the converted epoch
+    classifier: str | None = None
     flops: int | None = None
     params: int | None = None
     curves_path: str | None = None
@@ -139,14 +148,6 @@ def build_config(
     return arch, cfg
 
 
-def topk_correct(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
-    """Samples whose label is the top-1 / among the top-5 (top-k capped by the class count)."""
-    k = min(5, logits.shape[1])
-    top = logits.topk(k, 1).indices
-    hits = top.eq(target.view(-1, 1))
-    return int(hits[:, :1].sum()), int(hits.sum())
-
-
 @dataclass
 class RunOptions:
     """The options a run trains with, resolved from the command line, the checkpoint (on resume)
@@ -162,6 +163,7 @@ class RunOptions:
     weight_decay: float
     group_lasso_lambda: float
     seed: int
+    classifier: str
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -236,11 +238,16 @@ class _Run:
         defaults = {"data": data_name, "arch": options.arch, "epochs": spec.epochs,
                     "batch_size": spec.batch_size, "lr": 0.1, "lr_type": "cosine", "momentum": 0.9,
                     "weight_decay": 1e-4,
-                    "group_lasso_lambda": spec.group_lasso_lambda, "seed": 0}
+                    "group_lasso_lambda": spec.group_lasso_lambda, "seed": 0,
+                    # a run from before the choice existed trained (and converts) as the original
+                    "classifier": DEFAULT_CLASSIFIER if stored is None or "classifier" in stored else "half"}
         if options.data is None:
             options = dataclasses.replace(options, data=data_name)
         self.cfg_opts = _resolve(options, stored, defaults)
         o = self.cfg_opts
+        if o.classifier not in CLASSIFIER_MODES:
+            raise CondenseDeployError(
+                f"--classifier {o.classifier!r}: use one of {', '.join(CLASSIFIER_MODES)}")
         if o.lr_type not in SCHEDULES:
             raise CondenseDeployError(f"--lr-type {o.lr_type!r}: use one of {', '.join(SCHEDULES)}")
         if o.epochs < 1 or o.batch_size < 1:
@@ -291,6 +298,7 @@ class _Run:
         else:
             self.net = self.model
         self.batches = self.data.batches_per_epoch(o.batch_size, self.dist.world)
+        self.classifier_dropped: torch.Tensor | None = None  # --classifier condense, from progress 0.5
 
     def _restore(self, state: dict[str, Any], path: Path | None) -> None:
         try:
@@ -344,6 +352,8 @@ class _Run:
             if removed:
                 removed_total += removed
                 self._pruning_event(epoch, i, p, removed)
+            if o.classifier == "condense" and p >= 0.5 and self.classifier_dropped is None:
+                self._condense_classifier(epoch, i, p)
             x, y = x.to(self.dist.device), y.to(self.dist.device)
             logits = self.net(x)
             loss = criterion(logits, y)
@@ -351,6 +361,7 @@ class _Run:
                 loss = loss + o.group_lasso_lambda * model.lasso_loss()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self._mask_classifier_grad()
             self.optimizer.step()
             top1, top5 = topk_correct(logits.detach(), y)
             sums[0] += float(loss.detach()) * len(y)
@@ -364,6 +375,36 @@ class _Run:
         loss_sum, hits1, hits5, n = self.dist.sum(sums)
         lr = float(first_lr or 0.0)
         return 100 * (1 - hits1 / n), 100 * (1 - hits5 / n), loss_sum / n, lr, removed_total
+
+    @torch.no_grad()
+    def _condense_classifier(self, epoch: int, i: int, p: float) -> None:
+        """Mask the classifier inputs the converter will drop (``--classifier condense``): their weight
+        columns and momentum become zero and stay zero (their gradient is masked), so the rest of
+        training adapts and the converted model computes the trained one.
+
+        On resume past this point the columns are already zero and the same rule finds the same set.
+        """
+        from ..convert import classifier_keep_index
+
+        weight = cast(nn.Linear, self.model.classifier).weight
+        keep = torch.zeros(weight.shape[1], dtype=torch.bool, device=weight.device)
+        keep[classifier_keep_index(weight)] = True
+        self.classifier_dropped = ~keep
+        was_used = bool(weight[:, self.classifier_dropped].abs().sum() > 0)
+        weight[:, self.classifier_dropped] = 0
+        buffer = self.optimizer.state.get(weight, {}).get("momentum_buffer")
+        if buffer is not None:
+            buffer[:, self.classifier_dropped] = 0
+        if was_used:
+            self.log(f"condensing: epoch {epoch + 1} batch {i} (progress {p:.4f}) -> classifier keeps "
+                     f"{int(keep.sum())} of {len(keep)} inputs")
+
+    def _mask_classifier_grad(self) -> None:
+        if self.classifier_dropped is None:
+            return
+        grad = cast(nn.Linear, self.model.classifier).weight.grad
+        if grad is not None:
+            grad[:, self.classifier_dropped] = 0
 
     def _pruning_event(self, epoch: int, i: int, p: float, removed: int) -> None:
         stages = sorted({m.stage for m in learned_group_convs(self.model)})
@@ -452,7 +493,9 @@ class _Run:
         return result
 
     def _convert_best(self, result: TrainResult) -> None:
-        from ..pipeline import convert_and_save
+        from ..checkpoint import save_converted
+        from ..pipeline import classifier_form, convert_checked
+        from .gap import TRAIN_REMEDY, DeployGap
 
         source, epoch = self.paths.best, self.best_epoch
         condensed = [h for h in self.history if h.condensed]
@@ -468,14 +511,31 @@ class _Run:
         model.load_state_dict(strip_module(load_training_checkpoint(source)["state_dict"]))
         model.eval()
         size = (3, self.cfg.image_size, self.cfg.image_size)
-        converted, max_diff, flops, params = convert_and_save(model, size, self.paths.converted, force=True)
-        err1, err5 = self.validate(converted.to(self.dist.device), shard=False)
+        mode = self.cfg_opts.classifier
+        conversion = convert_checked(model, size, classifier_form(mode))
+        deployed = conversion.model
+        if mode == "finetune":
+            deployed = finetune_classifier(deployed, self.data, seed=self.cfg_opts.seed,
+                                           device=str(self.dist.device))
+        err1, err5 = self.validate(deployed.to(self.dist.device), shard=False)
+        trained = self.history[epoch]
+        gap = DeployGap(self.data_name, trained.val_err1, trained.val_err5, err1, err5)
+        report = conversion.classifier
+        record = {"classifier": mode, "data": self.data_name, "trained_err1": round(trained.val_err1, 4),
+                  "deployed_err1": round(err1, 4)}
+        save_converted(deployed.cpu(), self.paths.converted, force=True, deploy=record)
         result.converted_path, result.converted_epoch = str(self.paths.converted), epoch
         result.converted_err1, result.converted_err5 = err1, err5
-        result.converted_max_diff, result.flops, result.params = float(max_diff), int(flops), int(params)
-        self.log(f"converted epoch {epoch + 1} (val err {self.history[epoch].val_err1:.2f}) -> "
-                 f"{self.paths.converted}: val err {err1:.2f} / {err5:.2f}, max diff {max_diff:.2e}, "
-                 f"{flops / 1e6:.2f}M FLOPs, {params / 1e6:.3f}M params")
+        result.converted_trained_err1, result.classifier = trained.val_err1, mode
+        result.converted_max_diff = float(conversion.max_abs_diff)
+        result.flops, result.params = int(conversion.flops), int(conversion.params)
+        how = {"finetune": ", then fine-tuned", "condense": ", masked in training"}.get(mode, "")
+        self.log(f"converted epoch {epoch + 1} -> {self.paths.converted}: LGC conversion exact (max diff "
+                 f"{conversion.max_abs_diff:.2e}); classifier: {report.describe()}{how}; {gap.describe()}; "
+                 f"{conversion.flops / 1e6:.2f}M FLOPs, {conversion.params / 1e6:.3f}M params")
+        warning = gap.warning(TRAIN_REMEDY)
+        if warning:
+            self.log(warning)
 
 
 def _data_of_arch(arch: str | None) -> str:
