@@ -2,7 +2,14 @@
 ``--optimize native`` and ``fast``, beside MobileNet v1, timed interleaved in one run with
 onnxruntime at 1 and 2 threads, batch 1 and batch 8, plus each model's own peak RSS.
 
-    .venv/bin/python benchmarks/native_summary.py [--runs 40] [--out benchmarks/results]
+    .venv/bin/python benchmarks/native_summary.py [--runs 100] [--out benchmarks/results]
+
+Timing is ``condense-deploy bench``'s own (``run_bench`` with bench's defaults: 10 warm-up rounds,
+then ``--runs`` timed rounds, graph optimization ``all``, one session per model), so each row is
+what ``condense-deploy bench MOBILENET.onnx OTHER.onnx ... --threads 1,2 --batch N`` prints as
+"x first"; the results say that command. The 1-minute load average before and after each setting
+is recorded: on a shared machine the ratios move with the load (they rise when other processes
+compete for the cores and caches).
 
 Exports go to ~/.cache/condense-deploy/onnx (the table's cache; reused when current). Latency ratios
 are medians over interleaved rounds of each model's time over MobileNet's in the same round. Peak RSS
@@ -13,6 +20,7 @@ mark says nothing per model when several share it. Writes ``native_summary_<mach
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -20,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from condense_deploy.runtime.bench import BenchSettings, run_bench
+from condense_deploy.runtime.bench import DEFAULT_RUNS, BenchSettings, run_bench
 from condense_deploy.runtime.machine import describe_machine
 from condense_deploy.table import _reusable, default_onnx_dir
 
@@ -77,8 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="CondenseNet-74 (native and fast exports) against MobileNet v1 in onnxruntime: "
                     "interleaved latency ratios at 1 and 2 threads, batch 1 and 8, and peak RSS.")
-    parser.add_argument("--runs", type=_positive, default=40, metavar="N",
-                        help="timed interleaved rounds per model and setting (default: 40)")
+    parser.add_argument("--runs", type=_positive, default=DEFAULT_RUNS, metavar="N",
+                        help="timed interleaved rounds per model and setting (default: %(default)s, as condense-deploy bench)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"), metavar="DIR",
                         help="existing folder for native_summary_<arch>.md and .json, overwritten "
                              "(default: benchmarks/results)")
@@ -98,11 +106,16 @@ def main() -> None:
     result: dict[str, Any] = {
         "command": "python benchmarks/native_summary.py " + " ".join(sys.argv[1:]),
         "machine": describe_machine(), "runs": args.runs, "settings": {}, "peak_rss_mb": {},
+        "bench_commands": {}, "load_average_1min": {},
     }
     for batch in (1, 8):
         print(f"timing batch {batch} at 1 and 2 threads", file=sys.stderr)
-        report = run_bench([paths[label] for label in labels],
-                           BenchSettings(threads=[1, 2], batch=batch, warmup=3, runs=args.runs)).to_dict()
+        settings = BenchSettings(threads=[1, 2], batch=batch, runs=args.runs)
+        result["bench_commands"][f"batch {batch}"] = " ".join(
+            ["condense-deploy bench", *(str(paths[label]) for label in labels), *settings.to_args()])
+        load_before = os.getloadavg()[0]
+        report = run_bench([paths[label] for label in labels], settings).to_dict()
+        result["load_average_1min"][f"batch {batch}"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         by_path = {str(paths[label]): label for label in labels}
         for r in report["results"]:
             key = f"batch {batch}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
@@ -124,8 +137,9 @@ def render(result: dict[str, Any], labels: list[str]) -> str:
     machine = result["machine"]
     lines = [f"# Native kernels against MobileNet v1 ({machine['cpu_model']}, {machine['arch']})", "",
              f"`{result['command'].strip()}`: onnxruntime {machine['onnxruntime']}, 224x224, "
-             f"{result['runs']} interleaved rounds per setting, medians; ratio = median over rounds of "
-             "time / MobileNet v1's time in the same round. Random weights.", "",
+             f"{result['runs']} interleaved rounds per setting after 10 warm-up rounds, medians; ratio = "
+             "median over rounds of time / MobileNet v1's time in the same round (`bench`'s \"x first\"). "
+             "Random weights.", "",
              "| setting | " + " | ".join(labels) + " |", "|---" * (1 + len(labels)) + "|"]
     for setting, rows in result["settings"].items():
         cells = [f"{rows[m]['ratio_to_mobilenet']:.2f} ({rows[m]['p50_ms']:.1f} ms)" for m in labels]
@@ -134,6 +148,10 @@ def render(result: dict[str, Any], labels: list[str]) -> str:
               "| batch | " + " | ".join(labels) + " |", "|---" * (1 + len(labels)) + "|"]
     for batch, rows in result["peak_rss_mb"].items():
         lines.append(f"| {batch} | " + " | ".join(f"{rows[m]:.0f}" for m in labels) + " |")
+    lines += ["", "The same timing with `condense-deploy bench` (1-minute load average before / after):", ""]
+    for batch, command in result["bench_commands"].items():
+        before, after = result["load_average_1min"][batch]
+        lines.append(f"- {batch} (load {before:.1f} / {after:.1f}): `{command}`")
     lines += ["", f"Whole run took {result['seconds']} s.", ""]
     return "\n".join(lines)
 

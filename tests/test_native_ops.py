@@ -6,6 +6,7 @@ and the C++ micro-kernel test driver (also for aarch64 under qemu)."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -225,6 +226,13 @@ def test_isa_report(lib_path, isas):
     lib.condense_deploy_isa.restype = ctypes.c_char_p
     assert lib.condense_deploy_isa().decode() == isas[-1]
     assert isas[0] == "scalar"
+    # the AArch64 feature probe's report: empty off AArch64 (the emulated tests check it there)
+    lib.condense_deploy_cpu_features.restype = ctypes.c_char_p
+    features = lib.condense_deploy_cpu_features().decode()
+    if platform.machine() == "aarch64":
+        assert features.startswith("asimd") and " tiles=" in features
+    else:
+        assert features == ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,11 +379,21 @@ def test_microkernels_aarch64_under_qemu(tmp_path):
         text=True,
     )
     assert (tmp_path / LIB_NAME).exists()
-    r = subprocess.run(
-        ["qemu-aarch64-static", str(tmp_path / "test_microkernels")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "neon" in r.stdout and "OK" in r.stdout
+    # the HWCAP/MIDR probe picks the tile class per core (qemu reports the emulated core's MIDR and
+    # HWCAP); CONDENSE_DEPLOY_NEON_TILES overrides it, so both classes run on both cores
+    runs = [("cortex-a72", None, "cpu: asimd midr=0x410fd083; NEON tiles narrow"),
+            ("neoverse-n1", None, "cpu: asimd fp16 dotprod midr=0x414fd0c1; NEON tiles wide"),
+            ("cortex-a72", "wide", "NEON tiles wide"),
+            ("neoverse-n1", "narrow", "NEON tiles narrow")]
+    for cpu, tiles, expected in runs:
+        env = dict(os.environ, CONDENSE_DEPLOY_NEON_TILES=tiles or "")
+        r = subprocess.run(
+            ["qemu-aarch64-static", "-cpu", cpu, str(tmp_path / "test_microkernels")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert expected in r.stdout, (cpu, tiles, r.stdout)
+        assert "neon" in r.stdout and "OK" in r.stdout

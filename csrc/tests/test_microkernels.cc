@@ -190,12 +190,15 @@ int main() {
   int n = available_kernels(avail, 8);
   if (const MicroKernels* half = half_kernels(*avail[n - 1])) avail[n++] = half;  // e.g. avx512y
   int failures = 0;
+#if defined(__aarch64__)
+  std::printf("cpu: %s; NEON tiles %s\n", cpu_features_text(), neon_tiles().core_class);
+#endif
   for (int i = 0; i < n; ++i) {
     const MicroKernels& mk = *avail[i];
     double worst = 0;
     int cases = 0, bad = 0;
     for (int kind : {0, 1, 2})  // 1x1, 3x3, 1x1 with fused gather
-      for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 32})
+      for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 20, 24, 32, 40})
         for (int K : {1, 2, 5, 17})
           for (int nv : {1, 2, 3, 4, 5, 7, 9, 11, 14, 17}) {
             Case c{K, M, nv * 16, 9 + (nv % 5), kind == 1 ? 9 : 1, (M + K) % 2, (M % 3) != 0, (K % 2) == 1,

@@ -21,6 +21,33 @@ const MicroKernels& select_kernels();
 // 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
 const MicroKernels* half_kernels(const MicroKernels& mk);
 
+// ---- AArch64: CPU features and the NEON tile class ---------------------------------------------
+
+// What an AArch64 CPU runs, from the kernel's HWCAP / HWCAP2 (getauxval), and which core it is
+// (MIDR_EL1, which Linux lets user space read when HWCAP_CPUID is set). All false / 0 elsewhere.
+struct ArmFeatures {
+  bool asimd = false;    // Advanced SIMD (NEON): the neon table needs it
+  bool fp16 = false;     // FP16 arithmetic, scalar and vector (fphp + asimdhp; ARMv8.2, e.g. A76)
+  bool dotprod = false;  // SDOT/UDOT (asimddp)
+  bool i8mm = false;     // int8 matrix multiply (HWCAP2 i8mm)
+  unsigned midr = 0;     // MIDR_EL1, 0 when unknown
+};
+const ArmFeatures& arm_features();
+
+// The register tiles of the NEON position-vector kernels (ukernels/neon/conv.h) for one class of
+// core: the largest number of outputs per tile of the 1x1 and the 3x3. Chosen once per process,
+// so packing and running agree: CONDENSE_DEPLOY_NEON_TILES=narrow|wide if set, else from the core
+// (MIDR part: Cortex-A35/A53/A55/A57/A72/A73/A510 narrow; Cortex-A76/A77/A78/X1 and later,
+// Neoverse N1/N2/V1/V2 wide), else from FP16 arithmetic (the ARMv8.2 cores are the wide ones).
+struct NeonTiles {
+  const char* core_class;  // "narrow" (one 128-bit FMLA per cycle) or "wide" (two)
+  int mr_max_1x1;
+  int mr_max_3x3;
+};
+const NeonTiles& neon_tiles();
+// "asimd fp16 dotprod i8mm midr=0x414fd0c1": the features found (for messages and the tests).
+const char* cpu_features_text();
+
 // ---- the plan ----------------------------------------------------------------------------------
 namespace plan {
 

@@ -1,3 +1,18 @@
-// f32-conv1x1, NEON / Advanced SIMD (4 floats, 32 registers): the generic vector kernel.
-#define CD_UK_ISA neon
-#include "ukernels/f32-conv1x1/generic.inc"
+// f32-conv1x1, NEON / Advanced SIMD: intrinsics (ukernels/neon/conv.h: weights as q-registers with
+// lane-indexed FMLA, tiles per core class), not the generic vector kernel.
+#include "ukernels/neon/conv.h"
+
+namespace cdops {
+
+void f32_conv1x1_neon(const ConvArgs& a) {
+  if (a.in_ptrs)
+    neon::conv<1, true>(a);
+  else
+    neon::conv<1, false>(a);
+}
+
+void f32_conv1x1_pack_neon(const float* src, int M, int K, int fused, float* dst) {
+  neon::pack(src, M, K, 1, fused != 0, dst);
+}
+
+}  // namespace cdops

@@ -1,3 +1,10 @@
-// f32-conv3x3-rows, NEON / Advanced SIMD (4 floats, 32 registers): the generic vector kernel.
-#define CD_UK_ISA neon
-#include "ukernels/f32-conv3x3-rows/generic.inc"
+// f32-conv3x3-rows, NEON / Advanced SIMD: intrinsics (ukernels/neon/conv.h: an input channel's 9*M
+// weights held in q-registers for lane-indexed FMLA), not the generic vector kernel. Weights are
+// packed by f32_conv3x3_pack_neon.
+#include "ukernels/neon/conv.h"
+
+namespace cdops {
+
+void f32_conv3x3_rows_neon(const ConvArgs& a) { neon::conv3x3_rows(a); }
+
+}  // namespace cdops

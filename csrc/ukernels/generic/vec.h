@@ -86,7 +86,12 @@ inline VU loadmask(const uint32_t* p) {
   std::memcpy(&v, p, sizeof(VU));
   return v;
 }
+#if CD_UK_ID == CD_UK_ID_neon
+// one fmaxnm (the comparison form compiles to fcmgt + and); the same result for -0 and NaN
+inline V relu(V v) { return (V)vmaxnmq_f32((float32x4_t)v, vdupq_n_f32(0.0f)); }
+#else
 inline V relu(V v) { return v > zero() ? v : zero(); }
+#endif
 inline V andmask(V v, VU m) { return (V)((VU)v & m); }
 inline V fma_(V a, V b, V c) { return a * b + c; }  // contracted to FMA where the ISA has it
 inline float lane(V v, int l) { return v[l]; }

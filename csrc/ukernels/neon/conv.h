@@ -1,0 +1,297 @@
+// The position-vector convolutions (f32-conv1x1, f32-conv3x3) in NEON intrinsics, for AArch64.
+//
+// Why not the generic vector code: GCC turns its per-output weight broadcasts into one register
+// per weight (ld1r / ldr s), so an [MR x NR] tile sized for one broadcast register needs more than
+// the 32 vector registers and spills; its ReLU becomes fcmgt + and. Here the MR weights of a step
+// are loaded as whole q-registers (ldr q: 4 weights each) and used by lane-indexed FMLA
+// (fmla v.4s, v.4s, v.s[i]), as onnxruntime's MLAS and XNNPACK do, and ReLU is one fmaxnm
+// (max(x, 0) with x > 0 ? x : 0's result for -0 and NaN, so outputs match the other ISAs).
+//
+// Register budget of a tile: MR*NR accumulators + ceil(MR/4) weight registers + the input vectors
+// in flight (and, fused, the BN scale/shift/zero) <= 32. The tile shape per core class comes from
+// neon_tiles() (ukernels/config.h); packing and running read the same choice.
+#pragma once
+
+#if !defined(__aarch64__)
+#error "ukernels/neon/conv.h is for AArch64"
+#endif
+
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "ukernels/config.h"
+#include "ukernels/isa.h"
+#include "ukernels/ukernels.h"
+
+namespace cdops {
+namespace neon {
+namespace {
+
+constexpr int kRegs = 32;
+// The fused 1x1 runs a whole group of up to this many outputs as one tile (the table says so to
+// the plan, which decides what is fused).
+constexpr int kMaxMr = isa_params::neon.mrf_max;
+// The largest tile of the unfused kernels any core class uses (NeonTiles::mr_max_*).
+constexpr int kMaxMrPlain = 8;
+
+// Position vectors per tile for MR outputs: accumulators + weights + `extra` live registers.
+constexpr int nr_for(int mr, int extra, int cap) {
+  int n = (kRegs - (mr + 3) / 4 - extra) / mr;
+  return n < 1 ? 1 : (n > cap ? cap : n);
+}
+
+// Outputs per register tile for M outputs of a 1x1 (taps 1) or 3x3 on this core class: M when it
+// fits, else a divisor of M that fills whole weight registers (the class's largest, then 4), else
+// the largest divisor in [3, largest], else the largest (the last tile smaller).
+inline int mr_for(int M, int taps, bool fused, const NeonTiles& t) {
+  const int top = taps == 1 ? t.mr_max_1x1 : t.mr_max_3x3;
+  if (M <= top || (fused && M <= kMaxMr)) return M;
+  if (M % top == 0) return top;
+  if (top > 4 && M % 4 == 0) return 4;
+  for (int d = top; d >= 3; --d)
+    if (M % d == 0) return d;
+  return top;
+}
+
+// The MR weights of one step, as q-registers (4 weights each), then a d-register (2) and/or one
+// scalar for the rest; fma(acc, x, i) multiplies x by weight i.
+template <int MR>
+struct Weights {
+  static constexpr int kQ = MR / 4, kRem = MR % 4;
+  float32x4_t q[kQ > 0 ? kQ : 1];
+  float32x2_t d;
+  float s;
+  inline void load(const float* w) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < kQ; ++i) q[i] = vld1q_f32(w + 4 * i);
+    if constexpr (kRem >= 2) d = vld1_f32(w + 4 * kQ);
+    if constexpr (kRem == 1 || kRem == 3) s = w[MR - 1];
+  }
+  template <int I>
+  inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
+    if constexpr (I < 4 * kQ) {
+      return vfmaq_laneq_f32(acc, x, q[I / 4], I % 4);
+    } else if constexpr (kRem >= 2 && I < 4 * kQ + 2) {
+      return vfmaq_lane_f32(acc, x, d, I - 4 * kQ);
+    } else {
+      return vfmaq_n_f32(acc, x, s);
+    }
+  }
+};
+
+template <int MR, int NR, int I = 0>
+inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weights<MR>& w) {
+  if constexpr (I < MR) {
+    acc[I][j] = w.template fma<I>(acc[I][j], x);
+    fma_row<MR, NR, I + 1>(acc, j, x, w);
+  }
+}
+
+inline float32x4_t relu(float32x4_t v) { return vmaxnmq_f32(v, vdupq_n_f32(0.0f)); }
+
+// One [MR outputs x NR position vectors] tile over the whole reduction.
+template <int MR, int NR, int TAPS, bool BN>
+inline void conv_tile(const ConvArgs& a, int m0, std::ptrdiff_t i0) {
+  float32x4_t acc[MR][NR];
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    const float32x4_t b = a.bias ? vdupq_n_f32(a.bias[m0 + i]) : vdupq_n_f32(0.0f);
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = b;
+  }
+  const float* inp = a.in + i0;
+  const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
+  const std::ptrdiff_t row = a.row;
+  Weights<MR> wr;
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += TAPS * MR) {
+    if constexpr (BN) {
+      // 1x1 on picked channels with BN + ReLU applied on the fly
+      const float* src = a.in_ptrs[k] + i0;
+      const float32x4_t sc = vld1q_dup_f32(a.bn_scale + k), sh = vld1q_dup_f32(a.bn_shift + k);
+      wr.load(w);
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, relu(vfmaq_f32(sh, vld1q_f32(src + 4 * j), sc)), wr);
+    } else if constexpr (TAPS == 1) {
+      wr.load(w);
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(inp + 4 * j), wr);
+    } else {
+      // one image row of taps per iteration: unrolling all 9 lets the scheduler hoist loads
+      // until the accumulators spill
+      const float* x = inp - row - 1;
+      const float* wt = w;
+      _Pragma("GCC unroll 1") for (int dy = 0; dy < 3; ++dy, x += row, wt += 3 * MR) {
+        _Pragma("GCC unroll 3") for (int dx = 0; dx < 3; ++dx) {
+          wr.load(wt + dx * MR);
+          _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(x + dx + 4 * j), wr);
+        }
+      }
+    }
+  }
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    float* o = a.out + (m0 + i) * a.out_stride + i0;
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+      float32x4_t v = acc[i][j];
+      if (a.relu) v = relu(v);
+      if (a.mask) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vld1q_u32(a.mask + i0 + 4 * j)));
+      vst1q_f32(o + 4 * j, v);
+    }
+  }
+}
+
+// Remainder of position vectors (fewer than a full NR tile): pick the template by count.
+template <int MR, int R, int TAPS, bool BN>
+inline void conv_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t i0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      conv_tile<MR, R, TAPS, BN>(a, m0, i0);
+    else
+      conv_tile_rem<MR, R - 1, TAPS, BN>(a, m0, i0, r);
+  }
+}
+
+// Live registers besides accumulators and weights: the input vectors in flight (two), and for
+// the fused gather its scale, shift, zero and the raw input. Position vectors per tile at most 6
+// (5 fused): with 7 (4 outputs) GCC's schedule spills (llvm-mca: 82 % of peak on neoverse-n1
+// against 99 %).
+template <bool BN>
+constexpr int kExtra = BN ? 6 : 2;
+template <bool BN>
+constexpr int kNrCap = BN ? 5 : 6;
+
+template <int MR, int TAPS, bool BN>
+void conv_rows(const ConvArgs& a, int m0) {
+  constexpr int NR = nr_for(MR, kExtra<BN>, kNrCap<BN>);
+  const int nv = a.nq / 4;
+  int j = 0;
+  for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS, BN>(a, m0, j * 4);
+  if (j < nv) conv_tile_rem<MR, NR - 1, TAPS, BN>(a, m0, j * 4, nv - j);
+}
+
+// One output tile of r outputs (1 <= r <= R): pick the template by count.
+template <int R, int TAPS, bool BN>
+inline void conv_rows_n(const ConvArgs& a, int m0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      conv_rows<R, TAPS, BN>(a, m0);
+    else
+      conv_rows_n<R - 1, TAPS, BN>(a, m0, r);
+  }
+}
+
+template <int TAPS, bool BN>
+void conv(const ConvArgs& a) {
+  const int mr = mr_for(a.M, TAPS, BN, neon_tiles());
+  for (int m0 = 0; m0 < a.M; m0 += mr)
+    conv_rows_n<(BN ? kMaxMr : kMaxMrPlain), TAPS, BN>(a, m0, a.M - m0 < mr ? a.M - m0 : mr);
+}
+
+// ONNX order [M][K][taps] -> per output tile (mr_for outputs, the last one maybe smaller):
+// [k][tap][mr], tile m0 at dst + m0*K*taps.
+inline void pack(const float* src, int M, int K, int taps, bool fused, float* dst) {
+  const int step = mr_for(M, taps, fused, neon_tiles());
+  for (int m0 = 0; m0 < M; m0 += step) {
+    const int mr = M - m0 < step ? M - m0 : step;
+    float* d = dst + static_cast<std::ptrdiff_t>(m0) * K * taps;
+    for (int k = 0; k < K; ++k)
+      for (int t = 0; t < taps; ++t)
+        for (int i = 0; i < mr; ++i)
+          d[(k * taps + t) * mr + i] = src[(static_cast<std::ptrdiff_t>(m0 + i) * K + k) * taps + t];
+  }
+}
+
+// ---- 3x3 with few outputs: row bands ----------------------------------------------------------
+// A tile is R image rows x one position vector of M <= 4 outputs; each input row vector loaded for
+// a (k, dx) serves up to 3 output rows. The 9*M weights of an input channel stay in registers for
+// its 27*R*M FMLA (lane-indexed, so compile-time indices: static_for).
+template <class F, int... Is>
+__attribute__((always_inline)) inline void static_for_(F&& f, std::integer_sequence<int, Is...>) {
+  (f(std::integral_constant<int, Is>{}), ...);
+}
+template <int N, class F>
+__attribute__((always_inline)) inline void static_for(F&& f) {
+  static_for_(f, std::make_integer_sequence<int, N>{});
+}
+
+// Rows per tile for M outputs: M*R accumulators + R + 2 input rows + the weight registers <= 32.
+constexpr int rows_for(int m) {
+  const int wregs = (9 * m) / 4 + ((9 * m) % 4 ? 1 : 0) + ((9 * m) % 4 == 3 ? 1 : 0);
+  const int r = (kRegs - 2 - wregs) / (m + 1);
+  return r < 1 ? 1 : (r > 12 ? 12 : r);
+}
+
+template <int MR, int R>
+inline void rows_tile(const ConvArgs& a, std::ptrdiff_t p0) {
+  float32x4_t acc[MR][R];
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    const float32x4_t b = a.bias ? vdupq_n_f32(a.bias[i]) : vdupq_n_f32(0.0f);
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[i][r] = b;
+  }
+  const float* w = a.w;
+  const std::ptrdiff_t row = a.row;
+  const float* inp = a.in + p0 - row;  // input row above the tile's first row
+  Weights<9 * MR> wr;
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
+    wr.load(w);
+    static_for<3>([&](auto dx) __attribute__((always_inline)) {
+      float32x4_t x[R + 2];
+      const float* src = inp + (dx() - 1);
+      _Pragma("GCC unroll 16") for (int rr = 0; rr < R + 2; ++rr) x[rr] = vld1q_f32(src + rr * row);
+      // dy-major: consecutive FMLA hit different accumulators
+      static_for<3>([&](auto dy) __attribute__((always_inline)) {
+        static_for<MR>([&](auto i) __attribute__((always_inline)) {
+          _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r)
+            acc[i()][r] = wr.template fma<(dy() * 3 + dx()) * MR + i()>(acc[i()][r], x[r + dy()]);
+        });
+      });
+    });
+  }
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    float* o = a.out + i * a.out_stride + p0;
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
+      float32x4_t v = acc[i][r];
+      if (a.relu) v = relu(v);
+      if (a.mask) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vld1q_u32(a.mask + p0 + r * row)));
+      vst1q_f32(o + r * row, v);
+    }
+  }
+}
+
+template <int MR, int R>
+inline void rows_tile_rem(const ConvArgs& a, std::ptrdiff_t p0, int r) {
+  if constexpr (R > 0) {
+    if (r == R)
+      rows_tile<MR, R>(a, p0);
+    else
+      rows_tile_rem<MR, R - 1>(a, p0, r);
+  }
+}
+
+template <int MR>
+void rows_all(const ConvArgs& a) {
+  constexpr int R = rows_for(MR);
+  const int H = static_cast<int>(a.nq / a.row);
+  const int ncv = static_cast<int>((a.row + 3) / 4);
+  for (int r0 = 0; r0 < H; r0 += R) {
+    const int nr = H - r0 < R ? H - r0 : R;
+    for (int cv = 0; cv < ncv; ++cv) {
+      const std::ptrdiff_t p0 = r0 * a.row + cv * 4;
+      if (nr == R)
+        rows_tile<MR, R>(a, p0);
+      else
+        rows_tile_rem<MR, R - 1>(a, p0, nr);
+    }
+  }
+}
+
+// a.nq = H * row (whole rows); a.M <= 4 (one tile: packed by pack() with taps 9). Writes may
+// spill up to 3 positions past the last row (into the bottom pad row).
+inline void conv3x3_rows(const ConvArgs& a) {
+  switch (a.M) {
+    case 1: rows_all<1>(a); break;
+    case 2: rows_all<2>(a); break;
+    case 3: rows_all<3>(a); break;
+    default: rows_all<4>(a); break;
+  }
+}
+
+}  // namespace
+}  // namespace neon
+}  // namespace cdops
