@@ -86,7 +86,8 @@ def main() -> None:
         description="CondenseNet-74 (native and fast exports) against MobileNet v1 in onnxruntime: "
                     "interleaved latency ratios at 1 and 2 threads, batch 1 and 8, and peak RSS.")
     parser.add_argument("--runs", type=_positive, default=DEFAULT_RUNS, metavar="N",
-                        help="timed interleaved rounds per model and setting (default: %(default)s, as condense-deploy bench)")
+                        help="timed interleaved rounds per model and setting "
+                             "(default: %(default)s, as condense-deploy bench)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"), metavar="DIR",
                         help="existing folder for native_summary_<arch>.md and .json, overwritten "
                              "(default: benchmarks/results)")
