@@ -24,12 +24,12 @@ FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-# Debian packages of the build stage: tini, copied into both final images, and g++ and cmake for the
-# native kernels (csrc/, csrc/CMakeLists.txt), which `pip wheel` builds through setup.py for the stage's
-# own architecture (on arm64 natively in the arm64 stage). scripts/build-kernels.sh fetches
-# onnxruntime's headers itself.
+# Debian packages of the build stage: tini, copied into both final images, and g++, cmake and make (the
+# build tool cmake generates for; --no-install-recommends leaves it out) for the native kernels (csrc/,
+# csrc/CMakeLists.txt), which `pip wheel` builds through setup.py for the stage's own architecture (on
+# arm64 natively in the arm64 stage). scripts/build-kernels.sh fetches onnxruntime's headers itself.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" "g++=4:12.2.0-*" "cmake=3.25.*" \
+    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" "g++=4:12.2.0-*" "cmake=3.25.*" "make=4.3-*" \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/condense-deploy \

@@ -30,7 +30,7 @@ from typing import Any
 
 from condense_deploy.runtime.bench import DEFAULT_RUNS, BenchSettings, run_bench
 from condense_deploy.runtime.machine import describe_machine
-from condense_deploy.table import _reusable, default_onnx_dir
+from condense_deploy.table import cached_export, default_onnx_dir
 
 # (row label, zoo name, optimize mode); the reference first
 MODELS = [
@@ -55,17 +55,10 @@ print(int(status[0]) / 1024)
 
 
 def export_all(folder: Path) -> dict[str, Path]:
-    from condense_deploy.pipeline import export_source
+    def step(message: str) -> None:
+        print(message, file=sys.stderr)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for label, name, mode in MODELS:
-        path = folder / f"{name}.{mode}.onnx"
-        if _reusable(path, name, mode) is None:
-            print(f"exporting {name} ({mode})", file=sys.stderr)
-            export_source(name, path, optimize=mode, force=True)
-        paths[label] = path
-    return paths
+    return {label: cached_export(name, mode, folder, on_step=step)[0] for label, name, mode in MODELS}
 
 
 def peak_rss(path: Path, batch: int) -> float:

@@ -35,7 +35,8 @@ from .runtime.bench import BenchSettings, latency_stats, model_label, parse_thre
 from .runtime.machine import describe_machine, usable_cores
 from .runtime.reports import TABLE_SCHEMA, require_matplotlib
 
-__all__ = ["DEFAULT_THREADS", "REFERENCE", "TABLE_MODELS", "TableOptions", "TableResult", "run_table"]
+__all__ = ["DEFAULT_THREADS", "REFERENCE", "TABLE_MODELS", "TableOptions", "TableResult", "cached_export",
+           "default_onnx_dir", "run_table"]
 
 # The paper's Table 5 rows, then two later mobile baselines (MobileNet v2, ShuffleNet v2).
 TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "condensenet74_c8g8",
@@ -143,8 +144,8 @@ def _metadata(path: Path) -> dict[str, str] | None:
 # The code an exported file depends on: a file older than any of them is exported again, so a
 # toolkit upgrade (or a change in a checkout) never leaves the table timing stale exports.
 _EXPORT_SOURCES = ("export.py", "graph/optimize.py", "graph/passes.py", "graph/native.py",
-                   "models/baselines.py", "models/condensenet.py", "models/layers.py", "convert.py",
-                   "count.py")
+                   "architectures/baselines.py", "architectures/condensenet.py", "architectures/layers.py",
+                   "convert.py", "count.py")
 
 
 def _exporter_mtime() -> float:
@@ -166,24 +167,34 @@ def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
     return meta if mode == optimize and META + "flops" in meta else None
 
 
+def cached_export(name: str, optimize: str, onnx_dir: Path | None = None, reexport: bool = False,
+                  on_step: Step | None = None) -> tuple[Path, dict[str, str], bool]:
+    """The zoo model ``name`` exported with ``optimize`` in ``onnx_dir`` (default: the table's cache),
+    reused when an export of the same name and mode newer than the code is there: returns (path, its
+    metadata, reused). The table and the benchmarks share the cache through this."""
+    from .pipeline import export_source
+
+    folder = Path(onnx_dir or default_onnx_dir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CondenseDeployError(f"{folder}: cannot create the folder for exported models "
+                                  f"({e.strerror})") from e
+    path = folder / f"{name}.{optimize}.onnx"
+    meta = None if reexport else _reusable(path, name, optimize)
+    if meta is not None:
+        return path, meta, True
+    if on_step:
+        on_step(f"exporting {name} to {path} (optimize {optimize})")
+    return path, export_source(name, path, optimize=optimize, force=True).metadata, False
+
+
 def _export(rows: list[_Row], onnx_dir: Path, reexport: bool, on_step: Step) -> dict[str, dict[str, Any]]:
     """Export (or reuse: same zoo name and optimize mode in its metadata) each row's model; returns
     label -> {path, flops, params, reused}."""
-    from .pipeline import export_source
-
-    try:
-        onnx_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CondenseDeployError(f"{onnx_dir}: cannot create the folder for exported models "
-                                  f"({e.strerror})") from e
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        path = onnx_dir / f"{row.name}.{row.optimize}.onnx"
-        meta = None if reexport else _reusable(path, row.name, row.optimize)
-        reused = meta is not None
-        if meta is None:
-            on_step(f"exporting {row.name} to {path} (optimize {row.optimize})")
-            meta = export_source(row.name, path, optimize=row.optimize, force=True).metadata
+        path, meta, reused = cached_export(row.name, row.optimize, onnx_dir, reexport, on_step)
         out[row.label] = {"path": path, "flops": int(meta[META + "flops"]),
                           "params": int(meta[META + "params"]), "reused": reused}
     return out

@@ -54,6 +54,7 @@ case "$arch" in
 esac
 command -v "$cxx" >/dev/null 2>&1 || fail "C++ compiler '$cxx' not found (install g++ or g++-aarch64-linux-gnu)"
 command -v cmake >/dev/null 2>&1 || fail "cmake not found (install cmake 3.18 or newer)"
+command -v make >/dev/null 2>&1 || fail "make not found (cmake's build tool here: install make)"
 cxx_path="$(command -v "$cxx")"
 
 # --- where the header cache and the build tree go ---------------------------------------------

@@ -235,6 +235,22 @@ def test_isa_report(lib_path, isas):
         assert features == ""
 
 
+def test_isa_names_match_the_kernel_files_and_the_old_sse_spelling_still_works(lib_path, isas, monkeypatch):
+    """Each x86 table is named as its ukernels/<family>/<isa>.cc files; CONDENSE_DEPLOY_ISA=sse (the
+    earlier name of sse2) still picks sse2."""
+    import ctypes
+
+    families = [d for d in (ROOT / "csrc" / "ukernels").iterdir() if d.is_dir() and d.name.startswith("f32-")]
+    for isa in isas:
+        assert all((family / f"{isa}.cc").is_file() for family in families), isa
+    if "sse2" not in isas:
+        pytest.skip("no SSE2 table on this architecture")
+    lib = ctypes.CDLL(lib_path)
+    lib.condense_deploy_isa.restype = ctypes.c_char_p
+    monkeypatch.setenv("CONDENSE_DEPLOY_ISA", "sse")
+    assert lib.condense_deploy_isa().decode() == "sse2"
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad inputs: each runs in a subprocess, so that a crash fails the test instead of killing pytest.
 

@@ -248,3 +248,11 @@ def test_demo_on_a_runtime_install_says_which_install_and_leaves_nothing(tmp_pat
     assert "Traceback" not in done.stderr
     assert "needs torch and matplotlib" in done.stderr and "condense-deploy[full]" in done.stderr
     assert not (tmp_path / "demo-output").exists()
+
+
+def test_the_reuse_check_watches_files_that_exist():
+    """An export is reused only when newer than the code it depends on: every file of that list is
+    in the package (a renamed module would silently stop counting)."""
+    package = Path(T.__file__).resolve().parent
+    missing = [name for name in T._EXPORT_SOURCES if not (package / name).is_file()]
+    assert not missing

@@ -14,6 +14,18 @@ static double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Seconds per call of run(): the best of 15 timings of `reps` calls each.
+template <class Run>
+static double best_seconds(int reps, Run run) {
+  double best = 1e9;
+  for (int t = 0; t < 15; ++t) {
+    const double t0 = now();
+    for (int r = 0; r < reps; ++r) run();
+    best = std::min(best, (now() - t0) / reps);
+  }
+  return best;
+}
+
 int main(int argc, char** argv) {
   const MicroKernels* avail[8];
   const int n = available_kernels(avail, 8);
@@ -50,21 +62,11 @@ int main(int argc, char** argv) {
       a.row = s.row;
       const double macs = double(s.K) * s.taps * s.M * s.nq;
       int reps = static_cast<int>(5e7 / macs) + 1;
-      double best = 1e9;
-      for (int t = 0; t < 15; ++t) {
-        const double t0 = now();
-        for (int r = 0; r < reps; ++r) (s.taps == 1 ? mk.conv1x1 : mk.conv3x3)(a);
-        best = std::min(best, (now() - t0) / reps);
-      }
+      double best = best_seconds(reps, [&] { (s.taps == 1 ? mk.conv1x1 : mk.conv3x3)(a); });
       std::printf("%-7s %-22s %6.1f G MAC/s\n", mk.name, s.name, macs / best / 1e9);
       if (s.taps == 9 && s.M <= 4) {  // the same 3x3 in row bands
         a.nq = (s.nq / s.row) * s.row;
-        best = 1e9;
-        for (int t = 0; t < 15; ++t) {
-          const double t0 = now();
-          for (int r = 0; r < reps; ++r) mk.conv3x3_rows(a);
-          best = std::min(best, (now() - t0) / reps);
-        }
+        best = best_seconds(reps, [&] { mk.conv3x3_rows(a); });
         std::printf("%-7s %-22s %6.1f G MAC/s (row bands)\n", mk.name, s.name, double(s.K) * 9 * s.M * a.nq / best / 1e9);
         a.nq = s.nq;
       }
@@ -76,12 +78,7 @@ int main(int argc, char** argv) {
         a.in_ptrs = ptrs.data();
         a.bn_scale = sc.data();
         a.bn_shift = sh.data();
-        best = 1e9;
-        for (int t = 0; t < 15; ++t) {
-          const double t0 = now();
-          for (int r = 0; r < reps; ++r) mk.conv1x1(a);
-          best = std::min(best, (now() - t0) / reps);
-        }
+        best = best_seconds(reps, [&] { mk.conv1x1(a); });
         std::printf("%-7s %-22s %6.1f G MAC/s (fused gather)\n", mk.name, s.name, macs / best / 1e9);
       }
     }
@@ -116,12 +113,7 @@ int main(int argc, char** argv) {
       a.relu = 1;
       const double macs = double(s.K) * s.taps * s.M * s.H * s.H;
       int reps = static_cast<int>(5e7 / macs) + 1;
-      double best = 1e9;
-      for (int t = 0; t < 15; ++t) {
-        const double t0 = now();
-        for (int r = 0; r < reps; ++r) (s.taps == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(a);
-        best = std::min(best, (now() - t0) / reps);
-      }
+      double best = best_seconds(reps, [&] { (s.taps == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(a); });
       std::printf("%-7s cv %-22s %6.1f G MAC/s (useful)\n", mk.name, s.name, macs / best / 1e9);
     }
   }

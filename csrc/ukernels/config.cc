@@ -160,6 +160,8 @@ const MicroKernels& select_kernels() {
   const int n = available_kernels(avail, 8);
   const MicroKernels* pick = avail[n - 1];
   const char* want = std::getenv("CONDENSE_DEPLOY_ISA");
+  // "sse" is how this table was once spelled: still accepted for sse2
+  if (want && std::strcmp(want, "sse") == 0) want = "sse2";
   if (want && *want) {
     bool found = false;
     for (int i = 0; i < n; ++i) {

@@ -16,7 +16,7 @@ struct IsaParams {
 
 namespace isa_params {
 constexpr IsaParams scalar{"scalar", 1, 16, 4, 8};
-constexpr IsaParams sse2{"sse", 4, 16, 4, 8};
+constexpr IsaParams sse2{"sse2", 4, 16, 4, 8};
 constexpr IsaParams avx2{"avx2", 8, 16, 4, 8};
 constexpr IsaParams avx512{"avx512", 16, 32, 6, 16};
 constexpr IsaParams avx512y{"avx512y", 8, 32, 6, 16};  // AVX-512VL at 256 bits: 32 registers of 8 floats

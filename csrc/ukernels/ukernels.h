@@ -74,7 +74,7 @@ struct CvArgs {
 };
 
 struct MicroKernels {
-  const char* name;  // "scalar", "sse" (SSE2), "avx2", "avx512", "avx512y", "neon"
+  const char* name;  // "scalar", "sse2", "avx2", "avx512", "avx512y", "neon"
   int vl;            // floats per vector
   int mr_max;        // outputs per register tile (largest)
   int mrf_max;       // outputs per register tile of the 1x1 with fused gather (largest)

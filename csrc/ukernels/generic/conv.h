@@ -4,6 +4,7 @@
 // [k][tap][m] layout. The tile sizes follow from the ISA's register budget (ukernels/isa.h).
 #pragma once
 
+#include "ukernels/generic/tile.h"
 #include "ukernels/generic/vec.h"
 
 namespace cdops {
@@ -31,10 +32,7 @@ inline int mr_for(int M, bool fused = false) {
 template <int MR, int NR, int TAPS, bool BN>
 inline void conv_tile(const ConvArgs& a, int m0, int i0) {
   V acc[MR][NR];
-  for (int i = 0; i < MR; ++i) {
-    const V b = a.bias ? splat(a.bias[m0 + i]) : zero();
-    for (int j = 0; j < NR; ++j) acc[i][j] = b;
-  }
+  tile_init(acc, a, m0);
   const float* inp = a.in + i0;
   const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
   const std::ptrdiff_t row = a.row;
@@ -70,15 +68,7 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* o = a.out + (m0 + i) * a.out_stride + i0;
-    for (int j = 0; j < NR; ++j) {
-      V v = acc[i][j];
-      if (a.relu) v = relu(v);
-      if (a.mask) v = andmask(v, loadmask(a.mask + i0 + j * VL));
-      storeu(o + j * VL, v);
-    }
-  }
+  tile_store(acc, a, m0, i0, VL);
 }
 
 // Remainder of position vectors (fewer than a full NR tile): pick the template by count.

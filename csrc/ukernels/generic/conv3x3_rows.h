@@ -2,6 +2,7 @@
 // the position-vector 3x3's (one tile of M <= 4 outputs: [k][tap][M]).
 #pragma once
 
+#include "ukernels/generic/tile.h"
 #include "ukernels/generic/vec.h"
 
 namespace cdops {
@@ -18,10 +19,7 @@ constexpr int vr_rows(int m) {
 template <int MR, int R>
 inline void vr_tile(const ConvArgs& a, int m0, std::ptrdiff_t p0) {
   V acc[MR][R];
-  for (int i = 0; i < MR; ++i) {
-    const V b = a.bias ? splat(a.bias[m0 + i]) : zero();
-    for (int r = 0; r < R; ++r) acc[i][r] = b;
-  }
+  tile_init(acc, a, m0);
   const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * 9;
   const std::ptrdiff_t row = a.row;
   const float* inp = a.in + p0 - row;  // input row above the tile's first row
@@ -39,15 +37,7 @@ inline void vr_tile(const ConvArgs& a, int m0, std::ptrdiff_t p0) {
         }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* o = a.out + (m0 + i) * a.out_stride + p0;
-    for (int r = 0; r < R; ++r) {
-      V v = acc[i][r];
-      if (a.relu) v = relu(v);
-      if (a.mask) v = andmask(v, loadmask(a.mask + p0 + r * row));
-      storeu(o + r * row, v);
-    }
-  }
+  tile_store(acc, a, m0, p0, row);
 }
 
 template <int MR, int R>
