@@ -6,7 +6,10 @@ Pillow, imported when an image is decoded) only: never torch.
   one CIFAR reader of ``train``, ``eval`` and ``quantize``;
 - the image file suffixes an ImageFolder tree may hold;
 - the evaluation resize + centre crop (the one the training/eval path always used: the shorter side
-  to ``resize``, bilinear, then the centre crop with its offset rounded half to even).
+  to ``resize``, bilinear, then the centre crop with its offset rounded half to even);
+- decoding one image file to 8-bit RGB (``load_rgb``: grey, palette and CMYK images are converted,
+  16-bit and float images refused) and the model input made from it (``model_input``): the one
+  preprocessing of ``eval``, ``predict`` and the trainer's validation split.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 
 from .errors import CondenseDeployError
 
-__all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_files", "eval_resize", "read_cifar", "resize_center_crop",
-           "unpickle_cifar_batch", "which_cifar"]
+__all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_files", "eval_crop", "eval_resize", "list_image_folder",
+           "load_rgb", "model_input", "normalize", "read_cifar", "resize_center_crop", "unpickle_cifar_batch",
+           "which_cifar"]
 
 # name -> (archive, the folder it extracts to, train batch files, test batch files)
 CIFAR: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
@@ -60,9 +64,89 @@ def unpickle_cifar_batch(raw: bytes, where: str) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
-def eval_resize(size: int) -> int:
-    """The shorter side evaluation resizes to before the centre ``size`` crop (256 for 224)."""
+def eval_resize(size: int, dataset: str | None = None) -> int:
+    """The shorter side evaluation resizes to before the centre ``size`` crop (256 for 224). A CIFAR
+    model was trained on whole 32x32 images, not crops: its images are resized to ``size`` itself."""
+    if dataset is not None and dataset.startswith("cifar"):
+        return size
     return round(size * 256 / 224)
+
+
+# Pillow modes that hold more than 8 bits per sample: converting them to RGB clips (a 16-bit PNG
+# becomes nearly white), so they are refused rather than silently misread.
+_DEEP_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "I;32B"}
+
+
+def load_rgb(path: str | Path) -> Any:
+    """``path`` decoded to an 8-bit RGB Pillow image; every failure is one line naming the file.
+
+    Converted (as the trainer's ImageFolder reader always did): grey and black-and-white (copied into
+    the three channels), palette, CMYK (Pillow's conversion), RGBA/LA (alpha dropped), YCbCr. Refused:
+    16-bit and float images (to save as 8-bit first). The first frame of an animation is used.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as e:
+        raise CondenseDeployError(
+            "decoding images needs pillow, which is not installed: pip install pillow") from e
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode in _DEEP_MODES:
+                raise CondenseDeployError(
+                    f"{path}: a {'float' if mode == 'F' else '16/32-bit'} ({mode}) image; the models take "
+                    "8-bit images: save it as 8-bit first")
+            image.load()
+            return image.convert("RGB")
+    except CondenseDeployError:
+        raise
+    except UnidentifiedImageError as e:
+        raise CondenseDeployError(f"{path}: not an image Pillow can decode") from e
+    except FileNotFoundError as e:
+        raise CondenseDeployError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise CondenseDeployError(f"{path}: is a folder") from e
+    except Exception as e:  # truncated data, decompression bombs, decoder errors: all mean "unusable"
+        raise CondenseDeployError(f"{path}: cannot decode the image ({_one_line(e)})") from e
+
+
+def eval_crop(image: Any, size: int, dataset: str | None = None) -> Any:
+    """The evaluation view of ``image``: shorter side to ``eval_resize(size, dataset)``, centre crop
+    ``size`` (an image already ``size`` x ``size`` at a CIFAR size is left as it is)."""
+    return resize_center_crop(image, eval_resize(size, dataset), size)
+
+
+def normalize(pixels: Any, mean: Any, std: Any) -> Any:
+    """uint8 images (N, 3, H, W) or (3, H, W) -> float32 scaled to [0, 1], minus ``mean``, over ``std``
+    (per channel), computed in float32 as the trainer's torch code does."""
+    import numpy as np
+
+    x = np.asarray(pixels).astype(np.float32) / np.float32(255)
+    shape = (3, 1, 1)
+    m = np.asarray(mean, np.float32).reshape(shape)
+    s = np.asarray(std, np.float32).reshape(shape)
+    return ((x - m) / s).astype(np.float32)
+
+
+def model_input(path: str | Path, size: int, mean: Any, std: Any, dataset: str | None = None) -> Any:
+    """One image file as the float32 (3, size, size) input of an evaluation or a prediction."""
+    import numpy as np
+
+    image = eval_crop(load_rgb(path), size, dataset)
+    pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+    return normalize(pixels, mean, std)
+
+
+def list_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """An ImageFolder tree ``root/CLASS/**/*.jpg``: its sorted class folder names and (file, label)."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    samples = [
+        (path, label)
+        for label, cls in enumerate(classes)
+        for path in sorted((root / cls).rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    return classes, samples
 
 
 def resize_center_crop(image: Any, resize: int, crop: int) -> Any:

@@ -18,6 +18,7 @@ from ._fsutil import check_writable
 from .architectures.condensenet import CondenseNet
 from .architectures.registry import get_card
 from .checkpoint import load_model, save_converted
+from .classnames import CLASSES_KEY, dataset_class_names
 from .convert import check_equivalence, convert_model
 from .count import count_model
 from .errors import CondenseDeployError
@@ -148,6 +149,10 @@ def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, pa
     }
     if loaded.sha256 is not None:
         meta[META + "source_sha256"] = loaded.sha256
+    # class names for predict: the checkpoint's own (a trained model's data set), else the data set's list
+    names = getattr(loaded, "classes", None) or dataset_class_names(dataset, config.get("num_classes"))
+    if names:
+        meta[CLASSES_KEY] = list(names)
     return meta
 
 

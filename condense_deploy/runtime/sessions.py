@@ -17,6 +17,7 @@ from typing import Any, Protocol, Union
 
 from .. import kernels
 from ..errors import CondenseDeployError
+from ..libcheck import library_problem
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
@@ -127,6 +128,9 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     if options is None:
         options = session_options(threads, **option_kwargs)
     for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
+        problem = library_problem(library)  # dlopen's text for another architecture is "No such file"
+        if problem is not None:
+            raise CondenseDeployError(f"cannot load the custom-op library: {problem}; {kernels.BUILD_HINT}")
         try:
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it

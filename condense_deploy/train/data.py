@@ -20,9 +20,10 @@ import torch
 from ..architectures.registry import dataset_preprocessing
 from ..errors import CondenseDeployError
 from ..images import (
-    IMAGE_SUFFIXES,
     cifar_files,
     eval_resize,
+    list_image_folder,
+    load_rgb,
     read_cifar,
     resize_center_crop,
     unpickle_cifar_batch,
@@ -198,27 +199,6 @@ def _crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> t
 # --------------------------------------------------------------------------------- ImageFolder
 
 
-def _list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    samples = [
-        (path, label)
-        for label, cls in enumerate(classes)
-        for path in sorted((root / cls).rglob("*"))
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    ]
-    return classes, samples
-
-
-def _load_rgb(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as e:
-        raise CondenseDeployError(f"{path}: cannot decode the image ({e})") from e
-
-
 def _to_uint8(image: Any) -> torch.Tensor:
     array = np.asarray(image, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
@@ -259,7 +239,7 @@ class _FolderSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        image = _load_rgb(path)
+        image = load_rgb(path)
         if self.train:
             rng = random.Random(f"{self.seed}/{self.epoch}/{index}")
             image = random_resized_crop(image, self.size, rng)
@@ -286,8 +266,8 @@ class ImageFolderData(TrainData):
                     layout = f"{root}/train/CLASS/*.jpg and {layout}"
                 raise CondenseDeployError(f"imagefolder: no {split}/ folder in {root}: put the images as "
                                           f"{layout}; nothing is downloaded")
-        val_classes, val = _list_images(root / "val")
-        classes, train_samples = _list_images(root / "train") if train else (val_classes, [])
+        val_classes, val = list_image_folder(root / "val")
+        classes, train_samples = list_image_folder(root / "train") if train else (val_classes, [])
         if (train and not train_samples) or not val:
             raise CondenseDeployError(
                 f"imagefolder: {root}: {len(train_samples)} train and {len(val)} val images found")
