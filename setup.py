@@ -3,6 +3,14 @@
 Everything else about the package is declared in pyproject.toml. Without g++ (or when the
 onnxruntime headers cannot be fetched) the install goes on without the library and says so: the
 portable ``fast`` graphs need none of it, and ``condense_deploy.kernels`` explains how to build it.
+An editable install (``pip install -e .``) runs from the checkout and builds nothing: it says how to
+(``make kernels``) when the checkout has no library. pip shows a build's output only with ``-v``, so
+the message is also a ``warnings.warn``, and ``condense-deploy info`` tells afterwards.
+
+``scripts/build-wheel.sh`` sets two variables: ``CONDENSE_DEPLOY_PREBUILT_KERNELS`` (a library built
+for the wheel's architecture, copied in instead of building one) and ``CONDENSE_DEPLOY_WHEEL_PLATFORM``
+(the wheel's platform tag, e.g. ``manylinux_2_34_aarch64``; the wheel is then ``py3-none-PLATFORM``:
+it holds no Python extension, only the custom-op library).
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from setuptools import Distribution, setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -26,7 +36,17 @@ class BuildWithKernels(build_py):
     def run(self) -> None:
         super().run()
         if getattr(self, "editable_mode", False):
-            return  # an editable install runs from the checkout: `make kernels` builds them there
+            # an editable install runs from the checkout: `make kernels` builds them there
+            if not (HERE / "condense_deploy" / "_native" / "libcondense_deploy_ops.so").is_file():
+                self._say("editable install without the native kernels: build them with `make kernels` "
+                          "(or scripts/build-kernels.sh); `condense-deploy info` shows what is missing")
+            return
+        prebuilt = os.environ.get("CONDENSE_DEPLOY_PREBUILT_KERNELS")
+        if prebuilt:
+            target = Path(self.build_lib) / "condense_deploy" / "_native"
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prebuilt, target / "libcondense_deploy_ops.so")
+            return
         if os.environ.get("CONDENSE_DEPLOY_NO_KERNELS"):
             self._say("CONDENSE_DEPLOY_NO_KERNELS is set: installing without the native kernels")
             return
@@ -43,6 +63,18 @@ class BuildWithKernels(build_py):
     @staticmethod
     def _say(message: str) -> None:
         print(f"condense-deploy: {message}", file=sys.stderr)
+        warnings.warn(f"condense-deploy: {message}", stacklevel=2)
+
+
+class PlatformWheel(bdist_wheel):
+    """``CONDENSE_DEPLOY_WHEEL_PLATFORM`` set: tag the wheel ``py3-none-PLATFORM`` (any CPython, the
+    library's own architecture and glibc), as scripts/build-wheel.sh measured them."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        platform = os.environ.get("CONDENSE_DEPLOY_WHEEL_PLATFORM")
+        if platform:
+            return "py3", "none", platform
+        return super().get_tag()
 
 
 class PlatformDistribution(Distribution):
@@ -53,4 +85,4 @@ class PlatformDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithKernels}, distclass=PlatformDistribution)
+setup(cmdclass={"build_py": BuildWithKernels, "bdist_wheel": PlatformWheel}, distclass=PlatformDistribution)

@@ -52,6 +52,7 @@ class LoadedModel:
     input_size: tuple[int, int, int]
     mean: list[float]
     std: list[float]
+    classes: list[str] | None = None  # class names a checkpoint from `train` carries (its data set's)
 
 
 def load_model(
@@ -143,7 +144,7 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
         _check_condensing_buffers(model, path, arch)
     mean, std, size = _preprocessing(name, config)
     return LoadedModel(model.eval(), name, "condensenet", form, config, container, _sha256(path),
-                       size, mean, std)
+                       size, mean, std, _class_names(raw, config.num_classes))
 
 
 def _classes(state: dict[str, torch.Tensor], card: dict[str, Any]) -> int:
@@ -543,10 +544,20 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------- saving
 
 
-def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool = False) -> None:
+def _class_names(raw: Any, num_classes: int) -> list[str] | None:
+    """The ``classes`` list a checkpoint from ``train`` carries, when it is one name per class."""
+    names = raw.get("classes") if isinstance(raw, dict) else None
+    if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+        return list(names)
+    return None
+
+
+def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool = False,
+                   classes: list[str] | None = None) -> None:
     """Write ``{'state_dict': ...}`` as the 2017 converted files are: ``module.``-prefixed keys, no
     ``num_batches_tracked``, legacy serialization, so the original code's ``--evaluate-from`` (and
-    every torch since 0.4) loads it. Atomic: an existing file survives a failed write.
+    every torch since 0.4) loads it. Atomic: an existing file survives a failed write. ``classes``
+    (the data set's class names) is stored beside the state dict, where export finds it.
     """
     target = check_writable(path, force)
     if not getattr(model, "converted", False):
@@ -557,5 +568,8 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
         if not key.endswith("num_batches_tracked")
     )
     with atomic_path(target, overwrite=force) as tmp:
-        torch.save({"state_dict": state}, tmp, _use_new_zipfile_serialization=False)
+        payload: dict[str, Any] = {"state_dict": state}
+        if classes:
+            payload["classes"] = list(classes)
+        torch.save(payload, tmp, _use_new_zipfile_serialization=False)
 

@@ -33,7 +33,7 @@ def dataset_class_names(dataset: str | None, num_classes: int | None = None) -> 
     entry = _SHIPPED.get(dataset or "")
     if entry is None or (num_classes is not None and num_classes != entry[1]):
         return None
-    text = resources.files("condense_deploy").joinpath("data").joinpath(entry[0]).read_text(encoding="utf-8")
+    text = resources.files("condense_deploy.data").joinpath(entry[0]).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -46,13 +46,14 @@ __all__ = [
 
 
 def convert_and_save(model: CondenseNet, input_size: tuple[int, int, int], output: str | os.PathLike[str],
-                     force: bool = False) -> tuple[CondenseNet, float, int, int]:
+                     force: bool = False,
+                     classes: list[str] | None = None) -> tuple[CondenseNet, float, int, int]:
     """Convert a condensed training-form CondenseNet, prove it equivalent, count it and save it in
     the original converted format: (converted model, max abs diff, FLOPs, params)."""
     converted = convert_model(model)
     diff = check_equivalence(model, converted, input_size)
     flops, params = count_model(converted, input_size)
-    save_converted(converted, output, force=force)
+    save_converted(converted, output, force=force, classes=classes)
     return converted, diff, flops, params
 
 
@@ -80,7 +81,8 @@ def convert_checkpoint(
     if loaded.form != "training":
         raise CondenseDeployError(f"{source}: already in {loaded.form} form; nothing to convert")
     model = cast(CondenseNet, loaded.model)  # the family was checked above
-    _, diff, flops, params = convert_and_save(model, loaded.input_size, output, force=force)
+    _, diff, flops, params = convert_and_save(model, loaded.input_size, output, force=force,
+                                              classes=loaded.classes)
     return ConvertResult(str(source), str(output), loaded.name, diff, flops, params)
 
 

@@ -433,8 +433,17 @@ class _Run:
             "config": self.cfg.to_dict(),
             "train_options": self.cfg_opts.to_dict(),
             "history": [dataclasses.asdict(h) for h in self.history],
+            "classes": self.class_names(),
             "condense_deploy": "train",
         }
+
+    def class_names(self) -> list[str] | None:
+        """The data set's class names (ImageFolder folder names, the CIFAR lists): export writes them
+        into the model's metadata, so `predict` names its classes."""
+        from ..classnames import dataset_class_names
+
+        folders = getattr(self.data, "classes", None)
+        return list(folders) if folders else dataset_class_names(self.data.spec.name, self.data.num_classes)
 
     # -------------------------------------------------------------------------------- the end
     def finish(self) -> TrainResult:
@@ -468,7 +477,8 @@ class _Run:
         model.load_state_dict(strip_module(load_training_checkpoint(source)["state_dict"]))
         model.eval()
         size = (3, self.cfg.image_size, self.cfg.image_size)
-        converted, max_diff, flops, params = convert_and_save(model, size, self.paths.converted, force=True)
+        converted, max_diff, flops, params = convert_and_save(model, size, self.paths.converted, force=True,
+                                                              classes=self.class_names())
         err1, err5 = self.validate(converted.to(self.dist.device), shard=False)
         result.converted_path, result.converted_epoch = str(self.paths.converted), epoch
         result.converted_err1, result.converted_err5 = err1, err5
