@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # the native kernels (csrc/): built into the package folder, where condense_deploy.kernels finds them
 KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
-.PHONY: demo test test-all lint clean kernels
+.PHONY: demo test test-all lint clean kernels wheel
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/bui
 	bash scripts/build-kernels.sh
 
 kernels: $(KERNELS)
+
+# a wheel for a board, with the kernels built for ARCH (cross-compiled for aarch64): `make wheel ARCH=aarch64`
+ARCH ?= $(shell uname -m)
+wheel: $(STAMP)
+	bash scripts/build-wheel.sh --arch $(ARCH) --out dist
 
 demo: $(STAMP) $(KERNELS)
 	$(PY) -m condense_deploy demo

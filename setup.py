@@ -23,8 +23,15 @@ import warnings
 from pathlib import Path
 
 from setuptools import Distribution, setup
-from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
+
+try:  # setuptools >= 70.1 has its own; older ones use the wheel package's
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # pragma: no cover - depends on the build environment
+    try:
+        from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+    except ImportError:
+        bdist_wheel = None  # type: ignore[assignment,misc]
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "scripts" / "build-kernels.sh"
@@ -66,7 +73,7 @@ class BuildWithKernels(build_py):
         warnings.warn(f"condense-deploy: {message}", stacklevel=2)
 
 
-class PlatformWheel(bdist_wheel):
+class PlatformWheel(bdist_wheel or object):  # type: ignore[misc]
     """``CONDENSE_DEPLOY_WHEEL_PLATFORM`` set: tag the wheel ``py3-none-PLATFORM`` (any CPython, the
     library's own architecture and glibc), as scripts/build-wheel.sh measured them."""
 
@@ -85,4 +92,7 @@ class PlatformDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithKernels, "bdist_wheel": PlatformWheel}, distclass=PlatformDistribution)
+commands: dict[str, type] = {"build_py": BuildWithKernels}
+if bdist_wheel is not None:
+    commands["bdist_wheel"] = PlatformWheel
+setup(cmdclass=commands, distclass=PlatformDistribution)

@@ -21,10 +21,10 @@ __all__ = ["COMMANDS", "describe_install", "format_install"]
 
 # command -> what it needs beyond the runtime set (onnxruntime, onnx, numpy, click)
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "list, inspect FILE.onnx, optimize, quantize, bench, report": (),
-    "predict, eval FILE.onnx on ImageFolder": ("PIL",),
+    "info, list, inspect FILE.onnx, optimize, quantize, bench, report, table --onnx-dir (exported files)": (),
     "eval FILE.onnx on CIFAR": (),
-    "table --onnx-dir (exported files), report --plot, table plot": ("matplotlib",),
+    "predict, eval FILE.onnx on an image folder": ("PIL",),
+    "report --plot, the table's plot": ("matplotlib",),
     "export, convert, verify, train, eval CHECKPOINT, inspect ZOO-NAME, demo": ("torch",),
     "native models (exported with --optimize native)": ("kernels",),
 }
@@ -125,7 +125,7 @@ def format_install(info: dict[str, Any]) -> str:
     k = info["kernels"]
     cpu = m["board"] or m["cpu_model"] or "unknown CPU"
     if m["emulated_on"]:
-        cpu += f" (emulated on {m['emulated_on']})"
+        cpu = cpu.replace(" (emulated)", "") + f" (emulated on {m['emulated_on']})"
     lines = [
         f"condense-deploy {v['condense-deploy']}",
         f"python:       {v['python']}",
