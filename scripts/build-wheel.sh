@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "build-wheel: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
