@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _clean import assert_clean_error
-from _onnx_models import conv_net
+from _onnx_models import conv_net, table_stand_in
 from PIL import Image
 
 from condense_deploy import kernels
@@ -290,3 +290,16 @@ def test_board_commands_run_without_torch(tmp_path: Path, images: dict[str, Path
                   "--out-dir", str(tmp_path / "out"), "--no-native")
     line = assert_clean_error(done, 1, "mobilenet_v1.fast.onnx", "torch")
     assert "matplotlib" not in line
+    # exported files copied to the board: timed as they are (their age cannot be held against them
+    # without torch to export again), the table written without its plot
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    for name in ("mobilenet_v1", "resnet18"):
+        stand_in = table_stand_in(exported / f"{name}.fast.onnx", name, flops=1000, params=10)
+        os.utime(stand_in, (0, 0))
+    done = _board(tmp_path, "table", "--onnx-dir", str(exported), "--models", "mobilenet_v1,resnet18",
+                  "--out-dir", str(tmp_path / "out"), "--no-native", "--runs", "2", "--warmup", "0",
+                  "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    assert "without its plot" in done.stderr and "exporting" not in done.stderr
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".csv", ".json", ".md"]
