@@ -1,4 +1,4 @@
-"""The native kernels against MobileNet v1, as issue #12 asks to report them: CondenseNet-74 C=G=8 and
+"""The native kernels against MobileNet v1: CondenseNet-74 C=G=8 and
 C=G=4 exported with ``--optimize native`` and ``fast``, beside MobileNet v1, timed interleaved in one
 run with onnxruntime at 1 and 2 threads, batch 1 and batch 8, plus each model's own peak RSS.
 

@@ -30,7 +30,7 @@ from ._fsutil import atomic_path, check_writable
 from .architectures.config import CondenseNetConfig, DenseNetConfig
 from .architectures.registry import create_model, dataset_preprocessing, get_card, list_models
 from .convert import convert_model, one_thread
-from .errors import CondenseDeployError
+from .errors import CondenseDeployError, first_line
 
 __all__ = ["LoadedModel", "add_module", "infer_config", "load_model", "save_converted", "strip_module"]
 
@@ -171,14 +171,14 @@ def _read_torch_file(path: Path, trust: bool) -> Any:
     except Exception as e:  # torch raises pickle, zip, EOF and runtime errors for bad files
         message = str(e)
         if isinstance(e, EOFError) or _looks_truncated(message):
-            raise CondenseDeployError(f"{path}: truncated torch file ({_first_line(message)})") from e
+            raise CondenseDeployError(f"{path}: truncated torch file ({first_line(e, limit=200)})") from e
         if not trust and isinstance(e, pickle.UnpicklingError):
             # behaviour, not wording: the safe (weights_only) unpickler refused something in the file
             raise CondenseDeployError(
                 f"{path}: loading needs unsafe unpickling{_unsafe_global(message)}; the safe loader refused "
                 "it (pass --trust-checkpoint only if you trust the file's origin: it runs code from the file)"
             ) from e
-        raise CondenseDeployError(f"{path}: cannot load the torch file ({_first_line(message)})") from e
+        raise CondenseDeployError(f"{path}: cannot load the torch file ({first_line(e, limit=200)})") from e
 
 
 def _unsafe_global(message: str) -> str:
@@ -193,11 +193,6 @@ def _looks_truncated(message: str) -> bool:
     lowered = message.lower()
     return any(s in lowered for s in ("ran out of input", "unexpected eof", "truncated", "pickle data was",
                                       "failed reading", "invalid load key", "unpickling stack"))
-
-
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else "unknown error"
 
 
 def _unwrap(raw: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:

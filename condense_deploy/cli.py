@@ -6,8 +6,13 @@ command whose optional dependencies are missing says which install brings them.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import importlib
 import importlib.util
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -15,7 +20,7 @@ import click
 from . import __version__
 from .errors import CondenseDeployError, missing_dependency
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "run_command"]
 
 # command name -> "module:attribute"; a module that does not exist yet is simply not listed.
 _COMMANDS = {
@@ -68,15 +73,23 @@ class _LazyGroup(click.Group):
         return getattr(module, attribute)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with _one_line_errors(lambda: ctx.invoked_subcommand or ""):
             return super().invoke(ctx)
-        except CondenseDeployError as e:
-            raise click.ClickException(str(e)) from e
-        except ModuleNotFoundError as e:
-            raise click.ClickException(_missing_dependency_message(ctx.invoked_subcommand or "",
-                                                                   e.name or "")) from e
-        except KeyboardInterrupt as e:
-            raise _Interrupted("interrupted") from e
+
+
+@contextlib.contextmanager
+def _one_line_errors(command: Callable[[], str]) -> Iterator[None]:
+    """The one error handler of every command: a library error, a missing optional package or
+    Ctrl-C becomes a ``click.ClickException`` (one ``Error: ...`` line; exit 1, or 130 for Ctrl-C).
+    ``command`` names the command running when the error comes."""
+    try:
+        yield
+    except CondenseDeployError as e:
+        raise click.ClickException(str(e)) from e
+    except ModuleNotFoundError as e:
+        raise click.ClickException(_missing_dependency_message(command(), e.name or "")) from e
+    except KeyboardInterrupt as e:
+        raise _Interrupted("interrupted") from e
 
 
 def _missing_dependency_message(command: str, module: str) -> str:
@@ -97,3 +110,25 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+def run_command(name: str, prog_name: str, args: list[str] | None = None) -> None:
+    """Run the command ``name`` as a program of its own (``python -m condense_deploy.train``, which
+    torchrun starts): its options and help, with the group's error handling and exit codes."""
+    try:
+        command = cli.get_command(click.Context(cli), name)
+    except click.ClickException as e:  # its module needs a package that is not installed
+        e.show()
+        sys.exit(e.exit_code)
+    if command is None or command.callback is None:
+        raise LookupError(f"no command {name!r}")
+    alone = copy.copy(command)  # the group's command object itself stays as it is
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        with _one_line_errors(lambda: name):
+            return callback(*args, **kwargs)
+
+    alone.callback = guarded
+    alone.main(sys.argv[1:] if args is None else args, prog_name=prog_name)

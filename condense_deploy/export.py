@@ -1,12 +1,13 @@
 """ONNX export that is checked, simplified, optimized and verified against PyTorch before it is kept.
 
 Three pieces, as in Optimum's exporter: a declarative spec (``SPEC``: names, dynamic batch, opset,
-tolerance), the export itself (``export_onnx``), and validation that reopens the written file in
-onnxruntime (``validate_onnx``). The file is built at a temp path beside the target and replaces it
-only after every check passed, so a failed export leaves neither a half-written nor an unverified
-file (and an existing file survives byte for byte). ``pipeline.export_source`` / ``verify_source``
-are what the CLI calls: load any checkpoint or zoo name, convert a training-form CondenseNet,
-record where the weights came from in the file's ``metadata_props``.
+tolerance; a zoo model's card sets its own opset and tolerance, ``export_config``), the export itself
+(``export_onnx``), and validation that reopens the written file in onnxruntime (``validate_onnx``).
+The file is built at a temp path beside the target and replaces it only after every check passed, so
+a failed export leaves neither a half-written nor an unverified file (and an existing file survives
+byte for byte). ``pipeline.export_source`` / ``verify_source`` are what the CLI calls: load any
+checkpoint or zoo name, convert a training-form CondenseNet, record where the weights came from in
+the file's ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 from . import __version__
 from ._fsutil import atomic_path, check_writable
 from .architectures.registry import export_settings
-from .errors import FULL_INSTALL, CondenseDeployError, missing_dependency
+from .errors import FULL_INSTALL, CondenseDeployError, first_line, missing_dependency
 from .graph.metadata import META, read_metadata
 from .graph.recipes import MODES
 
@@ -40,6 +41,7 @@ __all__ = [
     "SPEC",
     "ExportResult",
     "OnnxExportSpec",
+    "export_config",
     "export_onnx",
     "read_metadata",
     "validate_onnx",
@@ -48,25 +50,30 @@ __all__ = [
 EXPORTERS = ("torchscript", "dynamo")
 
 
-_CARDS_EXPORT = export_settings()  # the model cards' export field: opset, atol
-
-
 @dataclass(frozen=True)
 class OnnxExportSpec:
-    """What every exported file looks like and how it is checked."""
+    """What every exported file looks like and how it is checked. ``opset`` and ``atol`` are for a
+    model without a card (a checkpoint of an architecture outside the zoo); a zoo model's card
+    sets its own (``export_config``)."""
 
     input_name: str = "input"
     output_name: str = "logits"
     batch_dim: str = "batch"
-    opset: int = int(_CARDS_EXPORT["opset"])
+    opset: int = 17
     min_opset: int = 13  # Gather/Reshape/BN forms we rely on; older runtimes are out of scope
-    atol: float = float(_CARDS_EXPORT["atol"])
+    atol: float = 1e-4
     validate_batches: tuple[int, ...] = (1, 3)
     trace_batch: int = 2  # >= 2 so no exporter specialises the batch dimension to 1
     seed: int = 0
 
 
 SPEC = OnnxExportSpec()
+
+
+def export_config(card: str | None) -> tuple[int, float]:
+    """The opset and the validation atol for the model of zoo name ``card``: its card's ``export``
+    field; ``SPEC``'s for a model without a card (None)."""
+    return (SPEC.opset, SPEC.atol) if card is None else export_settings(card)
 
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (done, total) of a long step: tuning
@@ -230,7 +237,7 @@ def _torch_export(model: nn.Module, tmp: Path, target: Path, input_size: tuple[i
     except CondenseDeployError:
         raise
     except Exception as e:  # the exporters raise many types; all mean "this model did not export"
-        raise CondenseDeployError(f"{target}: {exporter} export failed: {_first_line(e)}") from e
+        raise CondenseDeployError(f"{target}: {exporter} export failed: {_why(e)}") from e
 
 
 def _require_onnxscript() -> None:
@@ -241,30 +248,30 @@ def _require_onnxscript() -> None:
                                  "pip install onnxscript (or use the default --exporter torchscript)") from e
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+def _why(error: BaseException) -> str:
+    """What an exporter, checker or runtime error says, as ``Type: first line``."""
+    return first_line(error, with_type=True)
 
 
 def _load(tmp: Path, target: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(tmp))
     except Exception as e:
-        raise CondenseDeployError(f"{target}: the exported file does not parse: {_first_line(e)}") from e
+        raise CondenseDeployError(f"{target}: the exported file does not parse: {_why(e)}") from e
 
 
 def _save(proto: onnx.ModelProto, tmp: Path, target: Path) -> None:
     try:
         onnx.save(proto, str(tmp))
     except (OSError, ValueError) as e:
-        raise CondenseDeployError(f"{target}: cannot write the ONNX file: {_first_line(e)}") from e
+        raise CondenseDeployError(f"{target}: cannot write the ONNX file: {_why(e)}") from e
 
 
 def _full_check(proto: onnx.ModelProto, target: Path, when: str) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        raise CondenseDeployError(f"{target}: onnx checker failed {when}: {_first_line(e)}") from e
+        raise CondenseDeployError(f"{target}: onnx checker failed {when}: {_why(e)}") from e
 
 
 def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
@@ -277,7 +284,7 @@ def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
         with _quiet():
             simplified, ok = onnxsim.simplify(proto, check_n=0)
     except Exception as e:
-        raise CondenseDeployError(f"{target}: onnxsim failed: {_first_line(e)}") from e
+        raise CondenseDeployError(f"{target}: onnxsim failed: {_why(e)}") from e
     if not ok:
         raise CondenseDeployError(f"{target}: onnxsim could not prove the simplified model equivalent")
     # onnxsim records every renamed node in metadata_props (kilobytes of text); our own
@@ -352,7 +359,7 @@ def validate_onnx(
     input_size = _check_input_size(input_size)
     # onnxruntime's own thread count and log level, as before the session factory
     session = create_session(onnx_path, threads=None, log_severity=None,
-                             load_error=lambda e: f"{name}: onnxruntime cannot load it: {_first_line(e)}")
+                             load_error=lambda e: f"{name}: onnxruntime cannot load it: {_why(e)}")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [SPEC.input_name] or SPEC.output_name not in [o.name for o in outputs]:
         raise CondenseDeployError(
@@ -374,7 +381,7 @@ def validate_onnx(
             reference = {b: model(x[:b]).numpy() for b in batches}
     except Exception as e:
         raise CondenseDeployError(f"{name}: the PyTorch model failed on input {list(input_size)}: "
-                                  f"{_first_line(e)}") from e
+                                  f"{_why(e)}") from e
     finally:
         model.train(was_training)
     diffs: dict[int, float] = {}
@@ -383,7 +390,7 @@ def validate_onnx(
         try:
             got = session.run([SPEC.output_name], {SPEC.input_name: x[:b].numpy()})[0]
         except Exception as e:
-            failures.append(f"batch {b}: onnxruntime failed: {_first_line(e)}")
+            failures.append(f"batch {b}: onnxruntime failed: {_why(e)}")
             continue
         want = reference[b]
         if got.shape != want.shape:

@@ -1,7 +1,7 @@
 """The multi-step workflows: each loads a checkpoint (or a zoo model), converts, checks, counts,
 exports or saves, by calling the single-step modules below it.
 
-Imports run one way: models/ -> convert -> checkpoint -> pipeline -> commands (and train/). Nothing
+Imports run one way: architectures/ -> convert -> checkpoint -> pipeline -> commands (and train/). Nothing
 below this module imports it, so no module needs a function-level import to break a cycle.
 """
 
@@ -29,6 +29,7 @@ from .export import (
     Progress,
     Step,
     check_options,
+    export_config,
     export_onnx,
     read_metadata,
     validate_onnx,
@@ -36,6 +37,7 @@ from .export import (
 
 __all__ = [
     "ConvertResult",
+    "Verification",
     "convert_and_save",
     "convert_checkpoint",
     "deployable",
@@ -163,7 +165,7 @@ def export_source(
     output: str | os.PathLike[str],
     *,
     arch: str | None = None,
-    opset: int = SPEC.opset,
+    opset: int | None = None,
     batch: str | int = "dynamic",
     simplify: bool = True,
     exporter: str = "torchscript",
@@ -175,17 +177,31 @@ def export_source(
     on_progress: Progress | None = None,
 ) -> ExportResult:
     """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
-    verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed)."""
-    check_options(opset, batch, exporter, optimize)
+    verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed).
+    ``opset`` defaults to the model card's, and the validation uses the card's atol
+    (``export_config``)."""
+    check_options(SPEC.opset if opset is None else opset, batch, exporter, optimize)
     check_writable(output, force)  # fail before minutes of work
     step = on_step or (lambda _message: None)
     step(f"loading {source}")
     loaded = deployable(source, arch, trust_checkpoint, num_classes)
+    card_opset, atol = export_config(loaded.name)
+    if opset is None:
+        opset = card_opset
+        check_options(opset, batch, exporter, optimize)
     flops, params = count_model(loaded.model, loaded.input_size)
     metadata = _source_metadata(source, loaded, flops, params)
     return export_onnx(loaded.model, output, input_size=loaded.input_size, opset=opset, batch=batch,
                        simplify=simplify, exporter=exporter, optimize=optimize, metadata=metadata,
-                       force=force, on_step=on_step, on_progress=on_progress)
+                       force=force, atol=atol, on_step=on_step, on_progress=on_progress)
+
+
+@dataclass
+class Verification:
+    """What ``verify`` found: the largest absolute difference per batch size, within ``atol``."""
+
+    max_abs_diff: dict[int, float]
+    atol: float
 
 
 def verify_source(
@@ -195,15 +211,18 @@ def verify_source(
     arch: str | None = None,
     trust_checkpoint: bool = False,
     num_classes: int | None = None,
-    atol: float = SPEC.atol,
-) -> dict[int, float]:
-    """``condense-deploy verify``: the export's onnxruntime-vs-PyTorch check on an existing file."""
+    atol: float | None = None,
+) -> Verification:
+    """``condense-deploy verify``: the export's onnxruntime-vs-PyTorch check on an existing file,
+    within ``atol`` (default: the model card's, ``export_config``)."""
     path = Path(onnx_path)
     if not path.is_file():
         raise CondenseDeployError(f"{path}: no such ONNX file")
     loaded = deployable(source, arch, trust_checkpoint, num_classes)
+    if atol is None:
+        atol = export_config(loaded.name)[1]
     try:
-        return validate_onnx(path, loaded.model, loaded.input_size, atol)
+        return Verification(validate_onnx(path, loaded.model, loaded.input_size, atol), atol)
     except CondenseDeployError as e:
         exported_from = _metadata_or_empty(path).get(META + "architecture")
         ours = loaded.name or loaded.family

@@ -36,7 +36,7 @@ from .runtime.reports import TABLE_SCHEMA, require_matplotlib
 
 __all__ = ["DEFAULT_THREADS", "REFERENCE", "TABLE_MODELS", "TableOptions", "TableResult", "run_table"]
 
-# The paper's Table 5 rows, then the two later mobile baselines the issue adds.
+# The paper's Table 5 rows, then two later mobile baselines (MobileNet v2, ShuffleNet v2).
 TABLE_MODELS = ("vgg16", "resnet18", "mobilenet_v1", "condensenet74_c4g4", "condensenet74_c8g8",
                 "mobilenet_v2", "shufflenet_v2_x1_0")
 REFERENCE = "mobilenet_v1"  # the paper compares against MobileNet

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from .errors import CondenseDeployError
-from .images import cifar_files, list_image_folder, model_input, normalize, read_cifar, unpickle_cifar_batch
+from .images import (
+    cifar_arrays,
+    cifar_files,
+    class_folders,
+    model_input,
+    normalize,
+    read_cifar,
+    unpickle_cifar_batch,
+)
 
 __all__ = ["ValidationSet", "open_validation"]
 
@@ -50,13 +58,8 @@ class ValidationSet:
 def _cifar(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     members = read_cifar(name, data_dir, train=False)
     [test_file] = cifar_files(name, False, True)
-    batch = unpickle_cifar_batch(members[test_file], f"{data_dir}: {test_file}")
-    data = np.asarray(batch.get("data"))
-    labels = batch.get("labels", batch.get("fine_labels"))
-    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != data.shape[0]:
-        raise CondenseDeployError(f"{data_dir}: the test batch has data of shape {data.shape}; "
-                                  "expected uint8 [N, 3072] and N labels")
-    return data.astype(np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, np.int64)
+    where = f"{data_dir}: {test_file}"
+    return cifar_arrays(unpickle_cifar_batch(members[test_file], where), where)
 
 
 def open_validation(name: str, data_dir: str | Path, image_size: int, mean: Sequence[float],
@@ -76,7 +79,7 @@ def open_validation(name: str, data_dir: str | Path, image_size: int, mean: Sequ
         if not (root / "val").is_dir():
             raise CondenseDeployError(f"imagefolder: no val/ folder in {root}: put the images as "
                                       f"{root}/val/CLASS/*.jpg; nothing is downloaded")
-        folders, files = list_image_folder(root / "val")
+        folders, files = class_folders(root / "val")
         if not files:
             raise CondenseDeployError(f"imagefolder: {root}: 0 val images found")
         return ValidationSet(name, len(folders), len(files), None, files,

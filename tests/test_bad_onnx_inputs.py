@@ -1,4 +1,4 @@
-"""ONNX files that are not what a command expects (class 2 of issue 13): empty, truncated, input-less,
+"""ONNX files that are not what a command expects : empty, truncated, input-less,
 int-typed and non-classifier models, a folder named like a model. Each is judged once, on load, with one
 `Error:` line naming the input and what was expected; nothing is written."""
 

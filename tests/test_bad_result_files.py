@@ -1,4 +1,4 @@
-"""Malformed result files for `report` (class 4 of issue 13): one line naming the file and the field."""
+"""Malformed result files for `report`: one line naming the file and the field."""
 
 from __future__ import annotations
 

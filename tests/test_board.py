@@ -21,7 +21,7 @@ from condense_deploy.classnames import CLASSES_KEY, dataset_class_names
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
 from condense_deploy.graph.metadata import META
-from condense_deploy.images import load_rgb, model_input
+from condense_deploy.images import decode_rgb, model_input
 from condense_deploy.libcheck import elf_machine, host_machine, library_problem
 from condense_deploy.train.synthetic import write_cifar_archive
 
@@ -126,14 +126,14 @@ def images(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_decode_policy(images: dict[str, Path]) -> None:
-    assert load_rgb(images["grey"]).mode == "RGB"  # grey: copied into the three channels
-    grey = np.asarray(load_rgb(images["grey"]))
+    assert decode_rgb(images["grey"]).mode == "RGB"  # grey: copied into the three channels
+    grey = np.asarray(decode_rgb(images["grey"]))
     assert (grey[..., 0] == grey[..., 2]).all()
-    assert load_rgb(images["cmyk"]).mode == "RGB"  # CMYK: converted
+    assert decode_rgb(images["cmyk"]).mode == "RGB"  # CMYK: converted
     for key, words in (("deep", "save it as 8-bit"), ("truncated", "cannot decode"),
                        ("text", "not an image")):
         with pytest.raises(CondenseDeployError, match=words) as error:
-            load_rgb(images[key])
+            decode_rgb(images[key])
         assert str(images[key]) in str(error.value) and "\n" not in str(error.value)
 
 

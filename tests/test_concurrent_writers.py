@@ -1,4 +1,4 @@
-"""Concurrent writers without --force (class 6 of issue 13): the final step is a no-clobber hard link,
+"""Concurrent writers without --force: the final step is a no-clobber hard link,
 so exactly one of two real processes wins and the other gets the usual 'already exists' error."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_two_concurrent_writers_without_force_exactly_one_wins(tmp_path: Path, r
 
 @pytest.mark.slow
 def test_two_concurrent_exports_exactly_one_wins(tmp_path: Path) -> None:
-    """The issue's case: two exports to the same new path at once, without --force."""
+    """Two exports to the same new path at once, without --force: one writes, the other is refused."""
     target = tmp_path / "m.onnx"
     procs = [
         subprocess.Popen(

@@ -1,4 +1,5 @@
-"""count.py: the check figures of the issue, the generic module rules, hooks and mode restored."""
+"""count.py: the converted models' reference FLOPs/params, the original README's CIFAR table, the generic
+module rules, hooks and mode restored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Killed writers (class 5 of issue 13): a SIGKILLed writer's temp file is swept by the next write to the
+"""Killed writers: a SIGKILLed writer's temp file is swept by the next write to the
 same target (its name holds the dead writer's pid); a live writer's is kept; SIGINT exits 130 and
 leaves nothing."""
 

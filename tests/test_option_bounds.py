@@ -1,5 +1,5 @@
 """Fuzz every command's numeric options with values no run can have (0, -1, nan, inf, huge): each gives
-one ``Error:`` line and exit 1 or 2, no traceback, and creates nothing (class 1 of issue 13)."""
+one ``Error:`` line and exit 1 or 2, no traceback, and creates nothing."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_boundary_values(runner, tmp_path: Path, monkeypatch, command: str, opti
 
 
 def test_values_no_model_can_have_are_usage_errors(runner, tmp_path: Path, monkeypatch) -> None:
-    """The issue's cases: rejected at the command line (exit 2) naming the option, before any folder."""
+    """Values no model can have: usage errors (exit 2) naming the option, before any folder is made."""
     monkeypatch.chdir(tmp_path)
     cases = [
         ["train", "--lr", "-1"],

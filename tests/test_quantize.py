@@ -10,7 +10,7 @@ import pytest
 from test_onnx_passes import export, random_converted
 
 from condense_deploy.cli import cli
-from condense_deploy.graph.quantize import load_images
+from condense_deploy.images import load_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -1,4 +1,4 @@
-"""The smaller defects of issue 13 (class 8), each through the CLI: interrupt exit 130, `list` with no
+"""Smaller bad-input cases, each through the CLI: interrupt exit 130, `list` with no
 match, a bad tar in one line everywhere, one CIFAR reader for train/eval/quantize, eval needing only
 val/, help texts, table's default output folder outside a checkout."""
 

@@ -1,4 +1,4 @@
-"""Unsafe pickles (class 7 of issue 13): the safe loader refuses them by behaviour (not by torch's
+"""Unsafe pickles: the safe loader refuses them by behaviour (not by torch's
 wording), the error names the file and --trust-checkpoint, and the payload never runs."""
 
 from __future__ import annotations

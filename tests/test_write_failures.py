@@ -1,4 +1,4 @@
-"""Filesystem failures at write time (class 3 of issue 13): a folder that cannot be created, a final
+"""Filesystem failures at write time: a folder that cannot be created, a final
 rename that fails, `bench --csv` checked before measuring; and writers that write part of a file and
 then fail (save_converted, the trainer's epoch checkpoints): one clean error, the old file intact."""
 

@@ -2,10 +2,13 @@
 
 Cards are data (architecture numbers, preprocessing, export settings, published figures) and are
 read without torch, so ``list``, ``inspect`` and the bench report work on a board. Each family
-module registers one builder with ``@register_family``; every card of that family is built by it
-from the card. ``create_model`` is the one way to build a model. The cards ship inside the package
-as ``condense_deploy.cards`` (pyproject.toml maps that package onto the top-level ``models/``
-folder, so a wheel holds a copy); a checkout run without installing reads ``models/`` itself.
+module of this package registers one builder with ``@register_family`` (the decorator is the only
+record of which module builds which family: building a model imports the package's modules); every
+card of that family is built by it from the card. Each card's ``export`` field holds its own export
+settings (opset, validation atol), as Optimum's per-model export configs do. ``create_model`` is the
+one way to build a model. The cards ship inside the package as ``condense_deploy.cards``
+(pyproject.toml maps that package onto the top-level ``models/`` folder, so a wheel holds a copy); a
+checkout run without installing reads ``models/`` itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import importlib
 import importlib.resources
 import json
+import pkgutil
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
@@ -23,17 +27,6 @@ from ..errors import CondenseDeployError
 
 __all__ = ["create_model", "dataset_preprocessing", "export_settings", "get_card", "list_models",
            "register_family", "registered_entrypoints"]
-
-# Which module defines the builder of each card family; imported only when a model is built.
-_FAMILY_MODULES = {
-    "condensenet": "condense_deploy.architectures.condensenet",
-    "densenet": "condense_deploy.architectures.densenet",
-    "vgg16": "condense_deploy.architectures.baselines",
-    "resnet18": "condense_deploy.architectures.baselines",
-    "mobilenet_v1": "condense_deploy.architectures.baselines",
-    "mobilenet_v2": "condense_deploy.architectures.baselines",
-    "shufflenet_v2_x1_0": "condense_deploy.architectures.baselines",
-}
 
 # family -> builder(card, **overrides)
 _BUILDERS: dict[str, Callable[..., Any]] = {}
@@ -99,27 +92,30 @@ def dataset_preprocessing(dataset: str) -> tuple[list[float], list[float]]:
     return list(mean), list(std)
 
 
-def export_settings() -> dict[str, Any]:
-    """The cards' ``export`` field (opset, atol): one setting for every card, which ``export``
-    uses as its defaults (a card that needs another would need per-model export settings)."""
-    found = {json.dumps(c["export"], sort_keys=True) for c in _all_cards().values()}
-    if len(found) != 1:
-        raise RuntimeError(f"the cards have {len(found)} different export settings (expected one)")
-    return dict(json.loads(found.pop()))
+def export_settings(name: str) -> tuple[int, float]:
+    """The ONNX opset and the validation atol of model ``name``, from its card's ``export`` field."""
+    settings = get_card(name).get("export")
+    try:
+        opset, atol = settings["opset"], settings["atol"]  # type: ignore[index]
+        if isinstance(opset, bool) or not isinstance(opset, int) or not float(atol) > 0:
+            raise ValueError
+    except (TypeError, KeyError, ValueError) as e:
+        raise RuntimeError(
+            f"card {name!r}: export must be {{'opset': int, 'atol': > 0}}, not {settings!r}") from e
+    return opset, float(atol)
 
 
-def _load_family(family: str) -> None:
-    module = _FAMILY_MODULES.get(family)
-    if module is None:
-        raise RuntimeError(f"no module registered for model family {family!r}")
-    importlib.import_module(module)
+@functools.lru_cache(maxsize=1)
+def _import_families() -> None:
+    """Import every module of this package, so each family's ``@register_family`` has run."""
+    package = __name__.rsplit(".", 1)[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
+        importlib.import_module(module.name)
 
 
 def registered_entrypoints() -> list[str]:
-    """Every card name a registered builder can build, after importing all family modules (for the
-    card/builder test)."""
-    for family in _FAMILY_MODULES:
-        _load_family(family)
+    """Every card name a registered builder can build (for the card/builder test)."""
+    _import_families()
     return sorted(name for name, card in _all_cards().items() if card["family"] in _BUILDERS)
 
 
@@ -127,7 +123,7 @@ def create_model(name: str, **overrides: Any) -> Any:
     """Build the model ``name`` (randomly initialised); ``overrides`` change card values such as
     ``num_classes`` or ``converted=True``."""
     card = get_card(name)
-    _load_family(card["family"])
+    _import_families()
     if card["family"] not in _BUILDERS:
         raise RuntimeError(f"card {name!r}: no builder registered for family {card['family']!r}")
     return _BUILDERS[card["family"]](card, **overrides)

@@ -22,13 +22,10 @@ pass exists (measured on onnxruntime 1.32, see docs/performance.md):
   front folds into both (depthwise does not care about channel order).
 - ``pad_group_outputs``: a grouped conv whose outputs per group are below the block gets zero
   output channels up to the block, then a Gather keeps the real ones (more MACs, fast path).
-- ``lgc_as_dense_conv``: a learned group conv whose whole input is small and block-aligned (the first
-  dense block of the ImageNet models: 16-40 channels at 112x112) becomes BN -> ReLU -> one dense
-  1x1 conv over all input channels, the pruned connections as zero weights. 8x the MACs of that
-  conv, but the Gather goes, and with it the NCHWc <-> NCHW reorders around it: the whole block
-  then stays in onnxruntime's blocked layout (BN turns into an NCHWc depthwise conv). The whole
-  model gained only within noise, so neither ``fast`` nor ``tuned`` uses it (the ablation does).
 - ``eliminate_dead``: drops nodes and initializers nothing reads any more.
+
+Passes that no recipe uses (``lgc_as_dense_conv``, ``bn_to_depthwise_conv``) live in
+``experimental.py``, kept for the ablation.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 from .view import GraphView
 
 __all__ = [
@@ -584,4 +581,4 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
-        raise CondenseDeployError(f"{where}: produced an invalid ONNX model: {str(e).splitlines()[0]}") from e
+        raise CondenseDeployError(f"{where}: produced an invalid ONNX model: {first_line(e)}") from e

@@ -1,9 +1,9 @@
 """Static int8 quantization (onnxruntime QDQ, per-channel weights) calibrated on real images,
 with the accuracy change and the latency change measured. Torch-free.
 
-Images come from an ImageFolder (class folders of JPEG/PNG -> labels; a flat folder -> no labels)
-or a CIFAR python archive (its test batch, with labels), preprocessed as the model card says
-(resize + center crop to the model's input size, then mean/std).
+Images come from ``images.load_images``: an ImageFolder (class folders of JPEG/PNG -> labels; a flat
+folder -> no labels) or a CIFAR python archive (its test batch, with labels), preprocessed as the
+model card says (resize + center crop to the model's input size, then mean/std).
 """
 
 from __future__ import annotations
@@ -15,104 +15,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..errors import CondenseDeployError, missing_dependency
-from ..images import (
-    CIFAR,
-    IMAGE_SUFFIXES,
-    cifar_files,
-    eval_resize,
-    read_cifar,
-    resize_center_crop,
-    unpickle_cifar_batch,
-    which_cifar,
-)
+from ..errors import CondenseDeployError, first_line
+from ..images import load_images
 from ..kernels import DOMAIN
 
-__all__ = ["load_images", "quantize_file", "quantize_onnx"]
-
-
-
-# ------------------------------------------------------------------------------------------ data
-
-def _cifar_test_batch(path: Path, name: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [N, 32, 32, 3] images and labels of the CIFAR-10/100 test batch, read by the one CIFAR
-    reader ``train`` and ``eval`` use (archive, extracted folder, or a folder holding either)."""
-    names = [name] if name else list(CIFAR)
-    members, error = None, None
-    for candidate in names:  # an archive under another name: whichever layout it holds
-        try:
-            members = read_cifar(candidate, path, train=False)
-            name = candidate
-            break
-        except CondenseDeployError as e:
-            error = error or e
-    if members is None or name is None:
-        assert error is not None
-        raise error
-    (test_file,) = cifar_files(name, train=False)
-    batch = unpickle_cifar_batch(members[test_file], f"{path}: {test_file}")
-    data = np.asarray(batch.get("data"))
-    labels = batch.get("labels", batch.get("fine_labels"))
-    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
-        raise CondenseDeployError(f"{path}: CIFAR batch data has shape {data.shape}, expected [N, 3072]")
-    return data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels)
-
-
-def _folder_images(root: Path) -> list[tuple[Path, int | None]]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if classes:
-        return [(p, label) for label, c in enumerate(classes) for p in sorted((root / c).rglob("*"))
-                if p.suffix.lower() in IMAGE_SUFFIXES]
-    return [(p, None) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-
-
-def _resize_center_crop(image: Any, size: int) -> np.ndarray:
-    """The evaluation crop (``images.resize_center_crop``); an image already at ``size`` is kept."""
-    resize = size if min(image.size) == size else eval_resize(size)
-    return np.asarray(resize_center_crop(image, resize, size), dtype=np.uint8)
-
-
-def load_images(source: str | Path, size: int, count: int, mean: tuple[float, ...] | None = None,
-                std: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Up to ``count`` preprocessed images [N, 3, size, size] float32 and their labels (or None);
-    ``mean``/``std`` default to the ImageNet cards'."""
-    if mean is None or std is None:
-        from ..architectures.registry import dataset_preprocessing
-
-        card_mean, card_std = dataset_preprocessing("imagenet")
-        mean, std = mean or tuple(card_mean), std or tuple(card_std)
-    path = Path(source)
-    if not path.exists():
-        raise CondenseDeployError(f"{path}: no such file or folder")
-    cifar = which_cifar(path)
-    labels: np.ndarray | None
-    if cifar is not None or path.is_file():
-        images, labels = _cifar_test_batch(path, cifar)
-        images, labels = images[:count], labels[:count]
-        if size != 32:
-            from PIL import Image
-
-            images = np.stack([_resize_center_crop(Image.fromarray(i), size) for i in images])
-    else:
-        files = _folder_images(path)[:count]
-        if not files:
-            raise CondenseDeployError(f"{path}: no JPEG/PNG images found (class folders or a flat folder)")
-        try:
-            from PIL import Image
-        except ImportError as e:
-            raise missing_dependency("reading JPEG/PNG", "pillow", "pip install pillow") from e
-        decoded = []
-        for file, _ in files:
-            try:
-                with Image.open(file) as image:
-                    decoded.append(_resize_center_crop(image.convert("RGB"), size))
-            except OSError as e:
-                raise CondenseDeployError(f"{file}: cannot decode the image ({e})") from e
-        images = np.stack(decoded)
-        labels = None if files[0][1] is None else np.array([label for _, label in files])
-    x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    x = (x - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
-    return np.ascontiguousarray(x), labels
+__all__ = ["quantize_file", "quantize_onnx"]
 
 
 # ------------------------------------------------------------------------------------ quantization
@@ -152,7 +59,7 @@ def quantize_onnx(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.Model
                             op_types_to_quantize=["Conv", "Gemm", "MatMul"],
                             calibrate_method=CalibrationMethod.MinMax)
         except Exception as e:  # onnxruntime.quantization raises plain exceptions
-            raise CondenseDeployError(f"quantization failed: {str(e).splitlines()[0]}") from e
+            raise CondenseDeployError(f"quantization failed: {first_line(e)}") from e
         finally:
             root.setLevel(level)
         return onnx.load(str(dst))

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 from .machine import describe_machine, usable_cores
-from .sessions import GRAPH_OPT_LEVELS, create_session, first_line, session_options
+from .sessions import GRAPH_OPT_LEVELS, create_session, session_options
 from .timing import interleaved
 
 __all__ = [

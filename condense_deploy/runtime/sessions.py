@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, Union
 
 from .. import kernels
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 from ..libcheck import library_problem
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "GRAPH_OPT_LEVELS",
     "ModelSource",
     "create_session",
-    "first_line",
     "libraries_for",
     "random_feeds",
     "session_options",
@@ -50,12 +49,6 @@ def _ort() -> Any:
     import onnxruntime
 
     return onnxruntime
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(threads: int | None = 1, *, spinning: bool | None = None, denormal_as_zero: bool = False,

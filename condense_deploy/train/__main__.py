@@ -1,25 +1,18 @@
 """``python -m condense_deploy.train ...`` = ``condense-deploy train ...``, the torchrun entry point.
 
 ``torchrun --nproc_per_node=2 -m condense_deploy.train --data cifar10 --data-dir data --savedir runs/x``
+
+It runs the CLI's ``train`` command through the CLI's one error handler (one ``Error:`` line; exit 1,
+130 on Ctrl-C, usage errors 2).
 """
 
 from __future__ import annotations
 
-import sys
-
-import click
-
-from ..commands.train import train_command
-from ..errors import CondenseDeployError
+from ..cli import run_command
 
 
 def main() -> None:
-    """Run the train command; a library error is one ``Error:`` line and exit status 1, as in the CLI."""
-    try:
-        train_command.main(sys.argv[1:], prog_name="python -m condense_deploy.train")
-    except CondenseDeployError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    run_command("train", prog_name="python -m condense_deploy.train")
 
 
 if __name__ == "__main__":

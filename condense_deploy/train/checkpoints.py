@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .._fsutil import atomic_path, make_dirs, write_text
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 
 __all__ = ["CheckpointPaths", "load_training_checkpoint", "save_epoch"]
 
@@ -82,7 +82,7 @@ def load_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises pickle/zip/runtime errors for bad files
-        raise CondenseDeployError(f"{path}: cannot load the checkpoint ({str(e).splitlines()[0]})") from e
+        raise CondenseDeployError(f"{path}: cannot load the checkpoint ({first_line(e)})") from e
     missing = [k for k in ("epoch", "state_dict", "optimizer") if k not in state]
     if missing:
         raise CondenseDeployError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")

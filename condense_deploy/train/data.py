@@ -20,12 +20,12 @@ import torch
 from ..architectures.registry import dataset_preprocessing
 from ..errors import CondenseDeployError
 from ..images import (
+    cifar_arrays,
     cifar_files,
-    eval_resize,
-    list_image_folder,
-    load_rgb,
+    class_folders,
+    decode_rgb,
+    eval_crop,
     read_cifar,
-    resize_center_crop,
     unpickle_cifar_batch,
 )
 
@@ -123,17 +123,9 @@ class TrainData:
 
 
 def _decode_cifar(batches: list[dict[str, Any]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for batch in batches:
-        data = np.asarray(batch.get("data"))
-        label = batch.get("labels", batch.get("fine_labels"))
-        if data.ndim != 2 or data.shape[1] != 3072 or label is None or len(label) != data.shape[0]:
-            raise CondenseDeployError(
-                f"{where}: a batch has data of shape {data.shape} and {0 if label is None else len(label)} "
-                "labels; expected uint8 [N, 3072] and N labels")
-        images.append(torch.from_numpy(data.astype(np.uint8).reshape(-1, 3, 32, 32)))
-        labels.append(torch.as_tensor(np.asarray(label), dtype=torch.long))
-    return torch.cat(images), torch.cat(labels)
+    arrays = [cifar_arrays(batch, where) for batch in batches]
+    return (torch.cat([torch.from_numpy(x) for x, _ in arrays]),
+            torch.cat([torch.from_numpy(y) for _, y in arrays]))
 
 
 class CifarData(TrainData):
@@ -239,7 +231,7 @@ class _FolderSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        image = load_rgb(path)
+        image = decode_rgb(path)
         if self.train:
             rng = random.Random(f"{self.seed}/{self.epoch}/{index}")
             image = random_resized_crop(image, self.size, rng)
@@ -247,8 +239,8 @@ class _FolderSet(torch.utils.data.Dataset):
                 from PIL import Image
 
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        else:
-            image = resize_center_crop(image, eval_resize(self.size), self.size)
+        else:  # the one evaluation crop, as eval of an .onnx file and predict take it
+            image = eval_crop(image, self.size)
         return _to_uint8(image), label
 
 
@@ -266,8 +258,8 @@ class ImageFolderData(TrainData):
                     layout = f"{root}/train/CLASS/*.jpg and {layout}"
                 raise CondenseDeployError(f"imagefolder: no {split}/ folder in {root}: put the images as "
                                           f"{layout}; nothing is downloaded")
-        val_classes, val = list_image_folder(root / "val")
-        classes, train_samples = list_image_folder(root / "train") if train else (val_classes, [])
+        val_classes, val = class_folders(root / "val")
+        classes, train_samples = class_folders(root / "train") if train else (val_classes, [])
         if (train and not train_samples) or not val:
             raise CondenseDeployError(
                 f"imagefolder: {root}: {len(train_samples)} train and {len(val)} val images found")

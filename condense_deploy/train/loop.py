@@ -24,7 +24,7 @@ from ..architectures.condensenet import CondenseNet, learned_group_convs
 from ..architectures.config import CondenseNetConfig
 from ..architectures.registry import get_card
 from ..checkpoint import add_module, strip_module
-from ..errors import CondenseDeployError
+from ..errors import CondenseDeployError, first_line
 from . import distributed
 from .checkpoints import CheckpointPaths, load_training_checkpoint, save_epoch
 from .data import DATASETS, TrainData, open_dataset
@@ -297,7 +297,7 @@ class _Run:
             self.model.load_state_dict(strip_module(state["state_dict"]))
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise CondenseDeployError(f"{path}: does not fit the model ({str(e).splitlines()[0]})") from e
+            raise CondenseDeployError(f"{path}: does not fit the model ({first_line(e)})") from e
         self.start_epoch = int(state["epoch"]) + 1
         if self.start_epoch >= self.cfg_opts.epochs and self.paths.converted.is_file():
             raise CondenseDeployError(
