@@ -24,11 +24,12 @@ FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-# Debian packages of the build stage: tini, copied into both final images, and g++ for the native
-# kernels (csrc/), which `pip wheel` builds through setup.py for the stage's own architecture (on arm64
-# natively in the arm64 stage). scripts/build-kernels.sh fetches onnxruntime's headers itself.
+# Debian packages of the build stage: tini, copied into both final images, and g++ and cmake for the
+# native kernels (csrc/, csrc/CMakeLists.txt), which `pip wheel` builds through setup.py for the stage's
+# own architecture (on arm64 natively in the arm64 stage). scripts/build-kernels.sh fetches
+# onnxruntime's headers itself.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" "g++=4:12.2.0-*" \
+    && apt-get install -y --no-install-recommends "tini=0.19.0-1*" "g++=4:12.2.0-*" "cmake=3.25.*" \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/condense-deploy \
@@ -41,7 +42,7 @@ RUN /opt/condense-deploy/bin/pip wheel --no-cache-dir --no-deps --no-build-isola
         "onnxruntime==1.32.0" "onnx==1.23.2" "numpy==2.4.6" "click==8.5.1" \
     && /opt/condense-deploy/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
     && /opt/condense-deploy/bin/pip uninstall --yes setuptools \
-    && /opt/condense-deploy/bin/python -I -c "import condense_deploy.kernels as k; print(k.library_path())"
+    && /opt/condense-deploy/bin/python -I -c "import condense_deploy.native.library as k; print(k.library_path())"
 # Everything both targets ship is under /opt/condense-deploy (runtime copies it, build-full builds on
 # this stage), the native kernels inside the installed package (the last line fails the build
 # without them).

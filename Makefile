@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[full,test]'
 	touch $(STAMP)
 
-$(KERNELS): $(wildcard csrc/*.cc csrc/*.h csrc/*.map csrc/kernels/*) scripts/build-kernels.sh
+$(KERNELS): $(shell find csrc -type f) scripts/build-kernels.sh
 	bash scripts/build-kernels.sh
 
 kernels: $(KERNELS)

@@ -1,15 +1,17 @@
-"""Build hook: ``pip install .`` also builds the native kernels (csrc/) where a C++ compiler is present.
+"""Build hook: ``pip install .`` also builds the native kernels (csrc/) where a C++ compiler and cmake
+are present.
 
-Everything else about the package is declared in pyproject.toml. Without g++ (or when the
+Everything else about the package is declared in pyproject.toml. Without g++ or cmake (or when the
 onnxruntime headers cannot be fetched) the install goes on without the library and says so: the
-portable ``fast`` graphs need none of it, and ``condense_deploy.kernels`` explains how to build it.
+portable ``fast`` graphs need none of it, and ``condense_deploy.native`` explains how to build it.
 An editable install (``pip install -e .``) runs from the checkout and builds nothing: it says how to
 (``make kernels``) when the checkout has no library. pip shows a build's output only with ``-v``, so
-the message is also a ``warnings.warn``, and ``condense-deploy info`` tells afterwards.
+the message is also a ``warnings.warn`` (recent pip shows the backend's warnings), and ``condense-deploy
+info`` tells afterwards.
 
 ``scripts/build-wheel.sh`` sets two variables: ``CONDENSE_DEPLOY_PREBUILT_KERNELS`` (a library built
 for the wheel's architecture, copied in instead of building one) and ``CONDENSE_DEPLOY_WHEEL_PLATFORM``
-(the wheel's platform tag, e.g. ``manylinux_2_34_aarch64``; the wheel is then ``py3-none-PLATFORM``:
+(the wheel's platform tag, e.g. ``manylinux_2_36_aarch64``; the wheel is then ``py3-none-PLATFORM``:
 it holds no Python extension, only the custom-op library).
 """
 
@@ -58,9 +60,12 @@ class BuildWithKernels(build_py):
             self._say("CONDENSE_DEPLOY_NO_KERNELS is set: installing without the native kernels")
             return
         compiler = os.environ.get("CXX", "g++")
+        without = "(`--optimize native` models will not run here; the portable graphs do)"
         if shutil.which(compiler) is None or not SCRIPT.is_file():
-            self._say(f"no C++ compiler ({compiler}) found: installing without the native kernels "
-                      "(`--optimize native` models will not run here; the portable graphs do)")
+            self._say(f"no C++ compiler ({compiler}) found: installing without the native kernels {without}")
+            return
+        if shutil.which("cmake") is None:
+            self._say(f"no cmake found: installing without the native kernels {without}")
             return
         target = Path(self.build_lib) / "condense_deploy" / "_native"
         result = subprocess.run(["bash", str(SCRIPT), "--out", str(target)], cwd=HERE, check=False)

@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, _fsutil, kernels
+from . import __version__, _fsutil
 from .architectures.registry import get_card
 from .errors import CondenseDeployError, missing_dependency
 from .graph.metadata import META, OPTIMIZE_KEY, read_metadata
 from .graph.recipes import MODES
+from .native import library as native_library
 from .runtime.bench import BenchSettings, latency_stats, parse_threads, run_bench
 from .runtime.machine import describe_machine, usable_cores
 from .runtime.reports import TABLE_SCHEMA, require_matplotlib
@@ -105,9 +106,9 @@ def _table_rows(models: list[str], optimize: str, native: bool) -> list[_Row]:
 
 def _native(options: TableOptions) -> bool:
     if options.native is None:
-        return kernels.is_available()
+        return native_library.is_available()
     if options.native:
-        kernels.library_path()  # one clear error, before any work, when they are not built
+        native_library.library_path()  # one clear error, before any work, when they are not built
     return options.native
 
 

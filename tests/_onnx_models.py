@@ -77,7 +77,7 @@ def table_stand_in(path: Path, name: str, flops: int, params: int, optimize: str
 def native_block_net(path: Path, seed: int = 0) -> Path:
     """A 3x3 stem conv -> one DenseBlock of our kernel library (2 layers, C/G 2/2) -> global average
     pool -> flatten: the smallest N,3,H,W classifier that needs the native kernels wherever it runs."""
-    from condense_deploy.kernels import DOMAIN
+    from condense_deploy.native.contract import DOMAIN
 
     rng = np.random.default_rng(seed)
     c0, growth, mid, groups, kept = 8, 4, 8, 2, [8, 12]

@@ -16,13 +16,13 @@ from _clean import assert_clean_error
 from _onnx_models import conv_net, table_stand_in
 from PIL import Image
 
-from condense_deploy import kernels
 from condense_deploy.classnames import CLASSES_KEY, dataset_class_names
 from condense_deploy.cli import cli
 from condense_deploy.errors import CondenseDeployError
 from condense_deploy.graph.metadata import META
 from condense_deploy.images import decode_rgb, model_input
 from condense_deploy.libcheck import elf_machine, host_machine, library_problem
+from condense_deploy.native import library as kernels
 from condense_deploy.train.synthetic import write_cifar_archive
 
 REPO = Path(__file__).resolve().parent.parent

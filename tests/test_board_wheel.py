@@ -80,9 +80,11 @@ def _pip_target(wheel: Path, platform: str, target: Path) -> None:
 
 
 def _emulated(target: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m condense_deploy ARGS`` on emulated aarch64 with ``target`` as its site, started
+    outside the checkout (``-m`` puts the working folder first on sys.path)."""
     env = {**os.environ, "AARCH64_PYTHONPATH": str(target), **extra_env}
     return subprocess.run(["bash", str(EMULATE), "run", "-m", "condense_deploy", *args], env=env,
-                          capture_output=True, text=True, check=False, timeout=1800)
+                          capture_output=True, text=True, check=False, timeout=1800, cwd=target.parent)
 
 
 def test_x86_64_wheel_is_tagged_for_its_glibc(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The package's layering: no import cycle, and the torch-free layers import with torch (and, for
 runtime/, onnx) made unimportable.
 
-Imports run one way: models/ -> convert -> checkpoint -> pipeline -> commands; graph/ (onnx + numpy)
-and runtime/ (onnxruntime + numpy) never need torch.
+Imports run one way: models/ -> convert -> checkpoint -> pipeline -> commands; graph/ (onnx + numpy),
+runtime/ (onnxruntime + numpy) and native/ (numpy) never need torch.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def _modules(subpackage: str) -> list[str]:
 BLOCKED = {
     **{m: ("torch", "torchvision", "onnxsim") for m in _modules("graph")},
     **{m: ("torch", "torchvision", "onnxsim", "onnx") for m in _modules("runtime")},
+    **{m: ("torch", "torchvision", "onnxsim", "onnx") for m in _modules("native")},
     **{m: ("torch", "torchvision", "onnxsim", "onnx")
        for m in ("condense_deploy", "condense_deploy.errors", "condense_deploy._fsutil",
                  "condense_deploy.images", "condense_deploy.architectures",

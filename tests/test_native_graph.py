@@ -2,7 +2,7 @@
 the rewritten graph computes what PyTorch computes, on random converted CondenseNets of several C/G
 values, odd spatial sizes and batch > 1.
 
-Two independent checks: the op's numpy meaning (``kernels.dense_block_reference``, run by onnx's
+Two independent checks: the op's numpy meaning (``native.dense_block_reference``, run by onnx's
 reference evaluator, so the pass is tested without the C++ library) and the real kernels in
 onnxruntime (the library is built by the ``native_library`` fixture)."""
 
@@ -15,7 +15,8 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 from condense_deploy.graph.native import dense_blocks_to_native, shuffle_permutation
-from condense_deploy.kernels import DOMAIN, dense_block_reference
+from condense_deploy.native.contract import DOMAIN
+from condense_deploy.native.reference import dense_block_reference
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -135,14 +136,14 @@ def native_library() -> str:
     """The built kernel library; `make test` builds it. Missing: a skip here, a failure in CI."""
     import os
 
-    from condense_deploy import kernels
+    from condense_deploy.native import library as native
 
-    if not kernels.is_available():
+    if not native.is_available():
         message = "native kernels not built (make kernels)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return kernels.library_path()
+    return native.library_path()
 
 
 def test_export_native_matches_pytorch_in_onnxruntime(converted, native_library, tmp_path):

@@ -18,7 +18,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from condense_deploy.kernels import dense_block_reference  # noqa: E402
+from condense_deploy.native.reference import dense_block_reference, grouped_conv_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "scripts" / "build-kernels.sh"
@@ -97,27 +97,6 @@ def dense_params(rng, c0, growth, layers, groups, condense, mid=None, groups_3x3
         w3=cat(w3).astype(np.float32),
         attrs=dict(growth=growth, mid=mid, groups_1x1=groups, groups_3x3=g3, kept=kept),
     )
-
-
-def conv_ref(x, w, groups, bias=None):
-    """Grouped conv, stride 1, same padding, x [N, C, H, W], w [O, C/G, k, k] (float64)."""
-    n, c, h, wd = x.shape
-    o, cg, k, _ = w.shape
-    p = k // 2
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    og = o // groups
-    y = np.zeros((n, o, h, wd))
-    for g in range(groups):
-        xs = xp[:, g * cg : (g + 1) * cg]
-        ws = w[g * og : (g + 1) * og]
-        for dy in range(k):
-            for dx in range(k):
-                y[:, g * og : (g + 1) * og] += np.einsum(
-                    "nchw,oc->nohw", xs[:, :, dy : dy + h, dx : dx + wd], ws[:, :, dy, dx]
-                )
-    if bias is not None:
-        y += bias[None, :, None, None]
-    return y
 
 
 def dense_block_ref(x, p):
@@ -280,7 +259,7 @@ def test_grouped_conv_matches_reference(lib_path, isas, k, group, relu, bias):
     w = rng.normal(0, np.sqrt(2 / (c // group * k * k)), (o, c // group, k, k)).astype(np.float32)
     b = rng.normal(0, 0.1, o).astype(np.float32) if bias else None
     x = rng.normal(0, 1, (2, c, 13, 7 if group != 8 else 29)).astype(np.float32)
-    want = conv_ref(
+    want = grouped_conv_reference(
         x.astype(np.float64), w.astype(np.float64), group, None if b is None else b.astype(np.float64)
     )
     if relu:

@@ -38,18 +38,18 @@ def _stand_ins(folder: Path, names: list[str], optimize: str = "fast") -> dict[s
 @pytest.fixture(autouse=True)
 def _no_native_rows_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whether the kernels are built must not change these tests: the default is 'not built'."""
-    from condense_deploy import kernels
+    from condense_deploy.native import library as native
 
-    monkeypatch.setattr(kernels, "is_available", lambda: False)
+    monkeypatch.setattr(native, "is_available", lambda: False)
 
 
 def test_native_rows_follow_each_condensenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner) -> None:
-    from condense_deploy import kernels
+    from condense_deploy.native import library as native
 
     names = ["mobilenet_v1", "condensenet74_c8g8"]
     _stand_ins(tmp_path / "onnx", names)
     _stand_ins(tmp_path / "onnx", ["condensenet74_c8g8"], optimize="native")
-    monkeypatch.setattr(kernels, "is_available", lambda: True)
+    monkeypatch.setattr(native, "is_available", lambda: True)
     result = T.run_table(T.TableOptions(out_dir=tmp_path, onnx_dir=tmp_path / "onnx", models=names, runs=2,
                                         warmup=0, threads="1"))
     rows = result.data["rows"]

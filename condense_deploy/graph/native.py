@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..kernels import DOMAIN, DOMAIN_VERSION
+from ..native.contract import DENSE_BLOCK, DOMAIN, DOMAIN_VERSION
 from .passes import channel_gather, eliminate_dead, shuffle_to_gather
 from .view import GraphView, NodeTest
 
@@ -235,7 +235,7 @@ def _block_node(g: GraphView, block: list[_Layer], name: str) -> onnx.NodeProto:
     ]
     first = block[0]
     return helper.make_node(
-        "DenseBlock", inputs, [block[-1].out], name=g.fresh(name), domain=DOMAIN,
+        DENSE_BLOCK, inputs, [block[-1].out], name=g.fresh(name), domain=DOMAIN,
         growth=first.growth, mid=first.mid, groups_1x1=first.groups_1x1, groups_3x3=first.groups_3x3,
         kept=[len(layer.index) for layer in block])
 

@@ -17,7 +17,7 @@ import onnx
 
 from ..errors import CondenseDeployError, first_line
 from ..images import load_images
-from ..kernels import DOMAIN
+from ..native.contract import DOMAIN
 
 __all__ = ["quantize_file", "quantize_onnx"]
 

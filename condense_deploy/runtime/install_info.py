@@ -13,8 +13,9 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from .. import __version__, kernels
+from .. import __version__
 from ..libcheck import elf_machine, host_machine, library_problem, library_queries
+from ..native import library as kernels
 from .machine import describe_machine
 
 __all__ = ["COMMANDS", "describe_install", "format_install"]
@@ -112,9 +113,9 @@ def describe_install() -> dict[str, Any]:
 
 
 def _missing_text(name: str) -> str:
-    return {"kernels": "the native kernels (see above)", "torch": "torch (pip install '.[full]')",
-            "PIL": "pillow (pip install pillow)", "matplotlib": "matplotlib (pip install matplotlib)",
-            "onnxruntime": "onnxruntime"}.get(name, name)
+    return {"kernels": "the native kernels (see above)",
+            "torch": "torch (the full install: use a workstation)", "PIL": "pillow (pip install pillow)",
+            "matplotlib": "matplotlib (pip install matplotlib)", "onnxruntime": "onnxruntime"}.get(name, name)
 
 
 def format_install(info: dict[str, Any]) -> str:

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
-from .. import kernels
 from ..errors import CondenseDeployError, first_line
 from ..libcheck import library_problem
+from ..native import contract as native_contract
+from ..native import library as native_library
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
@@ -42,7 +43,8 @@ ModelSource = Union[str, "os.PathLike[str]", bytes, _Serializable]
 # Custom-op domain -> the shared library implementing it (a path, or a function that finds it and
 # raises one clear error when it is not built). Every session whose model imports one of these
 # domains registers that library; nothing else in the package calls register_custom_ops_library.
-CUSTOM_OP_LIBRARIES: dict[str, str | Callable[[], str]] = {kernels.DOMAIN: kernels.library_path}
+CUSTOM_OP_LIBRARIES: dict[str, str | Callable[[], str]] = {
+    native_contract.DOMAIN: native_library.library_path}
 
 
 def _ort() -> Any:
@@ -123,12 +125,13 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
         problem = library_problem(library)  # dlopen's text for another architecture is "No such file"
         if problem is not None:
-            raise CondenseDeployError(f"cannot load the custom-op library: {problem}; {kernels.BUILD_HINT}")
+            raise CondenseDeployError(
+                f"cannot load the custom-op library: {problem}; {native_library.BUILD_HINT}")
         try:
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it
             raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
-                                      f"({first_line(e)}); {kernels.BUILD_HINT}") from e
+                                      f"({first_line(e)}); {native_library.BUILD_HINT}") from e
     ort = _ort()
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/microkernels.h"
+#include "ukernels/config.h"
 
 using namespace cdops;
 
@@ -36,7 +36,7 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.in_stride = in_stride;
   a.K = c.K;
   std::vector<float> packed(w.size());
-  mk.pack_weights(w.data(), c.M, c.K, c.taps, c.fused, packed.data());
+  pack_weights(mk, w.data(), c.M, c.K, c.taps, c.fused, packed.data());
   a.w = w.data();
   a.bias = c.bias ? bias.data() : nullptr;
   a.M = c.M;
@@ -120,7 +120,7 @@ bool check_rows(const MicroKernels& mk, int M, int K, int H, int row, bool use_m
   std::vector<uint32_t> mask(nq + mk.vl);
   for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = (i % row == 0) ? 0u : 0xFFFFFFFFu;
   std::vector<float> packed(w.size());
-  mk.pack_weights(w.data(), M, K, 9, 0, packed.data());
+  pack_weights(mk, w.data(), M, K, 9, 0, packed.data());
   const int out_stride = nq + 2 * mk.vl;
   std::vector<float> got(static_cast<std::size_t>(M) * out_stride, 7.0f), want(got);
   ConvArgs a;

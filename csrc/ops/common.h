@@ -1,4 +1,6 @@
-// Shared helpers of the operator logic (no onnxruntime types here).
+// Shared helpers of the operator logic (no onnxruntime types and no ISA here): the error type,
+// argument checks, the ParallelFor callback, aligned buffers, the cached workspace, the padded plane
+// geometry.
 #pragma once
 
 #include <cstddef>
@@ -6,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -15,6 +18,17 @@ namespace cdops {
 // A contract violation by the model or its inputs: the binding turns it into ORT_INVALID_ARGUMENT.
 struct InvalidArgument : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+inline std::string str(int64_t v) { return std::to_string(v); }
+
+// An operator's argument check: `constexpr Need need{"DenseBlock"};` then need(ok, message) throws
+// InvalidArgument("DenseBlock: message") unless ok.
+struct Need {
+  const char* op;
+  void operator()(bool ok, const std::string& msg) const {
+    if (!ok) throw InvalidArgument(std::string(op) + ": " + msg);
+  }
 };
 
 // Runs fn(i) for i in [0, n), possibly in parallel; each i exactly once. Provided by the binding.
@@ -52,6 +66,26 @@ class AlignedBuf {
  private:
   T* p_ = nullptr;
   std::size_t n_ = 0;
+};
+
+// An operator's workspace, cached between runs. Concurrent runs of one kernel never wait for each
+// other: a run that finds the cached one busy works in a fresh one of its own (WorkspaceLease).
+template <typename W>
+struct CachedWorkspace {
+  std::mutex mu;
+  W ws;
+};
+
+template <typename W>
+class WorkspaceLease {
+ public:
+  explicit WorkspaceLease(CachedWorkspace<W>& c) : lock_(c.mu, std::try_to_lock), ws_(lock_.owns_lock() ? c.ws : local_) {}
+  W& get() { return ws_; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  W local_;
+  W& ws_;
 };
 
 inline std::size_t round_up(std::size_t x, std::size_t m) { return (x + m - 1) / m * m; }
@@ -96,15 +130,5 @@ struct Geometry {
       std::memcpy(dst + static_cast<std::ptrdiff_t>(r) * W, plane + origin + (r + 1) * Wp + 1, sizeof(float) * W);
   }
 };
-
-// Splits Qr positions into chunks (multiples of 16) of at most `target` positions.
-inline int chunk_positions(std::ptrdiff_t Qr, std::ptrdiff_t target) {
-  if (target < 16) target = 16;
-  target = static_cast<std::ptrdiff_t>(round_up(static_cast<std::size_t>(target), 16));
-  if (target >= Qr) return static_cast<int>(Qr);
-  // balance: equal-ish chunks
-  const std::ptrdiff_t n = (Qr + target - 1) / target;
-  return static_cast<int>(round_up(static_cast<std::size_t>((Qr + n - 1) / n), 16));
-}
 
 }  // namespace cdops

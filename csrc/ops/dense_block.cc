@@ -1,24 +1,14 @@
-#include "dense_block.h"
+#include "ops/dense_block.h"
 
 #include <algorithm>
 #include <string>
 
+#include "ukernels/config.h"
+
 namespace cdops {
 
 namespace {
-// Widest images on which the channel-vectorised kernels replace the position-vectorised ones
-// (measured: at 7x7 they do 54-58 useful G MAC/s against 44; at 14x14 the 3x3 55 against 50, the
-// 1x1 the same).
-constexpr int64_t kCv1MaxW = 8, kCv3MaxW = 16;
-// Narrowest images on which the row-band 3x3 replaces the position-vectorised one for 1-2 outputs
-// per group (measured at 112 and 56: 44-48 G MAC/s against 33-37).
-constexpr int64_t kRowsMinW = 24;
-
-std::string str(int64_t v) { return std::to_string(v); }
-
-void need(bool ok, const std::string& msg) {
-  if (!ok) throw InvalidArgument("DenseBlock: " + msg);
-}
+constexpr Need need{"DenseBlock"};
 
 // Thread-local scratch for the BN+ReLU'd picked channels of one 1x1 work item.
 float* act_scratch(std::size_t n) {
@@ -100,28 +90,22 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
-  const int fused = mo <= mk.mrf_max;  // must match run()
+  const int fused = plan::fuse_gather(mk, mo);
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j)
-      mk.pack_weights(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1, fused,
+      mk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), fused,
                       out.w1.data() + out.off_w1[l] + j * mo * K);
   }
   out.w3.reserve_zero(L * w3_layer);
   const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
   for (int l = 0; l < L; ++l)
     for (int64_t g = 0; g < g3_; ++g)
-      mk.pack_weights(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9, 0,
+      mk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
                       out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
   // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
-  const MicroKernels* half = half_kernels(mk);
-  auto cv_table = [&](int64_t M) -> const MicroKernels* {
-    if (M % mk.vl == 0) return &mk;
-    if (half && M % half->vl == 0) return half;
-    return nullptr;
-  };
-  out.cv1 = cv_table(mo);
-  out.cv3 = cv_table(M3);
+  out.cv1 = plan::chanvec_table(mk, mo, true);
+  out.cv3 = plan::chanvec_table(mk, M3, true);
   if (out.cv1) {
     out.w1cv.reserve_zero(n_w1);
     for (int l = 0; l < L; ++l) {
@@ -174,9 +158,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     return;
   }
 
-  std::unique_lock<std::mutex> lock(ws_mu_, std::try_to_lock);
-  Workspace local;
-  Workspace& ws = lock.owns_lock() ? ws_ : local;
+  WorkspaceLease<Workspace> lease(ws_);
+  Workspace& ws = lease.get();
   prepare(ws, N, Ctot, H, W);
 
   const Geometry g(static_cast<int>(H), static_cast<int>(W));
@@ -202,15 +185,13 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w3 = p.w3.data() + p.off_w3[l];
     // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
     // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
-    const bool fused = mo <= mk.mrf_max;  // must match pack()
+    const bool fused = plan::fuse_gather(mk, mo);
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
-    // (through the half table only at W <= 8: at 14x14 its 8-output tiles lost to the position
-    // vectors, 2.04 against 1.86 ms for block 4 of C=G=8)
-    const bool use_cv1 = p.cv1 && W <= kCv1MaxW;
-    const bool use_cv3 = p.cv3 && W <= (p.cv3 == &mk ? kCv3MaxW : kCv1MaxW);
-    // 3x3 with 1-2 outputs per group on wide images: row bands (the 256-bit build on AVX-512).
-    const MicroKernels& rows_mk = half_kernels(mk) ? *half_kernels(mk) : mk;
-    const bool use_rows3 = !use_cv3 && M3 <= 2 && W >= kRowsMinW;
+    const bool use_cv1 = plan::use_chanvec_1x1(p.cv1, W);
+    const bool use_cv3 = plan::use_chanvec_3x3(mk, p.cv3, W);
+    // 3x3 with few outputs per group on wide images: row bands.
+    const MicroKernels* rows_mk = plan::rows_3x3_table(mk, M3, W, use_cv3);
+    const bool use_rows3 = rows_mk != nullptr;
 
     // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
     auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
@@ -308,7 +289,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     // The shuffle makes every 3x3 group read mid channels of every 1x1 group: all 1x1 work items
     // run, then all 3x3 ones.
     {
-      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 4096 / K));
+      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
@@ -317,13 +298,13 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       });
     }
     {
-      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, 8192 / K3));
+      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
                       n = static_cast<int64_t>(it) / nch / g3_;
-        if (use_rows3) {  // row bands over the whole image (the 256-bit build on AVX-512)
-          rows_mk.conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
+        if (use_rows3) {  // row bands over the whole image
+          rows_mk->conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
           return;
         }
         step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));

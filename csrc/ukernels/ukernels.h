@@ -1,4 +1,10 @@
-// Micro-kernels of the condense_deploy custom ops: one table of function pointers per ISA.
+// The micro-kernel interface: the arguments of each kernel family, the per-ISA table the
+// operators call through, and the per-ISA definitions the family files provide.
+//
+// Families live in ukernels/<family>/<isa>.cc (f32-conv1x1, f32-conv3x3, f32-conv3x3-rows,
+// f32-chanvec-conv, f32-bnrelu-gather); each file defines that family's functions for one ISA
+// (named <function>_<isa>, declared below) and is compiled with that ISA's flags, chosen by
+// CMake from the file name. config.cc assembles one table per ISA and picks one at run time.
 //
 // All kernels work on "planes": one channel is a run of floats, position i of channel k at
 // base[k * stride + i]. The caller offsets pointers to the first position it wants; a kernel
@@ -14,14 +20,14 @@ namespace cdops {
 
 // out[m][i] = act( bias[m] + sum_k sum_t W[m][k][t] * in[k][i + off_t] ), i in [0, nq)
 // with T = 1 (1x1, off = 0) or T = 9 (3x3, off_t = (t/3 - 1)*row + (t%3 - 1)); W [M][K][T] is
-// given packed by the same table's pack_weights.
+// given packed by the same table's pack_conv1x1 / pack_conv3x3.
 // act: optional max(., 0) (relu), then optional bitwise AND with mask[i] (0 or all ones), so that
 // masked positions become exactly +0.0 whatever the sum was.
 struct ConvArgs {
   const float* in = nullptr;
   std::ptrdiff_t in_stride = 0;  // floats between input channels
   int K = 0;                     // input channels
-  const float* w = nullptr;      // weights packed by pack_weights (for the reference: [M][K][T])
+  const float* w = nullptr;      // weights packed by pack_conv* (for the reference: [M][K][T])
   const float* bias = nullptr;   // [M] or null
   int M = 0;                     // outputs
   float* out = nullptr;
@@ -68,42 +74,62 @@ struct CvArgs {
 };
 
 struct MicroKernels {
-  const char* name;  // "scalar", "sse", "avx2", "avx512", "neon"
+  const char* name;  // "scalar", "sse" (SSE2), "avx2", "avx512", "avx512y", "neon"
   int vl;            // floats per vector
   int mr_max;        // outputs per register tile (largest)
   int mrf_max;       // outputs per register tile of the 1x1 with fused gather (largest)
+  // f32-conv1x1: position-vector 1x1 (optionally with the BN+ReLU gather fused into its loads).
   void (*conv1x1)(const ConvArgs&);
+  // Packs W [M][K] (ONNX order of one group) into dst (M*K floats) for conv1x1; fused = 1 for a
+  // conv1x1 called with in_ptrs (its tiles differ).
+  void (*pack_conv1x1)(const float* src, int M, int K, int fused, float* dst);
+  // f32-conv3x3: position-vector 3x3 and its packing of W [M][K][9] (M*K*9 floats).
   void (*conv3x3)(const ConvArgs&);
+  void (*pack_conv3x3)(const float* src, int M, int K, float* dst);
+  // f32-bnrelu-gather
   void (*bnrelu_gather)(const GatherArgs&);
-  // Packs W [M][K][taps] (ONNX order of one group) into dst (M*K*taps floats) for conv1x1/3x3;
-  // fused = 1 for a conv1x1 called with in_ptrs (its tiles differ).
-  void (*pack_weights)(const float* src, int M, int K, int taps, int fused, float* dst);
+  // f32-chanvec-conv: channel-vectorised 1x1 and 3x3, and their packing of W [M][K][taps]
+  // (M % vl == 0).
   void (*conv1x1_cv)(const CvArgs&);
   void (*conv3x3_cv)(const CvArgs&);
-  // Packs W [M][K][taps] (M % vl == 0) for conv*_cv.
   void (*pack_cv)(const float* src, int M, int K, int taps, float* dst);
-  // 3x3 for M <= 4 outputs (weights as for conv3x3) over whole image rows: a.nq = H * a.row
-  // positions from row 1 column 0; tiles of several rows share their input row loads. May write
-  // up to vl - 1 positions past the last row, and reads (masks) that far too.
+  // f32-conv3x3-rows: 3x3 for M <= 4 outputs (weights packed by pack_conv3x3) over whole image
+  // rows: a.nq = H * a.row positions from row 1 column 0; tiles of several rows share their
+  // input row loads. May write up to vl - 1 positions past the last row, and reads (masks) that
+  // far too.
   void (*conv3x3_rows)(const ConvArgs&);
 };
 
-// Per-ISA tables (each defined by one compilation of microkernels_isa.cc; absent ones are null).
-const MicroKernels* kernels_scalar();
-const MicroKernels* kernels_sse();
-const MicroKernels* kernels_avx2();
-const MicroKernels* kernels_avx512();
-const MicroKernels* kernels_avx512y();  // AVX-512VL at 256 bits (some kernels of the avx512 table)
-const MicroKernels* kernels_neon();
+// W [M][K][taps] packed for conv1x1 (taps 1) or conv3x3 (taps 9) of table mk.
+inline void pack_weights(const MicroKernels& mk, const float* src, int M, int K, int taps, int fused, float* dst) {
+  if (taps == 1)
+    mk.pack_conv1x1(src, M, K, fused, dst);
+  else
+    mk.pack_conv3x3(src, M, K, dst);
+}
 
-// The dispatch point: the best ISA this CPU runs, lowered by CONDENSE_DEPLOY_ISA if set (read
-// at each call, so a session created after setting the variable uses it).
-const MicroKernels& select_kernels();
-// A table of narrower vectors on the same CPU whose kernels some shapes prefer (AVX-512 -> its
-// 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
-const MicroKernels* half_kernels(const MicroKernels& mk);
-// All ISAs this CPU runs, lowest first (for the tests).
-int available_kernels(const MicroKernels** out, int max_n);
+// The per-ISA definitions of every family (ukernels/<family>/<isa>.cc). An ISA's table in
+// config.cc takes its functions from these names.
+#define CD_UK_DECLARE_ISA(isa)                                                        \
+  void f32_conv1x1_##isa(const ConvArgs&);                                            \
+  void f32_conv1x1_pack_##isa(const float* src, int M, int K, int fused, float* dst); \
+  void f32_conv3x3_##isa(const ConvArgs&);                                            \
+  void f32_conv3x3_pack_##isa(const float* src, int M, int K, float* dst);            \
+  void f32_conv3x3_rows_##isa(const ConvArgs&);                                       \
+  void f32_chanvec_conv1x1_##isa(const CvArgs&);                                      \
+  void f32_chanvec_conv3x3_##isa(const CvArgs&);                                      \
+  void f32_chanvec_pack_##isa(const float* src, int M, int K, int taps, float* dst);  \
+  void f32_bnrelu_gather_##isa(const GatherArgs&);
+CD_UK_DECLARE_ISA(scalar)
+#if defined(__x86_64__)
+CD_UK_DECLARE_ISA(sse2)
+CD_UK_DECLARE_ISA(avx2)
+CD_UK_DECLARE_ISA(avx512)
+CD_UK_DECLARE_ISA(avx512y)
+#endif
+#if defined(__aarch64__)
+CD_UK_DECLARE_ISA(neon)
+#endif
 
 // Scalar references of each micro-kernel (plain loops, the semantics above; used by the tests).
 // ref_conv reads a.w unpacked, in ONNX order [M][K][taps].

@@ -2,7 +2,7 @@
 // (double accumulation), used by the C++ micro-kernel tests.
 #include <cstring>
 
-#include "kernels/microkernels.h"
+#include "ukernels/ukernels.h"
 
 namespace cdops {
 

@@ -2,17 +2,16 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 
-#include "common.h"
-#include "kernels/microkernels.h"
+#include "ops/common.h"
+#include "ukernels/ukernels.h"
 
 namespace cdops {
 
 struct GroupedConvPacked {
   const MicroKernels* mk = nullptr;  // the ISA the weights are packed for (and run with)
   int64_t O = 0, Cg = 0, k = 0;  // weight shape [O, Cg, k, k]
-  AlignedBuf<float> w;           // per group: packed by mk->pack_weights
+  AlignedBuf<float> w;           // per group: packed by mk->pack_conv1x1 / pack_conv3x3
   AlignedBuf<float> wcv;         // per group: packed by mk->pack_cv (when O/group % vl == 0)
   bool has_cv = false;
   AlignedBuf<float> b;           // [O] (zeros when absent)
@@ -36,8 +35,7 @@ class GroupedConv {
     AlignedBuf<float> in, out;
   };
   int64_t group_, relu_;
-  mutable std::mutex ws_mu_;
-  mutable Workspace ws_;
+  mutable CachedWorkspace<Workspace> ws_;
 };
 
 }  // namespace cdops

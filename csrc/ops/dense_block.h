@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
-#include "common.h"
-#include "kernels/microkernels.h"
+#include "ops/common.h"
+#include "ukernels/ukernels.h"
 
 namespace cdops {
 
@@ -30,7 +29,7 @@ struct DenseBlockPacked {
   std::vector<int32_t> index;    // as given, validated >= 0
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
-  AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_weights
+  AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_conv1x1 / pack_conv3x3
   // Also packed for the channel-vectorised kernels of cv1 / cv3 (mk or its half table), where a
   // group's outputs fill whole vectors (small images use them); null: not available.
   const MicroKernels* cv1 = nullptr;
@@ -63,8 +62,7 @@ class DenseBlock {
 
   int64_t growth_, mid_, g1_, g3_;
   std::vector<int64_t> kept_;
-  mutable std::mutex ws_mu_;
-  mutable Workspace ws_;
+  mutable CachedWorkspace<Workspace> ws_;
 };
 
 }  // namespace cdops

@@ -1,15 +1,14 @@
-#include "grouped_conv.h"
+#include "ops/grouped_conv.h"
 
 #include <algorithm>
 #include <string>
 
+#include "ukernels/config.h"
+
 namespace cdops {
 
 namespace {
-std::string str(int64_t v) { return std::to_string(v); }
-void need(bool ok, const std::string& msg) {
-  if (!ok) throw InvalidArgument("GroupedConv: " + msg);
-}
+constexpr Need need{"GroupedConv"};
 }  // namespace
 
 GroupedConv::GroupedConv(int64_t group, int64_t relu) : group_(group), relu_(relu) {
@@ -33,9 +32,9 @@ void GroupedConv::pack(const float* W, const int64_t* ws, std::size_t wrank, con
   out.mk = &mk;
   out.w.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
   for (int64_t g = 0; g < group_; ++g)
-    mk.pack_weights(W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps), 0,
-                    out.w.data() + g * Mg * Cg * taps);
-  out.has_cv = Mg % mk.vl == 0;
+    pack_weights(mk, W + g * Mg * Cg * taps, static_cast<int>(Mg), static_cast<int>(Cg), static_cast<int>(taps), 0,
+                 out.w.data() + g * Mg * Cg * taps);
+  out.has_cv = plan::chanvec_table(mk, Mg, false) != nullptr;
   if (out.has_cv) {
     out.wcv.reserve_zero(static_cast<std::size_t>(O * Cg * taps));
     for (int64_t g = 0; g < group_; ++g)
@@ -53,7 +52,7 @@ void GroupedConv::run_1x1_direct(const GroupedConvPacked& p, const float* X, int
                                  int64_t W, float* Y, const ParallelFor& par) const {
   const MicroKernels& mk = *p.mk;
   const int64_t O = p.O, Cg = p.Cg, Mg = O / group_, HW = H * W;
-  if (p.has_cv && W <= 8) {  // small images: channel vectors straight from X to Y (row = W)
+  if (plan::use_chanvec_1x1(p.has_cv ? &mk : nullptr, W)) {  // small images: channel vectors straight from X to Y (row = W)
     par(static_cast<std::size_t>(N * group_), [&](std::size_t it) {
       const int64_t gg = static_cast<int64_t>(it) % group_, n = static_cast<int64_t>(it) / group_;
       CvArgs a;
@@ -74,7 +73,7 @@ void GroupedConv::run_1x1_direct(const GroupedConvPacked& p, const float* X, int
     return;
   }
   const std::ptrdiff_t main = HW / 16 * 16, tail = HW - main;
-  const int chunk = main ? chunk_positions(main, std::max<std::ptrdiff_t>(64, 4096 / Cg)) : 16;
+  const int chunk = main ? plan::chunk(main, Cg, 1) : 16;
   const int64_t nch = main ? (main + chunk - 1) / chunk : 0;
   const int64_t items = nch + (tail ? 1 : 0);
   par(static_cast<std::size_t>(N * group_ * items), [&](std::size_t it) {
@@ -128,9 +127,8 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
     run_1x1_direct(p, X, N, C, H, W, Y, par);
     return;
   }
-  std::unique_lock<std::mutex> lock(ws_mu_, std::try_to_lock);
-  Workspace local;
-  Workspace& ws = lock.owns_lock() ? ws_ : local;
+  WorkspaceLease<Workspace> lease(ws_);
+  Workspace& ws = lease.get();
   const Geometry g(static_cast<int>(H), static_cast<int>(W));
   if (!(ws.N == N && ws.C == C && ws.O == O && ws.H == H && ws.W == W)) {
     if (!ws.in.reserve_zero(static_cast<std::size_t>(N * C * g.stride))) ws.in.zero();
@@ -144,18 +142,18 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
 
   const int64_t Cg = p.Cg, Mg = O / group_, taps = p.k * p.k;
   // Small images: the channel-vectorised kernels (as DenseBlock), one call per (image, group).
-  const bool cv = p.has_cv && W <= (p.k == 1 ? 8 : 16);
-  // 1-2 outputs per group on wide images: the row-band 3x3 (as DenseBlock).
-  const MicroKernels& rows_mk = half_kernels(mk) ? *half_kernels(mk) : mk;
-  const bool rows = !cv && p.k == 3 && Mg <= 2 && W >= 24;
-  const int chunk =
-      (cv || rows) ? static_cast<int>(g.Qr) : chunk_positions(g.Qr, std::max<std::ptrdiff_t>(64, (p.k == 1 ? 4096 : 8192) / Cg));
+  const MicroKernels* cv_mk = p.has_cv ? &mk : nullptr;
+  const bool cv = p.k == 1 ? plan::use_chanvec_1x1(cv_mk, W) : plan::use_chanvec_3x3(mk, cv_mk, W);
+  // Few outputs per group on wide images: the row-band 3x3 (as DenseBlock).
+  const MicroKernels* rows_mk = p.k == 3 ? plan::rows_3x3_table(mk, Mg, W, cv) : nullptr;
+  const bool rows = rows_mk != nullptr;
+  const int chunk = (cv || rows) ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, Cg, static_cast<int>(taps));
   const int64_t nch = (g.Qr + chunk - 1) / chunk;
   par(static_cast<std::size_t>(N * group_ * nch), [&](std::size_t it) {
     const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % group_,
                   n = static_cast<int64_t>(it) / nch / group_;
     const std::ptrdiff_t q0 = c * chunk;
-    if (rows) {  // 1-2 outputs per group on wide images: row bands, whole plane (q0 = 0)
+    if (rows) {  // few outputs per group on wide images: row bands, whole plane (q0 = 0)
       ConvArgs a;
       a.in = in + (n * C + gg * Cg) * PS + g.origin + g.Wp;
       a.in_stride = PS;
@@ -168,7 +166,7 @@ void GroupedConv::run(const GroupedConvPacked& p, const float* X, int64_t N, int
       a.nq = static_cast<int>(g.Q);
       a.relu = static_cast<int>(relu_);
       a.row = g.Wp;
-      rows_mk.conv3x3_rows(a);
+      rows_mk->conv3x3_rows(a);
       return;
     }
     if (cv) {

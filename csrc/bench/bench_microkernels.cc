@@ -1,11 +1,12 @@
 // Micro-kernel throughput on the CondenseNet-74 shapes (G MAC/s per ISA), for tuning:
-//   bench_microkernels [isa]
+//   bench_microkernels [isa]   (CMake target bench_microkernels)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
-#include "kernels/microkernels.h"
+#include "ukernels/config.h"
 
 using namespace cdops;
 
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
       a.in_stride = stride;
       a.K = s.K;
       std::vector<float> packed(w.size());
-      mk.pack_weights(w.data(), s.M, s.K, s.taps, 0, packed.data());
+      pack_weights(mk, w.data(), s.M, s.K, s.taps, 0, packed.data());
       a.w = packed.data();
       a.bias = bias.data();
       a.M = s.M;
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
         std::vector<const float*> ptrs(s.K);
         std::vector<float> sc(s.K, 1.0f), sh(s.K, 0.1f);
         for (int k = 0; k < s.K; ++k) ptrs[k] = a.in + k * a.in_stride;
-        mk.pack_weights(w.data(), s.M, s.K, s.taps, 1, packed.data());
+        pack_weights(mk, w.data(), s.M, s.K, s.taps, 1, packed.data());
         a.in_ptrs = ptrs.data();
         a.bn_scale = sc.data();
         a.bn_shift = sh.data();

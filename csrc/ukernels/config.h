@@ -1,0 +1,62 @@
+// The micro-kernel configuration: which ISAs this CPU runs (feature detection), the per-ISA
+// tables, and the plan, which kernel and tile each shape gets. Every shape threshold the
+// operators use is here (ops/ never names an ISA or a threshold).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ukernels/ukernels.h"
+
+namespace cdops {
+
+// ---- tables and feature detection --------------------------------------------------------------
+
+// All ISAs this CPU runs, lowest first (for the tests and condense_deploy_isas()).
+int available_kernels(const MicroKernels** out, int max_n);
+// The best ISA this CPU runs, lowered by CONDENSE_DEPLOY_ISA if set (read at each call, so a
+// session created after setting the variable uses it).
+const MicroKernels& select_kernels();
+// A table of narrower vectors on the same CPU whose kernels some shapes prefer (AVX-512 -> its
+// 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
+const MicroKernels* half_kernels(const MicroKernels& mk);
+
+// ---- the plan ----------------------------------------------------------------------------------
+namespace plan {
+
+// Widest images on which the channel-vectorised kernels replace the position-vectorised ones
+// (measured: at 7x7 they do 54-58 useful G MAC/s against 44; at 14x14 the 3x3 55 against 50, the
+// 1x1 the same). The half table's channel-vectorised kernels only up to kChanvec1x1MaxW: at 14x14
+// its 8-output tiles lost to the position vectors (2.04 against 1.86 ms for block 4 of C=G=8).
+constexpr int64_t kChanvec1x1MaxW = 8;
+constexpr int64_t kChanvec3x3MaxW = 16;
+// The row-band 3x3 replaces the position-vectorised one for up to kRowsMaxOutputs outputs per
+// group on images at least kRowsMinW wide (measured at 112 and 56: 44-48 G MAC/s against 33-37).
+constexpr int64_t kRowsMaxOutputs = 2;
+constexpr int64_t kRowsMinW = 24;
+// Work items of the position-vector kernels: about kChunkMacs1x1 / K (1x1) or kChunkMacs3x3 / K
+// (3x3, K input channels per group) positions each, at least kChunkMinPositions.
+constexpr std::ptrdiff_t kChunkMacs1x1 = 4096, kChunkMacs3x3 = 8192, kChunkMinPositions = 64;
+
+// The channel-vectorised table for M outputs per group: mk where M fills its vectors, else its
+// half table (when half is allowed and M fills those), else null.
+const MicroKernels* chanvec_table(const MicroKernels& mk, int64_t M, bool allow_half);
+// Whether a channel-vectorised 1x1 / 3x3 of table cv (from chanvec_table, may be null) runs on
+// images W wide (mk: the operator's main table).
+bool use_chanvec_1x1(const MicroKernels* cv, int64_t W);
+bool use_chanvec_3x3(const MicroKernels& mk, const MicroKernels* cv, int64_t W);
+// The table whose row-band 3x3 runs M outputs per group on images W wide, or null (position
+// vectors or channel vectors instead).
+const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W, bool chanvec);
+// Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
+// loads (the packing and the run must agree).
+inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+// Positions per work item of a 1x1 (taps 1) or 3x3 (taps 9) over Qr positions, K inputs per group.
+int chunk(std::ptrdiff_t Qr, int64_t K, int taps);
+
+}  // namespace plan
+
+// Splits Qr positions into chunks (multiples of 16) of at most `target` positions.
+int chunk_positions(std::ptrdiff_t Qr, std::ptrdiff_t target);
+
+}  // namespace cdops

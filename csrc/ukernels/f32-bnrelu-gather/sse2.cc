@@ -1,0 +1,3 @@
+// f32-bnrelu-gather, SSE2 (4 floats, 16 registers): the generic vector kernel.
+#define CD_UK_ISA sse2
+#include "ukernels/f32-bnrelu-gather/generic.inc"

@@ -1,0 +1,3 @@
+// f32-chanvec-conv, NEON / Advanced SIMD (4 floats, 32 registers): the generic vector kernel.
+#define CD_UK_ISA neon
+#include "ukernels/f32-chanvec-conv/generic.inc"

@@ -1,0 +1,3 @@
+// f32-conv3x3-rows, SSE2 (4 floats, 16 registers): the generic vector kernel.
+#define CD_UK_ISA sse2
+#include "ukernels/f32-conv3x3-rows/generic.inc"
