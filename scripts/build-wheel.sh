@@ -48,13 +48,14 @@ real="$(command -v "$real")"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# 1. the kernels, through a compiler wrapper that links libstdc++ and libgcc statically
-cat > "$tmp/cxx" <<WRAP
-#!/bin/sh
-exec "$real" "\$@" -static-libstdc++ -static-libgcc
-WRAP
-chmod +x "$tmp/cxx"
-if [ "$arch" = aarch64 ] && [ "$(uname -m)" != aarch64 ]; then export CXX_AARCH64="$tmp/cxx"; else export CXX="$tmp/cxx"; fi
+# 1. the kernels, through a compiler wrapper that links libstdc++ and libgcc statically (kept at a
+#    fixed path, so build-kernels.sh reuses its CMake build tree from one wheel build to the next)
+wrapper_dir="$here/.cache/wheel-toolchain/$arch"
+mkdir -p "$wrapper_dir"
+wrapper="$wrapper_dir/c++"
+printf '#!/bin/sh\nexec "%s" "$@" -static-libstdc++ -static-libgcc\n' "$real" > "$tmp/c++"
+if ! cmp -s "$tmp/c++" "$wrapper"; then cp "$tmp/c++" "$wrapper"; chmod +x "$wrapper"; fi
+if [ "$arch" = aarch64 ] && [ "$(uname -m)" != aarch64 ]; then export CXX_AARCH64="$wrapper"; else export CXX="$wrapper"; fi
 bash "$here/scripts/build-kernels.sh" --arch "$arch" --out "$tmp/native" >&2
 lib="$tmp/native/libcondense_deploy_ops.so"
 
