@@ -50,9 +50,10 @@ class BuildWithKernels(build_py):
                 self._say("editable install without the native kernels: build them with `make kernels` "
                           "(or scripts/build-kernels.sh); `condense-deploy info` shows what is missing")
             return
+        target = Path(self.build_lib) / "condense_deploy" / "_native"
+        shutil.rmtree(target, ignore_errors=True)  # a library left by an earlier build of this tree
         prebuilt = os.environ.get("CONDENSE_DEPLOY_PREBUILT_KERNELS")
         if prebuilt:
-            target = Path(self.build_lib) / "condense_deploy" / "_native"
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(prebuilt, target / "libcondense_deploy_ops.so")
             return
@@ -67,7 +68,6 @@ class BuildWithKernels(build_py):
         if shutil.which("cmake") is None:
             self._say(f"no cmake found: installing without the native kernels {without}")
             return
-        target = Path(self.build_lib) / "condense_deploy" / "_native"
         result = subprocess.run(["bash", str(SCRIPT), "--out", str(target)], cwd=HERE, check=False)
         if result.returncode != 0:
             self._say("building the native kernels failed (see above): installing without them")

@@ -6,11 +6,11 @@ grouped 3x3 Conv, Concat), same random weights, checked equal first; GroupedConv
 block's last-layer 1x1 and 3x3 shapes; and whole random ImageNet-shaped CondenseNet-74 C=G=8 and
 C=G=4 models built from DenseBlock (stock stem, transitions and head) against a MobileNet v1.
 
-Timing: one session per variant, 1 intra-op thread unless --threads; rounds interleave the
-variants (rotating order), each round takes the fastest of --iters runs per variant (on this shared
-machine a run that another process preempts is only slower, never faster); the figures are medians
-over rounds, ratios are per-round ratios' medians. Writes
-benchmarks/results/native_kernels_<arch>.json and .md.
+Runs on the bench-only library (DenseBlock and GroupedConv; ``scripts/build-kernels.sh --bench``, built
+first unless --lib names one). Sessions come from runtime.sessions, timing from runtime.timing: one
+session per variant, 1 intra-op thread unless --threads; rounds interleave the variants, each round
+times --iters runs per variant; the figures are medians over rounds, ratios are per-round ratios'
+medians. Writes benchmarks/results/native_kernels_<arch>.json and .md.
 
     python benchmarks/native_kernels.py [--rounds 15] [--iters 10] [--threads 1] [--only blocks,convs,models]
 """
@@ -20,22 +20,29 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import platform
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from test_native_ops import dense_block_model, dense_params  # noqa: E402
+from condense_deploy.native import library
+from condense_deploy.native.contract import (
+    DENSE_BLOCK,
+    DENSE_BLOCK_INPUTS,
+    DOMAIN,
+    DOMAIN_VERSION,
+    GROUPED_CONV,
+)
+from condense_deploy.native.op_models import dense_block_model, dense_params
+from condense_deploy.runtime.sessions import create_session, session_options
+from condense_deploy.runtime.timing import interleaved as timed_rounds
 
-DOMAIN = "ai.condense_deploy"
-OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)]
+ROOT = Path(__file__).resolve().parents[1]
+OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
 # CondenseNet-74 ImageNet: (layers, growth, H=W) per block; stem gives 16 channels at 112x112.
 BLOCKS = [(4, 8, 112), (6, 16, 56), (8, 32, 28), (10, 64, 14), (8, 128, 7)]
 
@@ -123,11 +130,11 @@ def stock_block_nodes(p, x, nm, inits):
 
 def native_block_nodes(p, x, nm, inits):
     names = []
-    for key in ("index", "bn_scale", "bn_shift", "w1", "b1", "w3"):
+    for key in DENSE_BLOCK_INPUTS[1:]:
         names.append(nm(key))
         inits.append(numpy_helper.from_array(p[key], names[-1]))
     y = nm("dense")
-    return [helper.make_node("DenseBlock", [x, *names], [y], domain=DOMAIN, **p["attrs"])], y
+    return [helper.make_node(DENSE_BLOCK, [x, *names], [y], domain=DOMAIN, **p["attrs"])], y
 
 
 def stock_block_model(p, c0, hw):
@@ -140,7 +147,7 @@ def conv_model(w, group, custom, relu=False):
     inits = [numpy_helper.from_array(w, "W")]
     k = w.shape[2]
     if custom:
-        node = helper.make_node("GroupedConv", ["X", "W"], ["Y"], domain=DOMAIN, group=group, relu=int(relu))
+        node = helper.make_node(GROUPED_CONV, ["X", "W"], ["Y"], domain=DOMAIN, group=group, relu=int(relu))
     else:
         node = helper.make_node(
             "Conv", ["X", "W"], ["Y"], group=group, kernel_shape=[k, k], pads=[k // 2] * 4
@@ -251,32 +258,20 @@ MOBILENET_MACS = 569_000_000
 
 
 def make_session(model, lib, threads):
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(lib)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    """The one session factory; it registers the library CONDENSE_DEPLOY_KERNELS names (main sets it
+    to the bench-only library) for models of our domain."""
+    return create_session(model, threads)
 
 
 def interleaved(variants: dict, rounds: int, iters: int, warmup: int = 3) -> dict[str, list[float]]:
-    """variants: name -> (session, feed). Returns name -> per-round best seconds."""
+    """variants: name -> (session, feed). Returns name -> seconds per run of each round (the one
+    interleaved timer, runtime.timing)."""
     for sess, feed in variants.values():
         for _ in range(warmup):
             sess.run(None, feed)
-    names = list(variants)
-    out = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for n in order:
-            sess, feed = variants[n]
-            ts = []
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                sess.run(None, feed)
-                ts.append(time.perf_counter() - t0)
-            out[n].append(float(np.min(ts)))
-    return out
+    calls = [lambda s=sess, f=feed: s.run(None, f) for sess, feed in variants.values()]
+    samples = timed_rounds(calls, rounds=rounds, inner=iters)
+    return {name: [ms / 1e3 for ms in t] for name, t in zip(variants, samples, strict=True)}
 
 
 def med(xs):
@@ -408,17 +403,11 @@ def profile_node_min(model, lib, threads, runs=40) -> float:
     """Sum over the graph's nodes of each node's fastest kernel time (onnxruntime's profiler), in
     seconds: a second, preemption-proof view of a model's cost on a shared machine."""
     import collections
-    import os
     import tempfile
 
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(lib)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
-        so.profile_file_prefix = os.path.join(tmp, "prof")
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        options = session_options(threads, profile_prefix=os.path.join(tmp, "prof"))
+        sess = create_session(model, threads, options=options)
         feed = {"X": np.random.default_rng(0).normal(0, 1, (1, 3, 224, 224)).astype(np.float32)}
         for _ in range(runs):
             sess.run(None, feed)
@@ -521,13 +510,15 @@ def main():
     ap.add_argument("--only", default="models,blocks,convs")
     ap.add_argument("--groups", default="8,4")
     ap.add_argument("--stock-models", action="store_true", help="also time the stock CondenseNet-74 graphs")
-    ap.add_argument("--lib", default=None, help="library path (default: build into condense_deploy/_native)")
+    ap.add_argument("--lib", default=None,
+                    help="bench-only library (default: built by scripts/build-kernels.sh --bench)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     lib = args.lib
     if lib is None:
-        subprocess.run(["bash", str(ROOT / "scripts" / "build-kernels.sh")], check=True)
-        lib = str(ROOT / "condense_deploy" / "_native" / "libcondense_deploy_ops.so")
+        subprocess.run(["bash", str(ROOT / "scripts" / "build-kernels.sh"), "--bench"], check=True)
+        lib = library.bench_library_path()
+    os.environ[library.ENV_VAR] = lib  # what create_session registers for our domain
     cl = ctypes.CDLL(lib)
     cl.condense_deploy_isa.restype = ctypes.c_char_p
     arch = platform.machine()

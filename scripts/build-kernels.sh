@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Build the native onnxruntime custom-op library (csrc/) as libcondense_deploy_ops.so.
 #
-#   scripts/build-kernels.sh [--arch x86_64|aarch64] [--out DIR] [--test]
+#   scripts/build-kernels.sh [--arch x86_64|aarch64] [--out DIR] [--test] [--bench]
 #
 # --arch     target architecture (default: the host's, from uname -m); aarch64 cross-compiles
 #            with aarch64-linux-gnu-g++ (csrc/cmake/aarch64-linux-gnu.cmake).
 # --out      output folder (default: condense_deploy/_native/).
 # --test     also build the micro-kernel test driver (csrc/tests/) as DIR/test_microkernels
-#            (static when cross-compiling, so qemu-aarch64-static runs it).
+#            (static when cross-compiling, so qemu-aarch64-static runs it) and the bench-only op
+#            library DIR/libcondense_deploy_bench_ops.so (DenseBlock and GroupedConv).
+# --bench    also build the micro-kernel bench DIR/bench_microkernels and the bench-only op library.
 #
 # The build is csrc/CMakeLists.txt (cmake 3.18+); this script does what CMake cannot: fetch
 # onnxruntime's C/C++ headers from Debian's libonnxruntime-dev (trixie) with apt-get download
@@ -21,12 +23,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 arch="$(uname -m)"
 out=""
 want_test=0
+want_bench=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --test) want_test=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --bench) want_bench=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "build-kernels: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -101,7 +105,13 @@ if ! cmake -S "$here/csrc" -B "$build" "${toolchain[@]}" -DCMAKE_CXX_COMPILER="$
   fail "configuring csrc/ with cmake failed ($cxx, --arch $arch; see $build/configure.log)"
 fi
 targets=(condense_deploy_ops)
-[ "$want_test" = 1 ] && targets+=(test_microkernels)
+extras=()  # built files that go into --out beside the library
+if [ "$want_test" = 1 ]; then
+  targets+=(test_microkernels condense_deploy_bench_ops); extras+=(test_microkernels libcondense_deploy_bench_ops.so)
+fi
+if [ "$want_bench" = 1 ]; then
+  targets+=(bench_microkernels condense_deploy_bench_ops); extras+=(bench_microkernels libcondense_deploy_bench_ops.so)
+fi
 if ! cmake --build "$build" --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
      --target "${targets[@]}" >"$build/build.log" 2>&1; then
   grep -v '^\[ *[0-9]*%\]\|^make\|^gmake' "$build/build.log" >&2 || true
@@ -117,8 +127,8 @@ lib="$out/libcondense_deploy_ops.so"
 install_file "$build/libcondense_deploy_ops.so" "$lib"
 isas="$(sed -n 's/^-- condense_deploy ops: ISAs //p' "$build/configure.log")"
 what="$lib ($arch, ISAs: $isas, onnxruntime headers $(grep -m1 -o 'ORT_API_VERSION [0-9]*' "$inc/onnxruntime_c_api.h"))"
-if [ "$want_test" = 1 ]; then
-  install_file "$build/test_microkernels" "$out/test_microkernels"
-  what="$what + $out/test_microkernels"
-fi
+for file in $(printf '%s\n' "${extras[@]}" | sort -u); do
+  install_file "$build/$file" "$out/$file"
+  what="$what + $out/$file"
+done
 echo "build-kernels: built $what"

@@ -1,4 +1,5 @@
-"""The native custom-op library (csrc/, ops DenseBlock and GroupedConv of domain ai.condense_deploy):
+"""The native custom-op library (csrc/, op DenseBlock of domain ai.condense_deploy; GroupedConv in the
+bench-only library):
 results against a numpy reference of docs/native-ops.md, every ISA, threads, odd sizes, bad inputs,
 and the C++ micro-kernel test driver (also for aarch64 under qemu)."""
 
@@ -16,14 +17,15 @@ import pytest
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from condense_deploy.native.op_models import dense_block_model, dense_params, grouped_conv_model  # noqa: E402
 from condense_deploy.native.reference import dense_block_reference, grouped_conv_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "scripts" / "build-kernels.sh"
 DOMAIN = "ai.condense_deploy"
 LIB_NAME = "libcondense_deploy_ops.so"
+BENCH_LIB_NAME = "libcondense_deploy_bench_ops.so"
 
 
 def _newest_source() -> float:
@@ -36,8 +38,8 @@ def native_dir(tmp_path_factory) -> Path:
     """The built library and the micro-kernel test driver: the package's copy when it is newer than
     the sources, else a fresh build in a temporary folder."""
     have = ROOT / "condense_deploy" / "_native"
-    lib, drv = have / LIB_NAME, have / "test_microkernels"
-    if lib.exists() and drv.exists() and min(lib.stat().st_mtime, drv.stat().st_mtime) > _newest_source():
+    built = [have / LIB_NAME, have / BENCH_LIB_NAME, have / "test_microkernels"]
+    if all(p.exists() for p in built) and min(p.stat().st_mtime for p in built) > _newest_source():
         return have
     out = tmp_path_factory.mktemp("native")
     subprocess.run(
@@ -49,6 +51,12 @@ def native_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lib_path(native_dir) -> str:
     return str(native_dir / LIB_NAME)
+
+
+@pytest.fixture(scope="session")
+def bench_lib_path(native_dir) -> str:
+    """The bench-only library: DenseBlock and GroupedConv."""
+    return str(native_dir / BENCH_LIB_NAME)
 
 
 def _isas(lib_path: str) -> list[str]:
@@ -68,37 +76,6 @@ def isas(lib_path) -> list[str]:
 # Parameters as a converted model has them, and the numpy reference of the contract.
 
 
-def dense_params(rng, c0, growth, layers, groups, condense, mid=None, groups_3x3=None):
-    """kept_l = C_l * G / C; each 1x1 group picks kept_l / G distinct channels (groups may overlap)."""
-    mid = mid or 4 * growth
-    g3 = groups_3x3 or groups
-    kept, index, scale, shift, w1, b1, w3 = [], [], [], [], [], [], []
-    for layer in range(layers):
-        cl = c0 + layer * growth
-        k = cl * groups // condense
-        assert k * condense == cl * groups and k % groups == 0
-        kept.append(k)
-        for _ in range(groups):
-            index.append(rng.choice(cl, size=k // groups, replace=False))
-        scale.append(rng.uniform(0.5, 1.5, k))
-        shift.append(rng.normal(0.0, 0.1, k))
-        fan1 = k // groups
-        w1.append(rng.normal(0.0, np.sqrt(2.0 / fan1), (mid, fan1)).ravel())
-        b1.append(rng.normal(0.0, 0.1, mid))
-        fan3 = mid // g3 * 9
-        w3.append(rng.normal(0.0, np.sqrt(2.0 / fan3), (growth, mid // g3, 3, 3)).ravel())
-    cat = np.concatenate
-    return dict(
-        index=cat(index).astype(np.int64),
-        bn_scale=cat(scale).astype(np.float32),
-        bn_shift=cat(shift).astype(np.float32),
-        w1=cat(w1).astype(np.float32),
-        b1=cat(b1).astype(np.float32),
-        w3=cat(w3).astype(np.float32),
-        attrs=dict(growth=growth, mid=mid, groups_1x1=groups, groups_3x3=g3, kept=kept),
-    )
-
-
 def dense_block_ref(x, p):
     """The contract's meaning: the package's numpy reference (float64 inside), one copy for all tests."""
     a = p["attrs"]
@@ -109,48 +86,6 @@ def dense_block_ref(x, p):
 
 # ----------------------------------------------------------------------------------------------
 # Models
-
-
-def dense_block_model(p, c0, x_type=TensorProto.FLOAT, x_shape=None, as_inputs=()):
-    """A one-node model; params are initializers except those named in as_inputs (graph inputs)."""
-    names = ["index", "bn_scale", "bn_shift", "w1", "b1", "w3"]
-    x_shape = x_shape if x_shape is not None else ["N", c0, "H", "W"]
-    inputs = [helper.make_tensor_value_info("X", x_type, x_shape)]
-    inits = []
-    for name in names:
-        arr = p[name]
-        if name in as_inputs:
-            t = TensorProto.INT64 if arr.dtype == np.int64 else TensorProto.FLOAT
-            inputs.append(helper.make_tensor_value_info(name, t, [f"{name}_len"]))
-        else:
-            inits.append(numpy_helper.from_array(arr, name))
-    node = helper.make_node("DenseBlock", ["X", *names], ["Y"], domain=DOMAIN, **p["attrs"])
-    graph = helper.make_graph(
-        [node], "dense_block", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits
-    )
-    return helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)], ir_version=8
-    )
-
-
-def grouped_conv_model(w, b, group, relu, w_as_input=False):
-    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", "C", "H", "W"])]
-    inits = []
-    if w_as_input:
-        inputs.append(helper.make_tensor_value_info("Wt", TensorProto.FLOAT, list(w.shape)))
-    else:
-        inits.append(numpy_helper.from_array(w, "Wt"))
-    ins = ["X", "Wt"]
-    if b is not None:
-        inits.append(numpy_helper.from_array(b, "B"))
-        ins.append("B")
-    node = helper.make_node("GroupedConv", ins, ["Y"], domain=DOMAIN, group=group, relu=relu)
-    graph = helper.make_graph(
-        [node], "gconv", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits
-    )
-    return helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)], ir_version=8
-    )
 
 
 def session(model, lib_path, threads=1, isa=None):
@@ -253,7 +188,8 @@ def test_dense_block_repeated_runs_and_shapes(lib_path):
 @pytest.mark.parametrize(
     "k,group,relu,bias", [(1, 8, 0, True), (3, 8, 1, False), (3, 4, 0, True), (1, 1, 1, False)]
 )
-def test_grouped_conv_matches_reference(lib_path, isas, k, group, relu, bias):
+def test_grouped_conv_matches_reference(bench_lib_path, isas, k, group, relu, bias):
+    lib_path = bench_lib_path
     rng = np.random.default_rng(k * 10 + group)
     c, o = 32, 16
     w = rng.normal(0, np.sqrt(2 / (c // group * k * k)), (o, c // group, k, k)).astype(np.float32)
@@ -273,6 +209,13 @@ def test_grouped_conv_matches_reference(lib_path, isas, k, group, relu, bias):
         None, {"X": x, "Wt": w}
     )[0]
     _close(got, want)
+
+
+def test_grouped_conv_is_bench_only(lib_path):
+    """No graph pass emits GroupedConv: the shipped library leaves it to the bench-only one."""
+    w = np.ones((8, 4, 1, 1), np.float32)
+    with pytest.raises(Exception, match="GroupedConv"):
+        session(grouped_conv_model(w, None, 2, 0), lib_path)
 
 
 def test_isa_report(lib_path, isas):
@@ -401,8 +344,9 @@ expect_error(lambda: t.session(m, lib).run(None, {"X": np.ones((8, 5, 5), np.flo
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
-def test_bad_inputs_raise(lib_path, case):
-    code = _BAD_PRELUDE.format(tests=str(ROOT / "tests"), lib=lib_path) + BAD_CASES[case]
+def test_bad_inputs_raise(lib_path, bench_lib_path, case):
+    lib = bench_lib_path if case.startswith("gconv_") else lib_path
+    code = _BAD_PRELUDE.format(tests=str(ROOT / "tests"), lib=lib) + BAD_CASES[case]
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"rc={r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
 

@@ -19,10 +19,12 @@ from ..errors import CondenseDeployError
 from ..libcheck import library_problem, library_queries
 from .contract import DOMAIN
 
-__all__ = ["BUILD_HINT", "ENV_VAR", "LIBRARY_NAME", "api_problem", "is_available", "library_path",
-           "offered_api_version"]
+__all__ = ["BENCH_LIBRARY_NAME", "BUILD_HINT", "ENV_VAR", "LIBRARY_NAME", "api_problem", "bench_library_path",
+           "is_available", "library_path", "offered_api_version"]
 
 LIBRARY_NAME = "libcondense_deploy_ops.so"
+# DenseBlock plus GroupedConv (which no graph pass emits), for the per-kernel benchmark; never shipped
+BENCH_LIBRARY_NAME = "libcondense_deploy_bench_ops.so"
 ENV_VAR = "CONDENSE_DEPLOY_KERNELS"
 BUILD_HINT = ("`condense-deploy info` shows what this install has; get the kernels by building them here "
               "(`make kernels` or `scripts/build-kernels.sh` in a checkout, or `pip install .` where g++ and "
@@ -78,3 +80,12 @@ def api_problem(path: str | Path) -> str | None:
                 f"onnxruntime offers {offered}: pip install -U onnxruntime, or build the kernels against "
                 "this one")
     return None
+
+
+def bench_library_path() -> str:
+    """The bench-only library (``scripts/build-kernels.sh --bench`` puts it beside the library)."""
+    path = _candidate().with_name(BENCH_LIBRARY_NAME)
+    if not path.is_file():
+        raise CondenseDeployError(f"the bench-only kernels library is not built here ({path} is missing): "
+                                  "build it with `scripts/build-kernels.sh --bench`")
+    return str(path)
