@@ -56,8 +56,11 @@ def library_path() -> str:
         problem = api_problem(path)
     if problem is not None:
         named = f" ({ENV_VAR})" if os.environ.get(ENV_VAR) else ""
-        state = "are not built here" if not path.exists() else "cannot be used here"
-        raise CondenseDeployError(f"the native kernels ({DOMAIN}) {state}: {problem}{named}; {BUILD_HINT}")
+        if not path.exists():
+            raise CondenseDeployError(f"the native kernels ({DOMAIN}) are not built here ({problem}{named}): "
+                                      f"{BUILD_HINT}")
+        raise CondenseDeployError(f"the native kernels ({DOMAIN}) cannot be used here: {problem}{named}; "
+                                  f"{BUILD_HINT}")
     return str(path)
 
 
