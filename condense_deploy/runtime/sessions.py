@@ -123,7 +123,8 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     if options is None:
         options = session_options(threads, **option_kwargs)
     for library in dict.fromkeys([*custom_op_libraries, *libraries_for(model)]):
-        problem = library_problem(library)  # dlopen's text for another architecture is "No such file"
+        # dlopen's text for another architecture is "No such file": read the file's own header first
+        problem = library_problem(library) if Path(library).exists() else None
         if problem is not None:
             raise CondenseDeployError(
                 f"cannot load the custom-op library: {problem}; {native_library.BUILD_HINT}")
