@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # the native kernels (csrc/): built into the package folder, where condense_deploy.kernels finds them
 KERNELS := condense_deploy/_native/libcondense_deploy_ops.so
 
-.PHONY: demo test test-all lint clean kernels tools
+.PHONY: demo test test-all lint clean kernels tools wheel
 
 # torch comes from PyTorch's CPU wheel index where it is reachable (scripts/install-torch.sh);
 # `make TORCH_INDEX= ...` takes pip's default build instead (CUDA on Linux x86_64), and
@@ -36,6 +36,11 @@ $(TB_PROFILE): csrc/tools/tb_profile.c csrc/tools/CMakeLists.txt csrc/CMakeLists
 	cmake --build build/tools --target tb_profile
 
 tools: $(TB_PROFILE)
+
+# a wheel for a board, with the kernels built for ARCH (cross-compiled for aarch64): `make wheel ARCH=aarch64`
+ARCH ?= $(shell uname -m)
+wheel: $(STAMP)
+	bash scripts/build-wheel.sh --arch $(ARCH) --out dist
 
 demo: $(STAMP) $(KERNELS)
 	$(PY) -m condense_deploy demo

@@ -55,6 +55,7 @@ class LoadedModel:
     # how the classifier is (or is to be) deployed, as the file records it: ``classifier`` (a
     # CLASSIFIER_MODES name) and, where measured, ``data``, ``trained_err1``, ``deployed_err1``
     deploy: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] | None = None  # class names a checkpoint from `train` carries (its data set's)
 
 
 def load_model(
@@ -147,7 +148,8 @@ def _load_file(path: Path, arch: str | None, trust: bool, num_classes: int | Non
         _check_condensing_buffers(model, path, arch)
     mean, std, size = _preprocessing(name, config)
     return LoadedModel(model.eval(), name, "condensenet", form, config, container, _sha256(path),
-                       size, mean, std, _deploy_record(raw))
+                       size, mean, std, _deploy_record(raw),
+                       _class_names(raw, config.num_classes))
 
 
 def _deploy_record(raw: Any) -> dict[str, Any]:
@@ -556,8 +558,16 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------- saving
 
 
+def _class_names(raw: Any, num_classes: int) -> list[str] | None:
+    """The ``classes`` list a checkpoint from ``train`` carries, when it is one name per class."""
+    names = raw.get("classes") if isinstance(raw, dict) else None
+    if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+        return list(names)
+    return None
+
+
 def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool = False,
-                   deploy: dict[str, Any] | None = None) -> None:
+                   deploy: dict[str, Any] | None = None, classes: list[str] | None = None) -> None:
     """Write ``{'state_dict': ...}`` as the 2017 converted files are: ``module.``-prefixed keys, no
     ``num_batches_tracked``, legacy serialization, so the original code's ``--evaluate-from`` (and
     every torch since 0.4) loads it. Atomic: an existing file survives a failed write.
@@ -565,6 +575,7 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
     ``deploy`` (plain values: how the classifier was deployed, the errors measured) is stored under
     a ``deploy`` key the original code ignores. A full classifier (``classifier.weight`` instead of
     ``classifier.index`` / ``classifier.linear.*``) is our format: the original cannot load it.
+    ``classes`` (the data set's class names) is stored beside the state dict, where export finds it.
     """
     target = check_writable(path, force)
     if not getattr(model, "converted", False):
@@ -577,6 +588,8 @@ def save_converted(model: nn.Module, path: str | os.PathLike[str], force: bool =
     content: dict[str, Any] = {"state_dict": state}
     if deploy:
         content["deploy"] = dict(deploy)
+    if classes:
+        content["classes"] = list(classes)
     with atomic_path(target, overwrite=force) as tmp:
         torch.save(content, tmp, _use_new_zipfile_serialization=False)
 

@@ -37,6 +37,8 @@ _COMMANDS = {
     "demo": "condense_deploy.commands.table:demo_command",
     "train": "condense_deploy.commands.train:train_command",
     "eval": "condense_deploy.commands.train:eval_command",
+    "predict": "condense_deploy.commands.predict:predict_command",
+    "info": "condense_deploy.commands.info:info_command",
 }
 
 _FULL_ONLY = {"torch", "onnxsim", "matplotlib", "PIL"}

@@ -33,7 +33,7 @@ from . import __version__
 from ._fsutil import atomic_path, check_writable
 from .architectures.registry import export_settings
 from .errors import FULL_INSTALL, CondenseDeployError, first_line, missing_dependency
-from .graph.metadata import META
+from .graph.metadata import META, read_metadata
 from .graph.recipes import MODES
 
 __all__ = [
@@ -375,12 +375,6 @@ def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
         entry.key, entry.value = key, value
     proto.producer_name = "condense-deploy"
     proto.producer_version = __version__
-
-
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file as a dict (weights are not read)."""
-    proto = onnx.load(os.fspath(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
 
 
 # -------------------------------------------------------------------------------------- validation

@@ -5,10 +5,12 @@ Pillow, imported when an image is decoded) only: never torch, so a board can rea
   ``read_cifar`` from every layout (the .tar.gz, its extracted folder, a folder holding either): the
   one CIFAR reader of ``train``, ``eval`` and ``quantize``; ``cifar_arrays`` checks a batch's shape;
 - ImageFolder trees: ``class_folders`` (class folders -> labels), ``image_files`` and
-  ``decode_rgb`` (Pillow, one-line errors);
+  ``decode_rgb`` (Pillow to 8-bit RGB: grey, palette and CMYK converted, 16-bit refused; one-line
+  errors);
 - the evaluation resize + centre crop (the one the training/eval path always used: the shorter side
   to ``resize``, bilinear, then the centre crop with its offset rounded half to even);
-- ``load_images``: preprocessed float arrays from either source, for calibration and inference.
+- ``load_images``: preprocessed float arrays from either source, for calibration and inference;
+  ``model_input``: one image file as a model's input (``eval`` of an .onnx file and ``predict``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import numpy as np
 from .errors import CondenseDeployError, first_line, missing_dependency
 
 __all__ = ["CIFAR", "IMAGE_SUFFIXES", "cifar_arrays", "cifar_files", "class_folders", "decode_rgb",
-           "eval_crop", "eval_resize", "image_files", "load_images", "read_cifar", "resize_center_crop",
-           "unpickle_cifar_batch", "which_cifar"]
+           "eval_crop", "eval_resize", "image_files", "load_images", "model_input", "normalize", "read_cifar",
+           "resize_center_crop", "unpickle_cifar_batch", "which_cifar"]
 
 # name -> (archive, the folder it extracts to, train batch files, test batch files)
 CIFAR: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
@@ -168,24 +170,66 @@ def class_folders(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, samples
 
 
+# Pillow modes that hold more than 8 bits per sample: converting them to RGB clips (a 16-bit PNG
+# becomes nearly white), so they are refused rather than silently misread.
+_DEEP_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "I;32B"}
+
+
 def decode_rgb(path: Path) -> Any:
-    """The image at ``path`` as an RGB Pillow image; a file Pillow cannot read is a one-line error."""
+    """The image at ``path`` as an 8-bit RGB Pillow image; every failure is one line naming the file.
+
+    Converted (as the trainer's ImageFolder reader always did): grey and black-and-white (copied into
+    the three channels), palette, CMYK (Pillow's conversion), RGBA/LA (alpha dropped), YCbCr. Refused:
+    16-bit and float images (to save as 8-bit first). The first frame of an animation is used.
+    """
     try:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
     except ImportError as e:
         raise missing_dependency("reading JPEG/PNG", "pillow", "pip install pillow") from e
     try:
         with Image.open(path) as image:
+            mode = image.mode
+            if mode in _DEEP_MODES:
+                raise CondenseDeployError(
+                    f"{path}: a {'float' if mode == 'F' else '16/32-bit'} ({mode}) image; the models take "
+                    "8-bit images: save it as 8-bit first")
+            image.load()
             return image.convert("RGB")
-    except OSError as e:  # PIL.UnidentifiedImageError is an OSError
-        raise CondenseDeployError(f"{path}: cannot decode the image ({e})") from e
+    except CondenseDeployError:
+        raise
+    except UnidentifiedImageError as e:
+        raise CondenseDeployError(f"{path}: cannot decode the image (not an image Pillow can read)") from e
+    except FileNotFoundError as e:
+        raise CondenseDeployError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise CondenseDeployError(f"{path}: is a folder") from e
+    except Exception as e:  # truncated data, decompression bombs, decoder errors: all mean "unusable"
+        raise CondenseDeployError(f"{path}: cannot decode the image ({first_line(e)})") from e
 
 
-def eval_crop(image: Any, size: int) -> np.ndarray:
+def eval_crop(image: Any, size: int, dataset: str | None = None) -> np.ndarray:
     """uint8 [size, size, 3]: the evaluation crop (``resize_center_crop`` after ``eval_resize``);
-    an image whose shorter side is already ``size`` is only cropped."""
-    resize = size if min(image.size) == size else eval_resize(size)
+    an image whose shorter side is already ``size`` is only cropped. A CIFAR model (``dataset``
+    cifar10/cifar100/cifar) was trained on whole 32x32 images, not crops: its images are resized
+    to ``size`` itself."""
+    whole = dataset is not None and dataset.startswith("cifar")
+    resize = size if whole or min(image.size) == size else eval_resize(size)
     return np.asarray(resize_center_crop(image, resize, size), dtype=np.uint8)
+
+
+def normalize(pixels: Any, mean: Any, std: Any) -> np.ndarray:
+    """uint8 images (N, 3, H, W) or (3, H, W) -> float32 scaled to [0, 1], minus ``mean``, over ``std``
+    (per channel), computed in float32 as the trainer's torch code does."""
+    x = np.asarray(pixels).astype(np.float32) / np.float32(255)
+    m = np.asarray(mean, np.float32).reshape(3, 1, 1)
+    s = np.asarray(std, np.float32).reshape(3, 1, 1)
+    return ((x - m) / s).astype(np.float32)
+
+
+def model_input(path: str | Path, size: int, mean: Any, std: Any, dataset: str | None = None) -> np.ndarray:
+    """One image file as the float32 (3, size, size) input of an evaluation or a prediction."""
+    pixels = eval_crop(decode_rgb(Path(path)), size, dataset).transpose(2, 0, 1)
+    return normalize(pixels, mean, std)
 
 
 # ------------------------------------------------------------------------ preprocessed arrays

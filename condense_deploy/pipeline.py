@@ -19,6 +19,7 @@ from .architectures.condensenet import CondenseNet
 from .architectures.config import CLASSIFIER_MODES
 from .architectures.registry import get_card
 from .checkpoint import load_model, save_converted
+from .classnames import CLASSES_KEY, dataset_class_names
 from .convert import ClassifierReport, check_equivalence, classifier_report, convert_model
 from .count import count_model
 from .errors import CondenseDeployError
@@ -85,11 +86,12 @@ def convert_checked(
 
 
 def convert_and_save(model: CondenseNet, input_size: tuple[int, int, int], output: str | os.PathLike[str],
-                     force: bool = False, classifier: str = "half") -> Conversion:
+                     force: bool = False, classifier: str = "half",
+                     classes: list[str] | None = None) -> Conversion:
     """``convert_checked``, then save in the original converted format (a full classifier: ours)."""
     conversion = convert_checked(model, input_size, classifier)
     deploy = None if classifier == "half" else {"classifier": "full"}
-    save_converted(conversion.model, output, force=force, deploy=deploy)
+    save_converted(conversion.model, output, force=force, deploy=deploy, classes=classes)
     return conversion
 
 
@@ -147,7 +149,8 @@ def convert_checkpoint(
             f"{source}: --classifier finetune retrains the kept classifier on data: give --data and "
             "--data-dir (or --classifier half or full)")
     model = cast(CondenseNet, loaded.model)  # the family was checked above
-    done = convert_and_save(model, loaded.input_size, output, force=force, classifier=classifier_form(mode))
+    done = convert_and_save(model, loaded.input_size, output, force=force, classifier=classifier_form(mode),
+                            classes=loaded.classes)
     return ConvertResult(str(source), str(output), loaded.name, done.max_abs_diff, done.flops, done.params,
                          mode, done.classifier)
 
@@ -252,6 +255,10 @@ def _source_metadata(source: str | os.PathLike[str], loaded: Any, flops: int, pa
     classifier = classifier_metadata(loaded)
     if classifier is not None:
         meta[META + "classifier"] = classifier
+    # class names for predict: the checkpoint's own (a trained model's data set), else the data set's list
+    names = getattr(loaded, "classes", None) or dataset_class_names(dataset, config.get("num_classes"))
+    if names:
+        meta[CLASSES_KEY] = list(names)
     return meta
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from . import __version__, _fsutil
 from .architectures.registry import get_card
-from .errors import CondenseDeployError
-from .graph.metadata import META, OPTIMIZE_KEY
+from .errors import CondenseDeployError, missing_dependency
+from .graph.metadata import META, OPTIMIZE_KEY, read_metadata
 from .graph.recipes import MODES
 from .native import library as native_library
 from .runtime.bench import BenchSettings, latency_stats, model_label, parse_threads, run_bench
@@ -134,8 +134,6 @@ def _check(options: TableOptions) -> tuple[list[str], list[int], int, int]:
 def _metadata(path: Path) -> dict[str, str] | None:
     """The file's condense-deploy metadata, or None when it cannot be read (then it is re-exported)."""
     try:
-        from .export import read_metadata
-
         return read_metadata(path)
     except Exception:  # a truncated or foreign file is simply exported again
         return None
@@ -153,9 +151,20 @@ def _exporter_mtime() -> float:
     return max((here / name).stat().st_mtime for name in _EXPORT_SOURCES if (here / name).exists())
 
 
+def _can_export() -> bool:
+    """torch is importable (exporting needs it; a board's runtime install has none)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _reusable(path: Path, name: str, optimize: str) -> dict[str, str] | None:
-    """The metadata of ``path`` if it is an export of ``name`` with ``optimize``, newer than the code."""
-    if not path.is_file() or path.stat().st_mtime < _exporter_mtime():
+    """The metadata of ``path`` if it is an export of ``name`` with ``optimize``, newer than the code
+    (without torch the age is not held against it: it cannot be exported again here)."""
+    if not path.is_file() or (_can_export() and path.stat().st_mtime < _exporter_mtime()):
         return None
     meta = _metadata(path)
     if not meta or meta.get(META + "architecture") != name:
@@ -172,8 +181,6 @@ def cached_export(name: str, optimize: str, onnx_dir: Path | None = None, reexpo
     """The zoo model ``name`` exported with ``optimize`` in ``onnx_dir`` (default: the table's cache),
     reused when an export of the same name and mode newer than the code is there: returns (path, its
     metadata, reused). The table and the benchmarks share the cache through this."""
-    from .pipeline import export_source
-
     folder = Path(onnx_dir or default_onnx_dir())
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -184,6 +191,8 @@ def cached_export(name: str, optimize: str, onnx_dir: Path | None = None, reexpo
     meta = None if reexport else _reusable(path, name, optimize)
     if meta is not None:
         return path, meta, True
+    from .pipeline import export_source  # torch: only when something has to be exported
+
     if on_step:
         on_step(f"exporting {name} to {path} (optimize {optimize})")
     return path, export_source(name, path, optimize=optimize, force=True).metadata, False
@@ -193,8 +202,20 @@ def _export(rows: list[_Row], onnx_dir: Path, reexport: bool, on_step: Step) -> 
     """Export (or reuse: same zoo name and optimize mode in its metadata) each row's model; returns
     label -> {path, flops, params, reused}."""
     out: dict[str, dict[str, Any]] = {}
+    metas = {row.label: None if reexport else _reusable(onnx_dir / f"{row.name}.{row.optimize}.onnx",
+                                                        row.name, row.optimize) for row in rows}
+    missing = [f"{row.name}.{row.optimize}.onnx" for row in rows if metas[row.label] is None]
+    if missing and not _can_export():
+        raise missing_dependency(
+            f"'table' without {', '.join(missing)} in {onnx_dir}", "torch to export them",
+            "export them on a workstation (`condense-deploy table --onnx-dir DIR` or `export NAME -o "
+            "DIR/NAME.MODE.onnx --optimize MODE`) and copy DIR here, or pip install '.[full]'")
     for row in rows:
-        path, meta, reused = cached_export(row.name, row.optimize, onnx_dir, reexport, on_step)
+        path = onnx_dir / f"{row.name}.{row.optimize}.onnx"
+        meta = metas[row.label]
+        reused = meta is not None
+        if meta is None:  # torch: only when something has to be exported
+            path, meta, _ = cached_export(row.name, row.optimize, onnx_dir, True, on_step)
         out[row.label] = {"path": path, "flops": int(meta[META + "flops"]),
                           "params": int(meta[META + "params"]), "reused": reused}
     return out
@@ -453,6 +474,14 @@ def _load_average() -> float | None:
         return None
 
 
+def _has_matplotlib() -> bool:
+    try:
+        require_matplotlib()
+    except CondenseDeployError:
+        return False
+    return True
+
+
 def run_table(options: TableOptions, on_step: Step | None = None,
               on_fraction: Fraction | None = None) -> TableResult:
     """Export or reuse the models, bench them interleaved, write ``<machine>.md/.csv/.json/.png``.
@@ -467,9 +496,12 @@ def run_table(options: TableOptions, on_step: Step | None = None,
     machine = describe_machine()
     out_dir = _fsutil.make_dirs(options.out_dir, "output folder")
     paths = {ext: out_dir / f"{machine['slug']}.{ext}" for ext in ("md", "csv", "json", "png")}
+    plot = _has_matplotlib()
+    if not plot:
+        step("matplotlib is not installed: writing the table without its plot (pip install matplotlib)")
+        del paths["png"]
     for path in paths.values():
         _fsutil.check_writable(path, options.force)
-    require_matplotlib()
     exported = _export(rows, Path(options.onnx_dir or default_onnx_dir()), options.reexport, step)
     labels = [r.label for r in rows]
     ref = model_label(REFERENCE, options.optimize)
@@ -505,8 +537,9 @@ def run_table(options: TableOptions, on_step: Step | None = None,
         "bench": [bench],
         "torch": torch_run,
     }
-    markdown = _markdown(data, paths["png"].name)
-    _plot(data, paths["png"])
+    markdown = _markdown(data, paths["png"].name if plot else None)
+    if plot:
+        _plot(data, paths["png"])
     _fsutil.write_json(paths["json"], data)
     _fsutil.write_text(paths["csv"], _csv(data))
     _fsutil.write_text(paths["md"], markdown)

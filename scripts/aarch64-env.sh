@@ -14,6 +14,9 @@
 #   toolkit/  this project installed as pure Python (pip install --target --no-deps .) plus the native
 #             kernels cross-compiled for aarch64 (scripts/build-kernels.sh --arch aarch64), rebuilt when
 #             its sources change
+# AARCH64_PYTHONPATH=DIR[:DIR...] makes `run` use those folders instead of toolkit/ and site/ (and
+# skips building them): e.g. a folder the aarch64 wheel from scripts/build-wheel.sh was installed into
+# with `pip install --target DIR --platform manylinux_2_X_aarch64 ...`, as a board would have it.
 # The runner executes `qemu-aarch64-static -L root root/usr/bin/python3.11` with QEMU_CPU (default
 # cortex-a72, the Pi 4; cortex-a76 for a Pi 5) inside `unshare -m` with a tmpfs over
 # /sys/devices/system/cpu: onnxruntime on aarch64 segfaults at import under qemu when it reads the
@@ -161,7 +164,15 @@ setup() {
 }
 
 run() {
-    setup
+    local path="${AARCH64_PYTHONPATH:-}"
+    if [ -n "$path" ]; then
+        ensure_qemu
+        mkdir -p "$CACHE"
+        ensure_root
+    else
+        setup
+        path="$TOOLKIT:$SITE"
+    fi
     command -v "$QEMU_BIN" >/dev/null || { log "$QEMU_BIN not found (AARCH64_QEMU)"; exit 1; }
     # A one-CPU topology in a private tmpfs instead of the host's (see the trap above).
     local mask='mount -t tmpfs -o size=1m tmpfs /sys/devices/system/cpu &&
@@ -169,7 +180,7 @@ run() {
         exec "$@"'
     # -L ROOT: the arm64 loader and libraries; PYTHONPATH: the toolkit, then the wheels.
     env -u PYTHONHOME -u VIRTUAL_ENV PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 \
-        PYTHONPATH="$TOOLKIT:$SITE" QEMU_CPU="$QEMU_CPU" \
+        PYTHONPATH="$path" QEMU_CPU="$QEMU_CPU" \
         unshare -m -- sh -c "$mask" sh \
         "$QEMU_BIN" -L "$ROOT" "$ROOT/usr/bin/python3.11" "$@"
 }

@@ -34,6 +34,7 @@ BASE = {
     "optimize": ["missing.onnx", "-o", "x.onnx"],
     "quantize": ["missing.onnx", "-o", "x.onnx", "--calibration-data", "missing"],
     "bench": ["missing.onnx"],
+    "predict": ["missing.onnx", "missing.jpg"],
     "table": ["--out-dir", "blocker/results", "--models", "mobilenet_v1"],
 }
 

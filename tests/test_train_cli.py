@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -162,6 +163,27 @@ def test_image_folder_train_eval_and_export_end_to_end(runner, tmp_path: Path) -
         assert "over 6 images" in lines[model.name]
     figures = lines[converted.name].split(" on imagefolder: ")[1].split(" over")[0]
     assert figures in lines[onnx_path.name]  # ONNX agrees with the converted PyTorch model
+    # the trained model carries its class folder names into the export: predict names them
+    result = runner.invoke(cli, ["predict", str(onnx_path), str(data / "val" / "class1"), "-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert "class0 (0)" in result.output and "class1 (1)" in result.output
+
+
+def test_trained_cifar_model_exports_its_class_names(cli_run, runner, data_dir: Path, tmp_path: Path) -> None:
+    """train -> converted checkpoint -> export: the CIFAR-10 names in the file's metadata, and eval of the
+    file needs no --data (its metadata names the data set)."""
+    from condense_deploy.classnames import CLASSES_KEY, dataset_class_names
+    from condense_deploy.graph.metadata import read_metadata
+
+    savedir, _ = cli_run
+    onnx_path = tmp_path / "trained.onnx"
+    result = runner.invoke(cli, ["export", str(savedir / "save_models" / "converted_model_best.pth.tar"),
+                                 "-o", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(read_metadata(onnx_path)[CLASSES_KEY]) == dataset_class_names("cifar10")
+    result = runner.invoke(cli, ["eval", str(onnx_path), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "on cifar10:" in result.output and "over 50 images" in result.output
 
 
 def _free_port() -> int:

@@ -3,7 +3,17 @@
 
 from __future__ import annotations
 
-__all__ = ["META", "OPTIMIZE_KEY"]
+import os
+
+__all__ = ["META", "OPTIMIZE_KEY", "read_metadata"]
 
 META = "condense_deploy."  # prefix of every metadata_props key we write
 OPTIMIZE_KEY = META + "optimize"  # optimize's report (JSON): mode, passes, tuned choices
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (weights are not read; onnx only, no torch)."""
+    import onnx
+
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}

@@ -2,7 +2,7 @@
 
 System ``ssh``/``scp`` with key authentication only (BatchMode: never a password prompt), so the user's
 ``~/.ssh/config``, agent and known_hosts apply as for any ssh command. The board needs only the runtime
-install (``pip install condense-deploy``); results from it and from this machine then merge into one
+install (the board wheel, docs/arm.md); results from it and from this machine then merge into one
 table with ``condense-deploy report``. Never imports torch.
 """
 
@@ -136,7 +136,8 @@ def _run(argv: list[str], host: str, what: str, timeout_s: float | None) -> str:
 def _reason(stderr: str, returncode: int) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if any("No module named condense_deploy" in line for line in lines):
-        return "condense-deploy is not installed for that Python there (pip install condense-deploy)"
+        return ("condense-deploy is not installed for that Python there (pip install the board wheel from "
+                "scripts/build-wheel.sh there: docs/arm.md)")
     errors = [line for line in lines if line.startswith("Error:")]
     if errors:
         return errors[-1]

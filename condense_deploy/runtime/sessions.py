@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, Union
 
 from ..errors import CondenseDeployError, first_line
+from ..libcheck import library_problem
 from ..native import contract as native_contract
 from ..native import library as native_library
 
@@ -131,6 +132,11 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
         options = session_options(threads, **option_kwargs)
     libraries = list(dict.fromkeys([*custom_op_libraries, *libraries_for(model)]))
     for library in libraries:
+        # dlopen's text for another architecture is "No such file": read the file's own header first
+        problem = library_problem(library) if Path(library).exists() else None
+        if problem is not None:
+            raise CondenseDeployError(
+                f"cannot load the custom-op library: {problem}; {native_library.BUILD_HINT}")
         try:
             options.register_custom_ops_library(library)
         except Exception as e:  # onnxruntime's Fail when the file is missing or not a library for it

@@ -24,9 +24,8 @@ from ..images import (
     cifar_files,
     class_folders,
     decode_rgb,
-    eval_resize,
+    eval_crop,
     read_cifar,
-    resize_center_crop,
     unpickle_cifar_batch,
 )
 
@@ -240,8 +239,8 @@ class _FolderSet(torch.utils.data.Dataset):
                 from PIL import Image
 
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        else:
-            image = resize_center_crop(image, eval_resize(self.size), self.size)
+        else:  # the one evaluation crop, as eval of an .onnx file and predict take it
+            image = eval_crop(image, self.size)
         return _to_uint8(image), label
 
 

@@ -141,6 +141,6 @@ def convert_on_data(
     (t1, t5), (d1, d5) = val_errors([model, deployed], dataset, batch_size)
     gap = DeployGap(data, t1, t5, d1, d5)
     record = {"classifier": mode, "data": data, "trained_err1": round(t1, 4), "deployed_err1": round(d1, 4)}
-    save_converted(deployed, output, force=force, deploy=record)
+    save_converted(deployed, output, force=force, deploy=record, classes=loaded.classes)
     return ConvertResult(str(source), str(output), loaded.name, done.max_abs_diff, done.flops, done.params,
                          mode, done.classifier, gap, gap.warning(CONVERT_REMEDY))

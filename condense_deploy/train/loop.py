@@ -477,6 +477,7 @@ class _Run:
             "config": self.cfg.to_dict(),
             "train_options": self.cfg_opts.to_dict(),
             "history": [dataclasses.asdict(h) for h in self.history],
+            "classes": self.class_names(),
             "condense_deploy": "train",
         }
 
@@ -494,6 +495,14 @@ class _Run:
         return TrainInterrupted(
             f"interrupted {where}; the last checkpoint is {latest}; continue with: condense-deploy train "
             f"--savedir {self.paths.savedir} --resume")
+
+    def class_names(self) -> list[str] | None:
+        """The data set's class names (ImageFolder folder names, the CIFAR lists): export writes them
+        into the model's metadata, so `predict` names its classes."""
+        from ..classnames import dataset_class_names
+
+        folders = getattr(self.data, "classes", None)
+        return list(folders) if folders else dataset_class_names(self.data.spec.name, self.data.num_classes)
 
     # -------------------------------------------------------------------------------- the end
     def finish(self) -> TrainResult:
@@ -541,7 +550,8 @@ class _Run:
         report = conversion.classifier
         record = {"classifier": mode, "data": self.data_name, "trained_err1": round(trained.val_err1, 4),
                   "deployed_err1": round(err1, 4)}
-        save_converted(deployed.cpu(), self.paths.converted, force=True, deploy=record)
+        save_converted(deployed.cpu(), self.paths.converted, force=True, deploy=record,
+                       classes=self.class_names())
         result.converted_path, result.converted_epoch = str(self.paths.converted), epoch
         result.converted_err1, result.converted_err5 = err1, err5
         result.converted_trained_err1, result.classifier = trained.val_err1, mode

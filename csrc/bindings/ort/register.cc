@@ -149,6 +149,12 @@ Registry& registry() {
 }  // namespace ort
 }  // namespace cdops
 
+// The onnxruntime C API version the library was built against (RegisterCustomOps needs at least it):
+// `condense-deploy info` and the loader compare it with what the installed onnxruntime offers.
+extern "C" __attribute__((visibility("default"))) int condense_deploy_ort_api_version(void) {
+  return ORT_API_VERSION;
+}
+
 extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
 RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   using namespace cdops::ort;
