@@ -20,14 +20,14 @@ from ..libcheck import library_problem, library_queries
 from .contract import DOMAIN
 
 __all__ = ["BENCH_LIBRARY_NAME", "BUILD_HINT", "ENV_VAR", "LIBRARY_NAME", "MIN_ONNXRUNTIME", "api_problem",
-           "bench_library_path", "check_onnxruntime", "is_available", "library_path", "offered_api_version"]
+           "bench_library_path", "is_available", "library_path", "offered_api_version"]
 
 LIBRARY_NAME = "libcondense_deploy_ops.so"
 # DenseBlock plus GroupedConv (which no graph pass emits), for the per-kernel benchmark; never shipped
 BENCH_LIBRARY_NAME = "libcondense_deploy_bench_ops.so"
 ENV_VAR = "CONDENSE_DEPLOY_KERNELS"
-# the library asks onnxruntime for C API version 21 (the headers it is built with); an older runtime
-# cannot give it, and would otherwise blame the model ("DenseBlock is not a registered function/op")
+# the library asks onnxruntime for C API version 21 (the headers it is built with): the package requires
+# the runtime that offers it; where an older one is found anyway, ``api_problem`` says so
 MIN_ONNXRUNTIME = (1, 21)
 BUILD_HINT = ("`condense-deploy info` shows what this install has; get the kernels by building them here "
               "(`make kernels` or `scripts/build-kernels.sh` in a checkout, or `pip install .` where g++ and "
@@ -95,15 +95,3 @@ def bench_library_path() -> str:
         raise CondenseDeployError(f"the bench-only kernels library is not built here ({path} is missing): "
                                   "build it with `scripts/build-kernels.sh --bench`")
     return str(path)
-
-
-def check_onnxruntime(version: str) -> None:
-    """One clear error when onnxruntime ``version`` is older than the C API the library needs."""
-    parts = []
-    for word in version.split(".")[:2]:
-        digits = "".join(ch for ch in word if ch.isdigit()) if word[:1].isdigit() else ""
-        parts.append(int(digits) if digits else 0)
-    if tuple(parts) < MIN_ONNXRUNTIME:
-        need = ".".join(map(str, MIN_ONNXRUNTIME))
-        raise CondenseDeployError(f"onnxruntime {version} is older than {need}, which the native kernels "
-                                  f"({DOMAIN}) need: pip install 'onnxruntime>={need}'")

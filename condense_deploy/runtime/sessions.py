@@ -132,8 +132,10 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
         options = session_options(threads, **option_kwargs)
     libraries = list(dict.fromkeys([*custom_op_libraries, *libraries_for(model)]))
     for library in libraries:
-        # dlopen's text for another architecture is "No such file": read the file's own header first
-        problem = library_problem(library) if Path(library).exists() else None
+        # dlopen's text for another architecture is "No such file": read the file's own header first;
+        # an older runtime cannot give the library its API and would blame the model instead
+        problem = ((library_problem(library) or native_library.api_problem(library))
+                   if Path(library).exists() else None)
         if problem is not None:
             raise CondenseDeployError(
                 f"cannot load the custom-op library: {problem}; {native_library.BUILD_HINT}")
@@ -143,8 +145,6 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
             raise CondenseDeployError(f"{library}: onnxruntime cannot load this custom-op library "
                                       f"({first_line(e)}); {native_library.BUILD_HINT}") from e
     ort = _ort()
-    if libraries:  # an older runtime cannot give the library its API and would blame the model instead
-        native_library.check_onnxruntime(ort.__version__)
     source: Any = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
     if not isinstance(source, (str, bytes)):
         source = source.SerializeToString()
