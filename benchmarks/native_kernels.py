@@ -83,6 +83,20 @@ def block_macs(attrs: dict[str, Any], hw: int) -> int:
     return per_pos * hw * hw
 
 
+def dense_block_useful_macs(groups: int, onnx_dir: str | None = None) -> int:
+    """Useful multiply-adds of all DenseBlock ops of CondenseNet-74 C=G=``groups``: each block's
+    attributes from the native rewrite of the ``none`` export, its image size from that export's
+    inferred shapes."""
+    path, _, _ = cached_export(CONDENSENET.format(g=groups), "none", onnx_dir, on_step=print)
+    full = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    sizes = {v.name: v.type.tensor_type.shape.dim[-1].dim_value
+             for v in [*full.graph.input, *full.graph.value_info] if v.type.tensor_type.shape.dim}
+    rewritten, _ = dense_blocks_to_native(full)
+    return sum(block_macs({a.name: helper.get_attribute_value(a) for a in node.attribute},
+                          sizes[node.input[0]])
+               for node in rewritten.graph.node if node.op_type == DENSE_BLOCK)
+
+
 def conv_model(w: np.ndarray, group: int) -> onnx.ModelProto:
     """Stock onnxruntime's grouped Conv (same padding as GroupedConv), the convs' reference."""
     k = w.shape[2]
