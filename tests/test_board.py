@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _blocked_imports import run_cli_without
 from _clean import assert_clean_error
 from _onnx_models import conv_net, table_stand_in
 from PIL import Image
@@ -248,31 +247,9 @@ def test_eval_onnx_takes_the_data_set_from_its_metadata(tmp_path: Path, cifar_di
 # -------------------------------------------------------------------------------- without torch
 
 
-_BLOCKER = textwrap.dedent("""
-    import sys
-    BLOCKED = {blocked!r}
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
-    sys.meta_path.insert(0, _Block())
-""")
-_CODE = ("import sys; from condense_deploy.cli import cli; code = 0\n"
-         "try:\n    cli.main(sys.argv[1:], standalone_mode=True)\n"
-         "except SystemExit as e:\n    code = e.code or 0\n"
-         "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)")
-
-
 def _board(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as on a board's install: torch, matplotlib, onnxsim and torchvision unimportable."""
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(
-        _BLOCKER.format(blocked=["matplotlib", "onnxsim", "torch", "torchvision"]))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    return subprocess.run([sys.executable, "-c", _CODE, *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, check=False)
+    return run_cli_without(tmp_path, ["matplotlib", "onnxsim", "torch", "torchvision"], *args)
 
 
 def test_board_commands_run_without_torch(tmp_path: Path, images: dict[str, Path], cifar_dir: Path) -> None:

@@ -6,53 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from _blocked_imports import run_cli_without
 from _clean import assert_clean_error
 from _onnx_models import conv_net
 from _prereq import missing_prerequisite
 
 REPO = Path(__file__).resolve().parent.parent
 
-_BLOCKER = textwrap.dedent("""
-    import sys
-
-    BLOCKED = {blocked!r}
-
-    class _Block:
-        # a meta path finder: the blocked packages (and submodules) cannot be imported, as if absent
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
-
-    sys.meta_path.insert(0, _Block())
-""")
-
-# the CLI, then a check that torch never got in
-_CODE = (
-    "import sys; from condense_deploy.cli import cli; code = 0\n"
-    "try:\n    cli.main(sys.argv[1:], standalone_mode=True)\n"
-    "except SystemExit as e:\n    code = e.code or 0\n"
-    "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)"
-)
-
-
 def _run(tmp_path: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess[str]:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(_BLOCKER.format(blocked=sorted(blocked)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    return subprocess.run(
-        [sys.executable, "-c", _CODE, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    return run_cli_without(tmp_path, blocked, *args)
 
 
 RUNTIME = {"torch", "onnxsim", "matplotlib", "PIL", "torchvision"}
