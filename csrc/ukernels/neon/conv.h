@@ -109,7 +109,10 @@ struct Pass {
 
 template <int MR, int NR, bool RELU, bool MASK>
 inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
-  const float32x4_t zero = vdupq_n_f32(0.0f);
+  // made here for each tile: hoisted out of the caller's loop over tiles it would hold a register
+  // through the reduction, and the 4x6 3x3 tile spills
+  float32x4_t zero = vdupq_n_f32(0.0f);
+  asm volatile("" : "+w"(zero));
   _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
     uint32x4_t mk = vdupq_n_u32(0);
     if constexpr (MASK) mk = vld1q_u32(mask + 4 * j);
@@ -122,17 +125,25 @@ inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, 
   }
 }
 
-// One [MR outputs x NR position vectors] tile over one pass of the reduction; S: the copies per
-// broadcast vector in the pass's buffers (the full tile's NR). Not inlined into its caller, which
-// fills those buffers: inlined, GCC forwards the stores and copies registers again.
+// nt [MR outputs x NR position vectors] tiles side by side from position i0, each over one pass of
+// the reduction; S: the copies per broadcast vector in the pass's buffers (the full tile's NR).
+// Not inlined into its caller, which fills those buffers: inlined, GCC forwards the stores and
+// copies registers again. Several tiles per call: one frame and one address set-up for all of them
+// (a fused 1x1 with 2-5 inputs spent as much on those as on its FMLA).
 template <int MR, int NR, int S, int TAPS, bool BN>
-__attribute__((noinline)) void conv_tile(const ConvArgs& a, int m0, std::ptrdiff_t i0, const Pass& p) {
+__attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt, const Pass& p) {
   const std::ptrdiff_t os = a.out_stride;
+  // the fused 1x1 only: the 3x3 tiles (long reductions, little to save) spill with the loop around
+  if constexpr (!BN) nt = 1;
+  for (int t = 0; t < nt; ++t, i0 += 4 * NR) {
   float* o = a.out + m0 * os + i0;
   float32x4_t acc[MR][NR];
-  if (p.bias) {
+  // hidden from GCC each tile, or it hoists the loads out of this loop and copies registers again
+  const float32x4_t* bias = p.bias;
+  asm volatile("" : "+r"(bias));
+  if (bias) {
     _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
-      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = p.bias[i * S + j];
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = bias[i * S + j];
   } else {
     _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
       _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = vld1q_f32(o + i * os + 4 * j);
@@ -145,6 +156,7 @@ __attribute__((noinline)) void conv_tile(const ConvArgs& a, int m0, std::ptrdiff
     const float* const* ptrs = a.in_ptrs + p.k0;
     const float* sc = a.bn_scale + p.k0;
     const float32x4_t* sh = p.shift;
+    asm volatile("" : "+r"(sh));
     const float32x4_t zero = vdupq_n_f32(0.0f);
     for (int k = 0; k < p.nk; ++k, w += MR, sh += S) {
       const float* src = ptrs[k] + i0;
@@ -185,6 +197,7 @@ __attribute__((noinline)) void conv_tile(const ConvArgs& a, int m0, std::ptrdiff
     store_tile<MR, NR, true, false>(acc, o, os, nullptr);
   else
     store_tile<MR, NR, false, false>(acc, o, os, nullptr);
+  }
 }
 
 // Remainder of position vectors (fewer than a full NR tile): pick the template by count.
@@ -192,7 +205,7 @@ template <int MR, int R, int S, int TAPS, bool BN>
 inline void conv_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t i0, int r, const Pass& p) {
   if constexpr (R > 0) {
     if (r == R)
-      conv_tile<MR, R, S, TAPS, BN>(a, m0, i0, p);
+      conv_tiles<MR, R, S, TAPS, BN>(a, m0, i0, 1, p);
     else
       conv_tile_rem<MR, R - 1, S, TAPS, BN>(a, m0, i0, r, p);
   }
@@ -229,9 +242,13 @@ void conv_rows(const ConvArgs& a, int m0) {
     }
     const Pass p{w + static_cast<std::ptrdiff_t>(k0) * TAPS * MR, k0, nk, k0 == 0 ? bias : nullptr, shift,
                  k0 + nk == a.K};
-    int j = 0;
-    for (; j + NR <= nv; j += NR) conv_tile<MR, NR, NR, TAPS, BN>(a, m0, j * 4, p);
-    if (j < nv) conv_tile_rem<MR, NR - 1, NR, TAPS, BN>(a, m0, j * 4, nv - j, p);
+    const int nt = nv / NR;
+    if constexpr (BN) {
+      if (nt) conv_tiles<MR, NR, NR, TAPS, BN>(a, m0, 0, nt, p);
+    } else {
+      for (int t = 0; t < nt; ++t) conv_tiles<MR, NR, NR, TAPS, BN>(a, m0, t * NR * 4, 1, p);
+    }
+    if (nt * NR < nv) conv_tile_rem<MR, NR - 1, NR, TAPS, BN>(a, m0, nt * NR * 4, nv - nt * NR, p);
   }
 }
 
