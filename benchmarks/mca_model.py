@@ -4,7 +4,13 @@ Input: the window the qemu plugin ``csrc/tools/tb_profile.c`` wrote (every trans
 between the guest's start and stop markers: address, executions, instruction bytes) and the guest's
 ``/proc/self/maps`` at the stop marker. Steps:
 
-1. Merge blocks with the same address and bytes (qemu may translate a block more than once).
+1. Merge blocks with the same address and bytes (qemu may translate a block more than once), then
+   join blocks qemu split at a guest page boundary (it never lets a translation block cross a 4 KB
+   page): a block that ends where the only block starting on the next page begins, that does not
+   end in a branch and runs as often as it, falls through into it every time, so the two are one
+   piece of straight-line code (often one loop body) and are modeled as one block. Without this
+   the same loop reads differently with code layout: llvm-mca would run each half back to back
+   with itself and miss the overlap between them.
 2. Disassemble every distinct instruction encoding once with ``llvm-mc --disassemble`` (LLVM's own
    syntax, so llvm-mca parses it; qemu's disassembly is kept for the report only).
 3. The hottest blocks, covering ``coverage`` of the executed instructions, go into one llvm-mca run,
@@ -93,8 +99,63 @@ def read_window(path: Path) -> Window:
             total = int(line.split()[2])
     if total is None:
         raise ModelError(f"{path}: no end line (the guest did not reach the stop marker?)")
-    blocks = sorted(merged.values(), key=lambda b: (-b.executed_instructions, b.vaddr))
+    joined = join_page_splits(list(merged.values()))
+    blocks = sorted(joined, key=lambda b: (-b.executed_instructions, b.vaddr))
     return Window(blocks, total)
+
+
+PAGE_BYTES = 4096  # qemu's TARGET_PAGE_SIZE for aarch64 and x86_64 user mode
+# mnemonics (qemu's disassembly) that end a block by themselves: after one, the next block is not
+# a fall-through
+_ENDS_FLOW = re.compile(
+    r"^(b|bl|br|blr|braa\w*|blraa\w*|ret\w*|cbz|cbnz|tbz|tbnz|b\.\w+|svc|brk|hlt|udf|eret"
+    r"|j\w+|call\w*|syscall|sysenter|int\w*|ud2|loop\w*)$")
+
+
+def _byte_size(block: Block) -> int:
+    return sum(len(e) // 2 for e in block.encodings)
+
+
+def _ends_in_branch(block: Block) -> bool:
+    words = block.qemu_disas[-1].split() if block.qemu_disas else []
+    return bool(words) and bool(_ENDS_FLOW.match(words[0].lower()))
+
+
+def join_page_splits(blocks: list[Block], page: int = PAGE_BYTES) -> list[Block]:
+    """Join each block with the block it falls through into at a page boundary (one block to llvm-mca).
+
+    Joined only when that is certain from the trace: the first block ends exactly on a page boundary
+    without a branch, exactly one block (one translation) starts there and exactly one ends there,
+    and both ran the same number of times. Chains (code spanning several pages) join in turn."""
+    by_start: dict[int, list[Block]] = defaultdict(list)
+    by_end: dict[int, list[Block]] = defaultdict(list)
+    for b in blocks:
+        by_start[b.vaddr].append(b)
+        by_end[b.vaddr + _byte_size(b)].append(b)
+    successor: dict[int, Block] = {}  # id(first) -> second
+    for boundary, enders in by_end.items():
+        starters = by_start.get(boundary, [])
+        if boundary % page or len(enders) != 1 or len(starters) != 1:
+            continue
+        first, second = enders[0], starters[0]
+        if first is second or first.executions != second.executions or _ends_in_branch(first):
+            continue
+        successor[id(first)] = second
+    absorbed = {id(b) for b in successor.values()}
+    out = []
+    for b in blocks:
+        if id(b) in absorbed:
+            continue
+        head = Block(b.vaddr, b.executions, list(b.encodings), list(b.qemu_disas))
+        nxt = successor.get(id(b))
+        seen = {id(b)}
+        while nxt is not None and id(nxt) not in seen:
+            seen.add(id(nxt))
+            head.encodings += nxt.encodings
+            head.qemu_disas += nxt.qemu_disas
+            nxt = successor.get(id(nxt))
+        out.append(head)
+    return out
 
 
 def tool(name: str) -> str:

@@ -71,6 +71,68 @@ def test_known_loop_models_at_fp_throughput(tmp_path: Path) -> None:
     assert a72.undecoded_share == pytest.approx(1 / 10002)
 
 
+# Two independent accumulator chains in one loop: fmla v0 / fmla v1 (each on its own accumulator),
+# subs, b.ne. Whole, the chains overlap; cut in two and each half run back to back with itself, each
+# chain's latency is paid in turn, so a page split read without joining costs about twice as much.
+_TWO_CHAINS = [("4f891100", "fmla v0.4s, v8.4s, v9.s[0]"), ("4f891101", "fmla v1.4s, v8.4s, v9.s[0]"),
+               ("f1000400", "subs x0, x0, #1"), ("54ffffa1", "b.ne #-0xc")]
+
+
+def _blocks_trace(path: Path, blocks: list[tuple[int, int, list[tuple[str, str]]]]) -> None:
+    lines = []
+    for vaddr, executions, insns in blocks:
+        lines.append(f"B {vaddr:x} {executions} {len(insns)}")
+        lines += [f"I {_le(word)} {text}" for word, text in insns]
+    total = sum(executions * len(insns) for _, executions, insns in blocks)
+    path.write_text("\n".join([*lines, f"E {len(blocks)} {total}"]) + "\n")
+
+
+def test_block_split_at_a_page_boundary_is_modeled_as_one(tmp_path: Path) -> None:
+    """qemu ends a block at a 4 KB page: the loop cut at 0x401000 reads as one block, at the same
+    cycles as the loop laid out inside one page, and not at the cost of its halves."""
+    _need_llvm()
+    from mca_model import Block, Window, analyse, read_window
+
+    _blocks_trace(tmp_path / "whole.blocks", [(0x400100, 1000, _TWO_CHAINS)])
+    _blocks_trace(tmp_path / "split.blocks",
+                  [(0x400ffc, 1000, _TWO_CHAINS[:1]), (0x401000, 1000, _TWO_CHAINS[1:])])
+    whole, split = read_window(tmp_path / "whole.blocks"), read_window(tmp_path / "split.blocks")
+    assert [(b.vaddr, b.executions, len(b.encodings)) for b in split.blocks] == [(0x400ffc, 1000, 4)]
+    assert split.blocks[0].encodings == whole.blocks[0].encodings
+    joined = analyse(split, [], [], "aarch64", "cortex-a72", coverage=1.0).cycles
+    assert joined == analyse(whole, [], [], "aarch64", "cortex-a72", coverage=1.0).cycles
+    words = whole.blocks[0].encodings
+    halves = [Block(0x400ffc, 1000, words[:1], []), Block(0x401000, 1000, words[1:], [])]
+    unjoined = analyse(Window(halves, split.instructions), [], [], "aarch64", "cortex-a72",
+                       coverage=1.0).cycles
+    assert unjoined > 1.5 * joined, (unjoined, joined)
+
+
+def test_page_split_is_joined_only_when_it_is_certain(tmp_path: Path) -> None:
+    """Not joined: different executions, a first block ending in a branch, a boundary that is not a
+    page's, two translations starting at the boundary."""
+    from mca_model import Block, join_page_splits, read_window
+
+    head, tail = _TWO_CHAINS[:1], _TWO_CHAINS[1:]
+    cases = {
+        "executions": [(0x400ffc, 1000, head), (0x401000, 999, tail)],
+        "branch": [(0x400ff8, 1000, [*head, ("14000010", "b #0x40")]), (0x401000, 1000, tail)],
+        "not a page": [(0x400f7c, 1000, head), (0x400f80, 1000, tail)],
+        "two starts": [(0x400ffc, 1000, head), (0x401000, 500, tail), (0x401000, 500, tail[:2])],
+    }
+    for name, blocks in cases.items():
+        _blocks_trace(tmp_path / "t.blocks", blocks)
+        window = read_window(tmp_path / "t.blocks")
+        assert len(window.blocks) == len(blocks), name
+    # code spanning three "pages" of 16 bytes joins into one block, in order
+    words = [w for w, _ in _TWO_CHAINS]
+    chain = [Block(0x40000c, 7, words[:1], ["fmla"]), Block(0x400010, 7, words * 1, ["fmla"] * 4),
+             Block(0x400020, 7, words[:2], ["fmla"] * 2)]
+    chain[1].qemu_disas[-1] = "nop"
+    joined = join_page_splits(list(reversed(chain)), page=16)
+    assert [(b.vaddr, b.encodings) for b in joined] == [(0x40000c, words[:1] + words + words[:2])]
+
+
 def test_truncated_trace_is_one_clear_error(tmp_path: Path) -> None:
     from mca_model import ModelError, read_window
 
