@@ -56,11 +56,27 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
     }
   }
   const float32x4_t zero = vdupq_n_f32(0.0f);
+  const std::ptrdiff_t os = a.out_stride;
   _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-    float* o = a.out + static_cast<std::ptrdiff_t>(mv0 + v) * 4 * a.out_stride + p0;
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
-      float32x4_t r = acc[v][j];
-      if (a.relu) r = vmaxnmq_f32(r, zero);
+    float* o = a.out + static_cast<std::ptrdiff_t>(mv0 + v) * 4 * os + p0;
+    if (a.relu) {
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[v][j] = vmaxnmq_f32(acc[v][j], zero);
+    }
+    // four pixels at a time: a 4x4 transpose (pixels x channels -> channels x pixels, 8 permutes)
+    // and one whole-vector store per channel, instead of 16 lane stores
+    _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) {
+      const float32x4_t* p = &acc[v][4 * q];
+      const float32x4_t t0 = vtrn1q_f32(p[0], p[1]), t1 = vtrn2q_f32(p[0], p[1]);
+      const float32x4_t t2 = vtrn1q_f32(p[2], p[3]), t3 = vtrn2q_f32(p[2], p[3]);
+      const float64x2_t d0 = vreinterpretq_f64_f32(t0), d1 = vreinterpretq_f64_f32(t1);
+      const float64x2_t d2 = vreinterpretq_f64_f32(t2), d3 = vreinterpretq_f64_f32(t3);
+      vst1q_f32(o + 4 * q, vreinterpretq_f32_f64(vtrn1q_f64(d0, d2)));
+      vst1q_f32(o + os + 4 * q, vreinterpretq_f32_f64(vtrn1q_f64(d1, d3)));
+      vst1q_f32(o + 2 * os + 4 * q, vreinterpretq_f32_f64(vtrn2q_f64(d0, d2)));
+      vst1q_f32(o + 3 * os + 4 * q, vreinterpretq_f32_f64(vtrn2q_f64(d1, d3)));
+    }
+    _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
+      const float32x4_t r = acc[v][j];
       vst1q_lane_f32(o + j, r, 0);
       vst1q_lane_f32(o + a.out_stride + j, r, 1);
       vst1q_lane_f32(o + 2 * a.out_stride + j, r, 2);
