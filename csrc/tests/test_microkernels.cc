@@ -4,10 +4,12 @@
 // precision fp16 against precision fp32 on the CondenseNet-74 block shapes (elsewhere: that the op
 // refuses precision fp16). Prints one line per ISA; exit code 0 when all pass.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ops/dense_block.h"
@@ -474,7 +476,9 @@ BlockParams block_params(const BlockCase& c) {
   return p;
 }
 
-std::vector<float> run_block(const BlockParams& bp, Precision precision, const std::vector<float>& X, const BlockCase& c) {
+// Runs the block on X (N images, N = X.size() / (C0*H*W)), serially or on two threads.
+std::vector<float> run_block(const BlockParams& bp, Precision precision, const std::vector<float>& X, const BlockCase& c,
+                             bool two_threads = false) {
   DenseBlockAttrs attrs = bp.attrs;
   attrs.precision = precision;
   DenseBlock op(attrs);
@@ -493,12 +497,21 @@ std::vector<float> run_block(const BlockParams& bp, Precision precision, const s
   p.n_w3 = bp.w3.size();
   DenseBlockPacked packed;
   op.pack(p, select_kernels(), packed);
-  const int64_t Ctot = c.C0 + c.L * c.growth;
-  std::vector<float> Y(static_cast<std::size_t>(Ctot) * c.H * c.W);
+  const int64_t Ctot = c.C0 + c.L * c.growth, N = static_cast<int64_t>(X.size()) / (c.C0 * c.H * c.W);
+  std::vector<float> Y(static_cast<std::size_t>(N * Ctot) * c.H * c.W);
   const ParallelFor serial = [](std::size_t n, const std::function<void(std::size_t)>& fn) {
     for (std::size_t i = 0; i < n; ++i) fn(i);
   };
-  op.run(packed, X.data(), 1, c.C0, c.H, c.W, Y.data(), serial);
+  const ParallelFor threads = [](std::size_t n, const std::function<void(std::size_t)>& fn) {
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i; (i = next++) < n;) fn(i);
+    };
+    std::thread other(work);
+    work();
+    other.join();
+  };
+  op.run(packed, X.data(), N, c.C0, c.H, c.W, Y.data(), two_threads ? threads : serial);
   return Y;
 }
 
@@ -522,6 +535,17 @@ bool check_f16_block(const BlockCase& c) {
   }
   const double rel = diff / std::max(top, 1e-30);
   ok = ok && rel <= kBlockRelTol;
+  if (c.H * c.W <= 400) {
+    // a batch of two images on two threads gives each image's single-image result bit for bit
+    std::vector<float> X2(X.size()), batch(X);
+    for (auto& v : X2) v = normal(rng);
+    batch.insert(batch.end(), X2.begin(), X2.end());
+    std::vector<float> want = y16, second = run_block(bp, Precision::fp16, X2, c);
+    want.insert(want.end(), second.begin(), second.end());
+    const bool same = run_block(bp, Precision::fp16, batch, c, true) == want;
+    if (!same) std::printf("  block %s: FAIL: a batch of 2 on 2 threads differs from single images\n", c.name);
+    ok = ok && same;
+  }
   std::printf("  block %s: C0=%d growth=%d L=%d G=%d %dx%d: fp16 vs fp32 max abs diff %.3g (max |y| %.3g, "
               "relative %.2g)%s\n",
               c.name, c.C0, c.growth, c.L, c.groups, c.H, c.W, diff, top, rel, ok ? "" : " FAIL");
