@@ -84,6 +84,7 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
 // Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
 // loads (the packing and the run must agree).
 inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+inline bool fuse_gather(const F16Kernels& hk, int64_t M) { return M <= hk.mrf_max; }
 // precision fp16: whether the fp16 table's channel-vectorised 1x1 / 3x3 runs M outputs per group on
 // images W wide (M a multiple of its 8 lanes; the fp32 widths).
 bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W);
