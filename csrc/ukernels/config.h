@@ -21,6 +21,12 @@ const MicroKernels& select_kernels();
 // 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
 const MicroKernels* half_kernels(const MicroKernels& mk);
 
+// The fp16 table (ARMv8.2 FP16 arithmetic), or null when this CPU has none (every x86_64 CPU, and
+// AArch64 CPUs without fphp + asimdhp, e.g. Cortex-A72). CONDENSE_DEPLOY_ISA does not change it.
+const F16Kernels* f16_kernels();
+// Why f16_kernels() is null here, for an operator's error message ("" when it is not null).
+const char* f16_unavailable_reason();
+
 // ---- AArch64: CPU features and the NEON tile class ---------------------------------------------
 
 // What an AArch64 CPU runs, from the kernel's HWCAP / HWCAP2 (getauxval), and which core it is
@@ -83,6 +89,11 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
 // Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
 // loads (the packing and the run must agree).
 inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+inline bool fuse_gather(const F16Kernels& hk, int64_t M) { return M <= hk.mrf_max; }
+// precision fp16: whether the fp16 table's channel-vectorised 1x1 / 3x3 runs M outputs per group on
+// images W wide (M a multiple of its 8 lanes; the fp32 widths).
+bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W);
+bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W);
 // Positions per work item of a 1x1 (taps 1) or 3x3 (taps 9) over Qr positions, K inputs per group.
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps);
 
