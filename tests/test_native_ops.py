@@ -136,13 +136,15 @@ def test_dense_block_matches_reference(lib_path, condense, groups, c0, growth, l
 def test_dense_block_every_isa_and_threads(lib_path, isas):
     """Every ISA this CPU runs, 1 and 2 threads: all match the reference; results per ISA do not
     depend on the thread count (bit-identical). Shapes reach each kernel family: position vectors,
-    channel vectors (small images), row bands (1-2 outputs per group on wide images)."""
+    channel vectors (small images), row bands (1-2 outputs per group on wide images), and the 1x1
+    and 3x3 alternating over bands of a large image."""
     rng = np.random.default_rng(7)
     for c0, growth, layers, groups, n, h, w in [
         (48, 16, 3, 8, 3, 14, 13),
         (16, 8, 2, 4, 2, 30, 26),
         (16, 8, 2, 8, 1, 27, 33),
-        (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them
+        (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them, in image bands
+        (16, 16, 2, 4, 1, 64, 70),  # image bands with the position-vector 3x3 (4 outputs per group)
     ]:
         p = dense_params(rng, c0, growth, layers, groups, groups)
         x = rng.normal(0, 1, (n, c0, h, w)).astype(np.float32)

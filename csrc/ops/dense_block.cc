@@ -313,29 +313,46 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       mk.conv3x3(conv3_args(n, gg, q0, nq));
     };
 
-    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: all 1x1 work items
-    // run, then all 3x3 ones.
-    {
-      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
-                      n = static_cast<int64_t>(it) / nch / g1_;
-        step_1x1(n, j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: the 3x3 of a position
+    // runs once every group's 1x1 has covered it and the row below. On large images the two
+    // alternate over bands of positions (plan::band_positions), so that the 3x3 finds mid in cache.
+    auto run_1x1 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {
+      const int chunk = use_cv1 ? static_cast<int>(len) : plan::chunk(len, K, 1);
+      const int64_t nch = (len + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
+        step_1x1(0, j, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
       });
-    }
-    {
-      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
-                      n = static_cast<int64_t>(it) / nch / g3_;
-        if (use_rows3) {  // row bands over the whole image
-          rows_mk->conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
+    };
+    auto run_3x3 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {  // rows kernel: whole image rows
+      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(len) : plan::chunk(len, K3, 9);
+      const int64_t nch = (len + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;
+        if (use_rows3) {
+          rows_mk->conv3x3_rows(conv3_args(0, gg, s, static_cast<int>(len)));
           return;
         }
-        step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+        step_3x3(0, gg, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
       });
+    };
+    const std::ptrdiff_t band = (use_cv1 || use_cv3) ? g.Qr : plan::band_positions(g.Qr, Cl + mid_ + growth_, mid_ * PS);
+    std::ptrdiff_t done1 = 0, done3 = 0;  // positions whose 1x1 / 3x3 ran
+    while (done3 < g.Qr) {
+      if (done1 < g.Qr) {
+        const std::ptrdiff_t e1 = std::min<std::ptrdiff_t>(g.Qr, done1 + band);
+        run_1x1(done1, e1 - done1);
+        done1 = e1;
+      }
+      // The 3x3 of position q reads mid up to q + Wp + 1. The rows kernel runs whole rows (and may
+      // write up to a vector past them, into the next row, which the next band writes again).
+      std::ptrdiff_t e3;
+      if (use_rows3)
+        e3 = done1 == g.Qr ? g.Q : std::max<std::ptrdiff_t>(0, done1 / g.Wp - 1) * g.Wp;
+      else
+        e3 = done1 == g.Qr ? g.Qr : std::max<std::ptrdiff_t>(0, (done1 - g.Wp - 1) / 16 * 16);
+      if (e3 > done3) run_3x3(done3, e3 - done3);
+      done3 = (use_rows3 && e3 == g.Q) ? g.Qr : std::max(done3, e3);
     }
   }
 

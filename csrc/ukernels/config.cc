@@ -263,6 +263,12 @@ bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W) {
   return M % hk.vl == 0 && W <= kChanvec3x3MaxW;
 }
 
+std::ptrdiff_t band_positions(std::ptrdiff_t Qr, int64_t floats_per_position, int64_t mid_floats) {
+  if (mid_floats < kBandMinMidFloats) return Qr;
+  const std::ptrdiff_t b = std::max<std::ptrdiff_t>(16, kBandFloats / std::max<int64_t>(1, floats_per_position)) / 16 * 16;
+  return std::min(b, Qr);
+}
+
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps) {
   const std::ptrdiff_t macs = taps == 1 ? kChunkMacs1x1 : kChunkMacs3x3;
   return chunk_positions(Qr, std::max<std::ptrdiff_t>(kChunkMinPositions, macs / K));
