@@ -413,3 +413,11 @@ def test_microkernels_aarch64_under_qemu(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert expected in r.stdout, (cpu, tiles, r.stdout)
         assert "neon" in r.stdout and "OK" in r.stdout
+        # precision fp16: kernels and whole blocks against fp32 where the core has FP16 arithmetic,
+        # refused where it has not
+        if cpu == "neoverse-n1":
+            assert "neonfp16 (vl 8, fp16)" in r.stdout and "block 5 C=G=8" in r.stdout, r.stdout
+        else:
+            refusal = ("fp16: refused: DenseBlock: precision fp16 needs FP16 arithmetic (ARMv8.2 "
+                       "fphp+asimdhp, e.g. Cortex-A76 / Raspberry Pi 5); this CPU has: asimd midr=0x410fd083")
+            assert refusal in r.stdout, r.stdout

@@ -39,6 +39,16 @@ const MicroKernels kAvx512y = CD_UK_TABLE(avx512y);
 #endif
 #if defined(__aarch64__)
 const MicroKernels kNeon = CD_UK_TABLE(neon);
+const F16Kernels kNeonFp16{"neonfp16",
+                           8,
+                           16,
+                           f16_conv1x1_neonfp16,
+                           f16_conv1x1_pack_neonfp16,
+                           f16_conv3x3_neonfp16,
+                           f16_conv3x3_pack_neonfp16,
+                           f16_bnrelu_gather_neonfp16,
+                           f16_convert_f32_f16_neonfp16,
+                           f16_convert_f16_f32_neonfp16};
 #endif
 
 }  // namespace
@@ -146,6 +156,26 @@ int available_kernels(const MicroKernels** out, int max_n) {
   if (arm_features().asimd) add(&kNeon);  // HWCAP asimd: every AArch64 Linux CPU we know has it
 #endif
   return n;
+}
+
+const F16Kernels* f16_kernels() {
+#if defined(__aarch64__)
+  if (arm_features().fp16) return &kNeonFp16;
+#endif
+  return nullptr;
+}
+
+const char* f16_unavailable_reason() {
+  if (f16_kernels()) return "";
+#if defined(__aarch64__)
+  static char buf[160];
+  std::snprintf(buf, sizeof buf, "this CPU has: %s", cpu_features_text());
+  return buf;
+#elif defined(__x86_64__)
+  return "this is an x86_64 CPU (the fp16 kernels are for AArch64)";
+#else
+  return "this CPU has none";
+#endif
 }
 
 const MicroKernels* half_kernels(const MicroKernels& mk) {

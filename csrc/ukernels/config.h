@@ -21,6 +21,12 @@ const MicroKernels& select_kernels();
 // 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
 const MicroKernels* half_kernels(const MicroKernels& mk);
 
+// The fp16 table (ARMv8.2 FP16 arithmetic), or null when this CPU has none (every x86_64 CPU, and
+// AArch64 CPUs without fphp + asimdhp, e.g. Cortex-A72). CONDENSE_DEPLOY_ISA does not change it.
+const F16Kernels* f16_kernels();
+// Why f16_kernels() is null here, for an operator's error message ("" when it is not null).
+const char* f16_unavailable_reason();
+
 // ---- AArch64: CPU features and the NEON tile class ---------------------------------------------
 
 // What an AArch64 CPU runs, from the kernel's HWCAP / HWCAP2 (getauxval), and which core it is
