@@ -13,13 +13,14 @@ from __future__ import annotations
 import ctypes
 
 from ..libcheck import host_machine, library_problem, library_queries
+from .contract import DENSE_BLOCK_OPTIONAL_ATTRIBUTES, DENSE_BLOCK_PRECISIONS
 
 __all__ = ["DEFAULT_PRECISION", "FP16_NEEDS", "PRECISIONS", "PRECISION_ATTRIBUTE", "cpu_fp16_problem",
            "fp16_model_problem", "uses_fp16"]
 
-PRECISIONS = ("fp32", "fp16")
-DEFAULT_PRECISION = "fp32"
-PRECISION_ATTRIBUTE = "precision"  # the DenseBlock attribute (a string; absent means fp32)
+PRECISIONS = DENSE_BLOCK_PRECISIONS  # ("fp32", "fp16"): the op contract's values
+DEFAULT_PRECISION = PRECISIONS[0]
+PRECISION_ATTRIBUTE = DENSE_BLOCK_OPTIONAL_ATTRIBUTES[0]  # "precision", a string; absent means fp32
 FP16_NEEDS = "ARMv8.2 FP16 arithmetic (fphp + asimdhp: Cortex-A76 / Raspberry Pi 5, Neoverse-N1)"
 
 # The attribute as protobuf serializes it (name = field 1, s = field 4, in field order): a model holds
@@ -74,5 +75,6 @@ def fp16_model_problem(data: bytes, library: str | None = None) -> str | None:
     lacking = cpu_fp16_problem(library)
     if lacking is None:
         return None
-    return (f"its DenseBlock ops compute in fp16 (exported with --precision fp16), and {lacking}: run it "
-            "on such a CPU, or export with --precision fp32 for this one")
+    # the kernels' own wording (they refuse the same node at session creation): one message either way
+    return (f"DenseBlock: precision fp16 needs FP16 arithmetic, and {lacking}: run the model on such a CPU, "
+            "or export it with --precision fp32 for this one")
