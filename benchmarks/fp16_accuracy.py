@@ -207,19 +207,20 @@ def compare(fp32: np.ndarray, fp16: np.ndarray, x86: np.ndarray, labels: np.ndar
 def render(result: dict[str, Any]) -> str:
     sets = result["sets"]
     lines = [f"# fp16 DenseBlocks against fp32 ({result['qemu_cpu']}, emulated)", "",
-             f"`{result['command']}`", "", result["what"], "",
-             "| set | model | inputs | logits max abs diff (fp32 logits: std, max abs) "
+             f"`{result['command']}` (with `AARCH64_CACHE` set for scripts/aarch64-env.sh; "
+             f"{result['seconds']:.0f} s)", "", result["what"], "",
+             "| set | model | inputs | logits max abs diff (fp32 logits: std, max abs) | max abs diff / std "
              "| logits mean abs diff | probabilities max abs diff | top-1 agreement | top-5 overlap "
              "| top-1 err % fp32 -> fp16 "
              "| fp32 aarch64 vs x86 max abs diff |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in sets.items():
         err = (f"{s['top1_err_fp32']:.2f} -> {s['top1_err_fp16']:.2f}" if "top1_err_fp32" in s
                else "- (no labels)")
         lines.append(
             f"| {name} | {s['model']} | {s['inputs']} | {s['logits_max_abs_diff']:.2e} "
             f"({s['logits_std_fp32']:.3g}, {s['logits_max_abs_fp32']:.3g}) | "
-            f"{s['logits_mean_abs_diff']:.2e} | "
+            f"{s['logits_max_abs_diff'] / s['logits_std_fp32']:.2%} | {s['logits_mean_abs_diff']:.2e} | "
             f"{s['probabilities_max_abs_diff']:.2e} | {100 * s['top1_agreement']:.1f} % "
             f"({s['top1_disagreements']} differ) | {100 * s['top5_overlap']:.1f} % | {err} | "
             f"{s['fp32_aarch64_vs_x86_max_abs_diff']:.1e} |")
@@ -288,8 +289,9 @@ def main() -> None:
         "qemu_cpu": args.qemu_cpu,
         "what": ("Emulated aarch64 (qemu-aarch64 with QEMU_CPU=" + args.qemu_cpu + ", which has ARMv8.2 FP16 "
                  "arithmetic; scripts/aarch64-env.sh): both precisions run by the toolkit's runtime with the "
-                 "native kernels cross-compiled for aarch64. Emulation computes the IEEE fp16 results a "
-                 "board would (qemu implements the instructions bit-exactly), not its speed."),
+                 "native kernels cross-compiled for aarch64. qemu computes the fp16 instructions in "
+                 "software by the architecture's IEEE rules (what a board's results should be); it says "
+                 "nothing about speed."),
         "notes": [
             "digits: scikit-learn's handwritten digits as in benchmarks/deploy_accuracy.py (8x8 upsampled to "
             "32x32, 300 validation images, a seeded split), trained here, converted with --classifier full.",
