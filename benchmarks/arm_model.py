@@ -400,6 +400,8 @@ def main() -> None:
                 skipped = f"{', '.join(fp16_keys)}: {fp16_peak}"
                 print(f"arm_model: skipping {skipped}", file=sys.stderr)
                 keys = [k for k in keys if k not in fp16_keys]
+                if not keys:
+                    fail(f"nothing left to model on {args.core}: {skipped}", 2)
             roots = [aarch64_root() / "root"]
             models = run_models(keys, arch="aarch64", qemu_cpu=qemu_cpu, mcpu=mcpu,
                                 macs_per_cycle=macs_per_cycle, warmup=args.warmup, runs=args.runs,

@@ -58,6 +58,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], P
     paths = {p: folder / f"{p}.onnx" for p in ("fp32", "fp16")}
     for precision, path in paths.items():
         export_onnx(model, path, input_size=(3, SIZE, SIZE), optimize="native", precision=precision)
+    export_onnx(model, folder / "none.onnx", input_size=(3, SIZE, SIZE), optimize="none")
     np.save(folder / "x.npy", x)
     return paths, folder / "x.npy"
 
@@ -99,3 +100,18 @@ def test_a_core_without_fp16_arithmetic_refuses_the_model_in_one_line(models, tm
     assert info.returncode == 0 and "fp16 blocks:  no: this CPU (aarch64" in info.stdout, info.stdout
     info = _emulated("neoverse-n1", "-m", "condense_deploy", "info", cwd=tmp_path)
     assert info.returncode == 0 and "fp16 blocks:  yes" in info.stdout, info.stdout
+
+
+def test_optimize_on_a_core_with_fp16_runs_and_reports_the_fp16_blocks(models, tmp_path: Path) -> None:
+    """What a Pi 5 user runs to check fp16 on the board: optimize verifies the graph at fp32, then runs
+    the fp16 blocks and prints how far they move."""
+    paths, _ = models
+    source = paths["fp32"].parent / "none.onnx"
+    out = tmp_path / "m16.onnx"
+    done = _emulated("neoverse-n1", "-m", "condense_deploy", "optimize", str(source), "-o", str(out),
+                     "--optimize", "native", "--precision", "fp16", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "dense blocks on the native kernels: 2, precision fp16" in done.stdout, done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("fp16 blocks vs "))
+    assert "top-1 agreement 100% on 2 random input(s)" in line, line
+    assert out.is_file()
