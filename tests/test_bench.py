@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from _blocked_imports import run_cli_without
 from _onnx_models import conv_net, int_image_net, vector_net
 
 from condense_deploy.cli import cli
@@ -23,8 +21,6 @@ from condense_deploy.runtime.bench import (
     roll_up_profile,
     run_bench,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 LATENCY_FIELDS = ("latency_min_ms", "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p90_ms",
                   "latency_p99_ms", "latency_max_ms")
@@ -251,38 +247,14 @@ def test_cli_remote_hands_off_and_keeps_outputs_local(models: dict[str, Path], t
 
 # ------------------------------------------------------------------------------- torch-free path
 
-_BLOCKER = textwrap.dedent("""
-    import sys
-
-    class _Block:
-        # a meta path finder that makes torch and onnx (and their submodules) impossible to import
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "onnx", "onnxsim", "torchvision"):
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, _Block())
-""")
-
-
 def test_bench_runs_where_torch_and_onnx_cannot_be_imported(models: dict[str, Path], tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(_BLOCKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
-    assert probe.returncode != 0 and "blocked" in probe.stderr  # the blocker really works
+    blocked = ("torch", "onnx", "onnxsim", "torchvision")
     out = tmp_path / "r.json"
-    code = ("import sys; from condense_deploy.cli import cli; "
-            "cli.main(sys.argv[1:], standalone_mode=False); "
-            "assert not {'torch', 'onnx'} & set(sys.modules), sorted(sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, "bench", str(models["small"]), str(models["big"]),
-                           "--threads", "1,2", "--runs", "3", "--profile", "--json", str(out)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = run_cli_without(tmp_path, blocked, "bench", str(models["small"]), str(models["big"]),
+                           "--threads", "1,2", "--runs", "3", "--profile", "--json", str(out))
     assert done.returncode == 0, done.stderr
     assert len(json.loads(out.read_text())["results"]) == 4
-    report = subprocess.run([sys.executable, "-m", "condense_deploy", "report", str(out)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    report = run_cli_without(tmp_path, blocked, "report", str(out))
     assert report.returncode == 0, report.stderr
     assert "| machine | arch | model |" in report.stdout
 

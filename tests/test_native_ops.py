@@ -219,6 +219,35 @@ def test_grouped_conv_is_bench_only(lib_path):
         session(grouped_conv_model(w, None, 2, 0), lib_path)
 
 
+def test_registration_on_an_older_onnxruntime_returns_a_failure_status(lib_path):
+    """An onnxruntime whose C API is older than the library's headers: RegisterCustomOps registers
+    nothing and returns a failure status, made through API version 1, that names both versions."""
+    import ctypes
+
+    create_status_t = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+    get_api_t = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint32)
+    get_version_t = ctypes.CFUNCTYPE(ctypes.c_void_p)
+
+    class ApiBase(ctypes.Structure):  # OrtApiBase: GetApi, GetVersionString
+        _fields_ = [("GetApi", get_api_t), ("GetVersionString", get_version_t)]
+
+    status, made, asked = 0x5A5A0, [], []
+    create_status = create_status_t(lambda code, msg: made.append((code, msg.decode())) or status)
+    api_v1 = (ctypes.c_void_p * 1)(ctypes.cast(create_status, ctypes.c_void_p))  # CreateStatus comes first
+    version = ctypes.create_string_buffer(b"1.16.3")
+    base = ApiBase(get_api_t(lambda v: asked.append(v) or (ctypes.addressof(api_v1) if v == 1 else None)),
+                   get_version_t(lambda: ctypes.addressof(version)))
+    lib = ctypes.CDLL(lib_path)
+    lib.RegisterCustomOps.restype = ctypes.c_void_p
+    lib.RegisterCustomOps.argtypes = [ctypes.c_void_p, ctypes.POINTER(ApiBase)]
+    built_for = lib.condense_deploy_ort_api_version()
+
+    assert lib.RegisterCustomOps(None, ctypes.byref(base)) == status
+    assert asked == [built_for, 1]
+    assert len(made) == 1 and made[0][0] == 1  # ORT_FAIL
+    assert f"C API version {built_for}" in made[0][1] and "(1.16.3)" in made[0][1]
+
+
 def test_isa_report(lib_path, isas):
     import ctypes
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _blocked_imports import run_cli_without
 from _onnx_models import table_stand_in
 
 from condense_deploy import table as T
@@ -225,25 +226,7 @@ def test_real_export_of_two_mobile_models(tmp_path: Path) -> None:
 
 def test_demo_on_a_runtime_install_says_which_install_and_leaves_nothing(tmp_path) -> None:
     """Where torch and matplotlib cannot be imported, demo fails in one line before creating anything."""
-    import subprocess
-    import sys
-    import textwrap
-
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(textwrap.dedent("""
-        import sys
-        class _Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "matplotlib"):
-                    raise ImportError(f"{name} is blocked in this test")
-                return None
-        sys.meta_path.insert(0, _Block())
-    """))
-    repo = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)])}
-    done = subprocess.run([sys.executable, "-m", "condense_deploy", "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = run_cli_without(tmp_path, ("torch", "matplotlib"), "demo")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "needs torch and matplotlib" in done.stderr and "condense-deploy[full]" in done.stderr

@@ -382,6 +382,23 @@ void DenseBlock::pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) cons
     for (int64_t g = 0; g < g3_; ++g)
       hk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
                       out.h_w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  // Channel-vectorised layouts (same offsets), where a group's outputs fill whole vectors.
+  if (mo % hk.vl == 0) {
+    out.h_w1cv.reserve_zero(n_w1 + kF16WeightSlack);
+    for (int l = 0; l < L; ++l) {
+      const int64_t K = kept_[l] / g1_;
+      for (int64_t j = 0; j < g1_; ++j)
+        hk.pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+                   out.h_w1cv.data() + out.off_w1[l] + j * mo * K);
+    }
+  }
+  if (M3 % hk.vl == 0) {
+    out.h_w3cv.reserve_zero(n_w3 + kF16WeightSlack);
+    for (int l = 0; l < L; ++l)
+      for (int64_t g = 0; g < g3_; ++g)
+        hk.pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+                   out.h_w3cv.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  }
 }
 
 // One image: X converted to halves once into the block buffer, every layer in fp16, the new
@@ -408,6 +425,8 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
 
   const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
   const bool fused = mo <= hk.mrf_max;
+  // Small images: outputs along the lanes (position vectors would be mostly padding there).
+  const bool use_cv1 = plan::use_f16_chanvec_1x1(hk, mo, W), use_cv3 = plan::use_f16_chanvec_3x3(hk, M3, W);
   for (int l = 0; l < L; ++l) {
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
@@ -425,6 +444,33 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
       for (int64_t k = 0; k < K; ++k) ptrs[k] = block + idx[j * K + k] * PS + g.origin + g.Wp + q0;
       F16ConvArgs ca;
       ca.K = static_cast<int>(K);
+      if (use_cv1) {  // BN + ReLU of the whole plane into the scratch, then the channel vectors
+        half_t* act = act_scratch_f16(static_cast<std::size_t>(K * nq));
+        F16GatherArgs ga;
+        ga.in = ptrs.data();
+        ga.scale = sc + j * K;
+        ga.shift = sh + j * K;
+        ga.K = static_cast<int>(K);
+        ga.out = act;
+        ga.out_stride = nq;
+        ga.nq = nq;
+        hk.bnrelu_gather(ga);
+        F16CvArgs cv;
+        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
+        cv.in_stride = nq;
+        cv.K = static_cast<int>(K);
+        cv.w = p.h_w1cv.data() + p.off_w1[l] + j * K * mo;
+        cv.bias = b1 + j * mo;
+        cv.M = static_cast<int>(mo);
+        cv.out = midb + j * PS + g.origin + g.Wp + 1;  // shuffled, as below
+        cv.out_stride = PS * g1_;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        cv.relu = 1;
+        hk.conv1x1_cv(cv);
+        return;
+      }
       if (fused) {
         ca.in_ptrs = ptrs.data();
         ca.bn_scale = sc + j * K;
@@ -455,6 +501,21 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
     };
     // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
     auto step_3x3 = [&](int64_t gg, std::ptrdiff_t q0, int nq) {
+      if (use_cv3) {
+        F16CvArgs cv;
+        cv.in = midb + gg * K3 * PS + g.origin + g.Wp + 1;
+        cv.in_stride = PS;
+        cv.K = static_cast<int>(K3);
+        cv.w = p.h_w3cv.data() + p.off_w3[l] + gg * K3 * 9 * M3;
+        cv.M = static_cast<int>(M3);
+        cv.out = block + (Cl + gg * M3) * PS + g.origin + g.Wp + 1;
+        cv.out_stride = PS;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        hk.conv3x3_cv(cv);
+        return;
+      }
       F16ConvArgs ca;
       ca.in = midb + gg * K3 * PS + g.origin + g.Wp + q0;
       ca.in_stride = PS;
@@ -469,7 +530,7 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
       hk.conv3x3(ca);
     };
     {
-      const int chunk = plan::chunk(g.Qr, K, 1);
+      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
@@ -477,7 +538,7 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
       });
     }
     {
-      const int chunk = plan::chunk(g.Qr, K3, 9);
+      const int chunk = use_cv3 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
       const int64_t nch = (g.Qr + chunk - 1) / chunk;
       par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
         const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;

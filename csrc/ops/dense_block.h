@@ -46,6 +46,7 @@ struct DenseBlockPacked {
   // except index, max_idx and the offsets)
   const F16Kernels* f16 = nullptr;
   AlignedBuf<half_t> h_scale, h_shift, h_b1, h_w1, h_w3;
+  AlignedBuf<half_t> h_w1cv, h_w3cv;  // channel-vectorised layouts (empty: outputs not a multiple of 8)
 };
 
 class DenseBlock {

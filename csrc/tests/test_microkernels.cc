@@ -311,6 +311,67 @@ bool check_f16_conv(const F16Kernels& hk, const Case& c, double* worst) {
   return ok;
 }
 
+bool check_f16_cv(const F16Kernels& hk, int taps, int M, int K, int H, int W, double* worst) {
+  const int row = W + 2, plane = (H + 2) * row + 16;
+  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K * taps), bias(M);
+  for (auto& v : in) v = uni(-1, 1);
+  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * taps));
+  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  in = to_half_floats(hk, in);
+  w = to_half_floats(hk, w);
+  bias = to_half_floats(hk, bias);
+  std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
+  std::vector<float> want(static_cast<std::size_t>(M) * plane, 7.0f), bound(want);
+  const bool with_bias = (M + K) % 2;
+  CvArgs a;
+  a.in_stride = plane;
+  a.K = K;
+  a.M = M;
+  a.out_stride = plane;
+  a.H = H;
+  a.W = W;
+  a.row = row;
+  a.in = in.data() + row + 1;
+  a.w = w.data();
+  a.bias = with_bias ? bias.data() : nullptr;
+  a.relu = K % 2;
+  a.out = want.data() + row + 1;
+  ref_conv_cv(a, taps);
+  a.in = abs_in.data() + row + 1;
+  a.w = abs_w.data();
+  a.bias = with_bias ? abs_bias.data() : nullptr;
+  a.relu = 0;
+  a.out = bound.data() + row + 1;
+  ref_conv_cv(a, taps);
+  std::vector<half_t> h_in = to_halves(hk, in), h_bias = to_halves(hk, bias), packed(w.size() + kF16WeightSlack);
+  hk.pack_cv(w.data(), M, K, taps, packed.data());
+  std::vector<half_t> h_out = to_halves(hk, std::vector<float>(want.size(), 7.0f));
+  F16CvArgs h;
+  h.in = h_in.data() + row + 1;
+  h.in_stride = plane;
+  h.K = K;
+  h.w = packed.data();
+  h.bias = with_bias ? h_bias.data() : nullptr;
+  h.M = M;
+  h.out = h_out.data() + row + 1;
+  h.out_stride = plane;
+  h.H = H;
+  h.W = W;
+  h.row = row;
+  h.relu = K % 2;
+  (taps == 1 ? hk.conv1x1_cv : hk.conv3x3_cv)(h);
+  std::vector<float> got(want.size());
+  hk.f16_to_f32(h_out.data(), got.data(), got.size());
+  bool ok = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(double(got[i]) - want[i]), units = d / (kF16Unit * std::max(1e-3f, bound[i]));
+    if (units > *worst) *worst = units;
+    if (!(units <= kF16Tol)) ok = false;
+  }
+  if (!ok) std::printf("  FAIL %s conv%s_cv M=%d K=%d H=%d W=%d\n", hk.name, taps == 1 ? "1x1" : "3x3", M, K, H, W);
+  return ok;
+}
+
 bool check_f16_gather(const F16Kernels& hk, int K, int nq, double* worst) {
   std::vector<float> in(static_cast<std::size_t>(K) * nq), scale(K), shift(K);
   for (auto& v : in) v = uni(-2, 2);
@@ -495,6 +556,13 @@ int test_f16() {
           Case c{K, M, nv * 16, 9 + (nv % 5), kind == 1 ? 9 : 1, (M + K) % 2, (M % 3) != 0, (K % 2) == 1, kind == 2};
           ++cases;
           if (!check_f16_conv(*hk, c, &worst)) ++bad;
+        }
+  for (int taps : {1, 9})
+    for (int mv : {1, 2, 3, 4, 5, 7, 8})
+      for (int K : {1, 3, 17})
+        for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}, {4, 16}, {3, 17}}) {
+          ++cases;
+          if (!check_f16_cv(*hk, taps, mv * hk->vl, K, hw.first, hw.second, &worst)) ++bad;
         }
   for (int K : {1, 3, 8})
     for (int nv : {1, 3, 8}) {

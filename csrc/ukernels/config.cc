@@ -47,6 +47,9 @@ const F16Kernels kNeonFp16{"neonfp16",
                            f16_conv3x3_neonfp16,
                            f16_conv3x3_pack_neonfp16,
                            f16_bnrelu_gather_neonfp16,
+                           f16_chanvec_conv1x1_neonfp16,
+                           f16_chanvec_conv3x3_neonfp16,
+                           f16_chanvec_pack_neonfp16,
                            f16_convert_f32_f16_neonfp16,
                            f16_convert_f16_f32_neonfp16};
 #endif
@@ -245,6 +248,14 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
   if (chanvec || M > kRowsMaxOutputs || W < kRowsMinW) return nullptr;
   const MicroKernels* half = half_kernels(mk);  // the 256-bit build on AVX-512
   return half ? half : &mk;
+}
+
+bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W) {
+  return M % hk.vl == 0 && W <= kChanvec1x1MaxW;
+}
+
+bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W) {
+  return M % hk.vl == 0 && W <= kChanvec3x3MaxW;
 }
 
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps) {

@@ -84,6 +84,10 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
 // Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
 // loads (the packing and the run must agree).
 inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+// precision fp16: whether the fp16 table's channel-vectorised 1x1 / 3x3 runs M outputs per group on
+// images W wide (M a multiple of its 8 lanes; the fp32 widths).
+bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W);
+bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W);
 // Positions per work item of a 1x1 (taps 1) or 3x3 (taps 9) over Qr positions, K inputs per group.
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps);
 

@@ -170,6 +170,21 @@ struct F16GatherArgs {
   int nq = 0;
 };
 
+// CvArgs in halves (same meaning; M % 8 == 0).
+struct F16CvArgs {
+  const half_t* in = nullptr;
+  std::ptrdiff_t in_stride = 0;
+  int K = 0;
+  const half_t* w = nullptr;  // packed by the table's pack_cv
+  const half_t* bias = nullptr;
+  int M = 0;
+  half_t* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int H = 0, W = 0;
+  std::ptrdiff_t row = 0;
+  int relu = 0;
+};
+
 // Packed fp16 weights are read in whole 8-lane vectors: a buffer of them needs this many halves
 // after its last tile.
 constexpr int kF16WeightSlack = 8;
@@ -187,6 +202,11 @@ struct F16Kernels {
   void (*pack_conv3x3)(const float* src, int M, int K, half_t* dst);
   // f16-bnrelu-gather
   void (*bnrelu_gather)(const F16GatherArgs&);
+  // f16-chanvec-conv: channel-vectorised 1x1 and 3x3 (M % 8 == 0) and their packing of W
+  // [M][K][taps] floats into M*K*taps halves.
+  void (*conv1x1_cv)(const F16CvArgs&);
+  void (*conv3x3_cv)(const F16CvArgs&);
+  void (*pack_cv)(const float* src, int M, int K, int taps, half_t* dst);
   // f16-convert: n values float -> half (round to nearest even) and half -> float (exact).
   void (*f32_to_f16)(const float* src, half_t* dst, std::size_t n);
   void (*f16_to_f32)(const half_t* src, float* dst, std::size_t n);
@@ -198,6 +218,9 @@ struct F16Kernels {
   void f16_conv3x3_##isa(const F16ConvArgs&);                                          \
   void f16_conv3x3_pack_##isa(const float* src, int M, int K, half_t* dst);            \
   void f16_bnrelu_gather_##isa(const F16GatherArgs&);                                  \
+  void f16_chanvec_conv1x1_##isa(const F16CvArgs&);                                    \
+  void f16_chanvec_conv3x3_##isa(const F16CvArgs&);                                    \
+  void f16_chanvec_pack_##isa(const float* src, int M, int K, int taps, half_t* dst);  \
   void f16_convert_f32_f16_##isa(const float* src, half_t* dst, std::size_t n);        \
   void f16_convert_f16_f32_##isa(const half_t* src, float* dst, std::size_t n);
 #if defined(__aarch64__)

@@ -160,9 +160,18 @@ constexpr int nr_cap(int mr) {
   return BN ? 5 : (mr == 1 ? 8 : 6);
 }
 
+// The fused tiles of 5 and 6 outputs spilled at 25 and 24 accumulators (GCC's schedule keeps more
+// inputs in flight than kExtra counts): at most 21 accumulators unless the weights fill whole
+// halves of a register.
+constexpr int nr_fused(int mr) {
+  int n = nr_for(mr, kExtra<true>, nr_cap<true>(mr));
+  while (n > 1 && mr * n > 21 && mr % 4 != 0) --n;
+  return n;
+}
+
 template <int MR, int TAPS, bool BN>
 void conv_rows(const F16ConvArgs& a, int m0) {
-  constexpr int NR = nr_for(MR, kExtra<BN>, nr_cap<BN>(MR));
+  constexpr int NR = BN ? nr_fused(MR) : nr_for(MR, kExtra<BN>, nr_cap<BN>(MR));
   const int nv = a.nq / kVl;
   int j = 0;
   for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS, BN>(a, m0, j * kVl);
