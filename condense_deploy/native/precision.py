@@ -1,6 +1,6 @@
 """The DenseBlock op's arithmetic precision, and whether this CPU can run fp16 blocks. Standard library
-only (no numpy, onnx or onnxruntime), so ``runtime.sessions`` can refuse an fp16 model before
-onnxruntime loads it.
+only (no numpy, onnx or onnxruntime): ``info`` and the export's "not run here" line use it; a session
+on such a CPU is refused by the kernels themselves, in one message naming what the CPU lacks.
 
 ``fp32`` (the default, and what a DenseBlock without a ``precision`` attribute computes) runs
 everywhere. ``fp16`` computes the block in ARMv8.2 FP16 arithmetic (inputs and outputs stay float32
@@ -16,7 +16,7 @@ from ..libcheck import host_machine, library_problem, library_queries
 from .contract import DENSE_BLOCK_OPTIONAL_ATTRIBUTES, DENSE_BLOCK_PRECISIONS
 
 __all__ = ["DEFAULT_PRECISION", "FP16_NEEDS", "PRECISIONS", "PRECISION_ATTRIBUTE", "cpu_fp16_problem",
-           "fp16_model_problem", "uses_fp16"]
+           "uses_fp16"]
 
 PRECISIONS = DENSE_BLOCK_PRECISIONS  # ("fp32", "fp16"): the op contract's values
 DEFAULT_PRECISION = PRECISIONS[0]
@@ -67,14 +67,3 @@ def cpu_fp16_problem(library: str | None = None) -> str | None:
     has = ("fp16" in features.split()) if features is not None else _hwcap_fp16()
     return None if has else f"this CPU (aarch64 without fphp/asimdhp) has no {FP16_NEEDS}"
 
-
-def fp16_model_problem(data: bytes, library: str | None = None) -> str | None:
-    """Why the serialized model ``data`` cannot run here because of its fp16 blocks, or None."""
-    if not uses_fp16(data):
-        return None
-    lacking = cpu_fp16_problem(library)
-    if lacking is None:
-        return None
-    # the kernels' own wording (they refuse the same node at session creation): one message either way
-    return (f"DenseBlock: precision fp16 needs FP16 arithmetic, and {lacking}: run the model on such a CPU, "
-            "or export it with --precision fp32 for this one")

@@ -19,7 +19,6 @@ from ..errors import CondenseDeployError, first_line
 from ..libcheck import library_problem
 from ..native import contract as native_contract
 from ..native import library as native_library
-from ..native.precision import fp16_model_problem
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
@@ -153,11 +152,7 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
         from ..native.audit import contract_problem
 
         data = Path(source).read_bytes() if isinstance(source, str) else source
-        ours = next((lib for lib in libraries if Path(lib).name.startswith("libcondense_deploy")), None)
-        # fp16 blocks on a CPU without FP16 arithmetic: said before onnxruntime is asked
-        problem = fp16_model_problem(data, ours)
-        if problem is None and native_contract.DOMAIN.encode() in data:
-            problem = contract_problem(data)
+        problem = contract_problem(data) if native_contract.DOMAIN.encode() in data else None
         if problem is not None:
             error = CondenseDeployError(problem)
             raise CondenseDeployError(load_error(error) if callable(load_error)
