@@ -369,7 +369,7 @@ void DenseBlock::pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) cons
   out.h_b1.reserve_zero(b1.size());
   hk.f32_to_f16(b1.data(), out.h_b1.data(), b1.size());
   const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
-  const int fused = mo <= hk.mrf_max;
+  const int fused = plan::fuse_gather(hk, mo);
   out.h_w1.reserve_zero(n_w1 + kF16WeightSlack);
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
@@ -424,7 +424,7 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
   });
 
   const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
-  const bool fused = mo <= hk.mrf_max;
+  const bool fused = plan::fuse_gather(hk, mo);
   // Small images: outputs along the lanes (position vectors would be mostly padding there).
   const bool use_cv1 = plan::use_f16_chanvec_1x1(hk, mo, W), use_cv3 = plan::use_f16_chanvec_3x3(hk, M3, W);
   for (int l = 0; l < L; ++l) {

@@ -238,7 +238,12 @@ const MicroKernels* chanvec_table(const MicroKernels& mk, int64_t M, bool allow_
   return nullptr;
 }
 
-bool use_chanvec_1x1(const MicroKernels* cv, int64_t W) { return cv && W <= kChanvec1x1MaxW; }
+bool use_chanvec_1x1(const MicroKernels* cv, int64_t W) {
+#if defined(__aarch64__)
+  if (cv == &kNeon) return W <= kChanvec1x1MaxWNeon;
+#endif
+  return cv && W <= kChanvec1x1MaxW;
+}
 
 bool use_chanvec_3x3(const MicroKernels& mk, const MicroKernels* cv, int64_t W) {
   return cv && W <= (cv == &mk ? kChanvec3x3MaxW : kChanvec1x1MaxW);

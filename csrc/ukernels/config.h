@@ -63,6 +63,11 @@ namespace plan {
 // its 8-output tiles lost to the position vectors (2.04 against 1.86 ms for block 4 of C=G=8).
 constexpr int64_t kChanvec1x1MaxW = 8;
 constexpr int64_t kChanvec3x3MaxW = 16;
+// NEON's channel-vectorised 1x1 up to 16 wide (ARM cost model, CondenseNet-74 C=G=8: at 14x14 it
+// saves 1.6 M of 103 M modeled cycles on cortex-a72 and 1.1 M of 57 M on neoverse-n1 against the
+// gather + position vectors; at 28x28 it only ties the fused 1x1, and NEON's 3x3 keeps 16: its
+// channel vectors at 28x28 cost 10.5 M cycles against 8.2 M).
+constexpr int64_t kChanvec1x1MaxWNeon = 16;
 // The row-band 3x3 replaces the position-vectorised one for up to kRowsMaxOutputs outputs per
 // group on images at least kRowsMinW wide (measured at 112 and 56: 44-48 G MAC/s against 33-37).
 constexpr int64_t kRowsMaxOutputs = 2;
@@ -84,6 +89,7 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
 // Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
 // loads (the packing and the run must agree).
 inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+inline bool fuse_gather(const F16Kernels& hk, int64_t M) { return M <= hk.mrf_max; }
 // precision fp16: whether the fp16 table's channel-vectorised 1x1 / 3x3 runs M outputs per group on
 // images W wide (M a multiple of its 8 lanes; the fp32 widths).
 bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W);

@@ -90,60 +90,124 @@ inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weig
 
 inline float32x4_t relu(float32x4_t v) { return vmaxnmq_f32(v, vdupq_n_f32(0.0f)); }
 
-// One [MR outputs x NR position vectors] tile over the whole reduction.
-template <int MR, int NR, int TAPS, bool BN>
-inline void conv_tile(const ConvArgs& a, int m0, std::ptrdiff_t i0) {
-  float32x4_t acc[MR][NR];
-  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
-    const float32x4_t b = a.bias ? vdupq_n_f32(a.bias[m0 + i]) : vdupq_n_f32(0.0f);
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = b;
-  }
-  const float* inp = a.in + i0;
-  const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
-  const std::ptrdiff_t row = a.row;
-  Weights<MR> wr;
-  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += TAPS * MR) {
-    if constexpr (BN) {
-      // 1x1 on picked channels with BN + ReLU applied on the fly
-      const float* src = a.in_ptrs[k] + i0;
-      const float32x4_t sc = vld1q_dup_f32(a.bn_scale + k), sh = vld1q_dup_f32(a.bn_shift + k);
-      wr.load(w);
-      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, relu(vfmaq_f32(sh, vld1q_f32(src + 4 * j), sc)), wr);
-    } else if constexpr (TAPS == 1) {
-      wr.load(w);
-      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(inp + 4 * j), wr);
-    } else {
-      // one image row of taps per iteration: unrolling all 9 lets the scheduler hoist loads
-      // until the accumulators spill
-      const float* x = inp - row - 1;
-      const float* wt = w;
-      _Pragma("GCC unroll 1") for (int dy = 0; dy < 3; ++dy, x += row, wt += 3 * MR) {
-        _Pragma("GCC unroll 3") for (int dx = 0; dx < 3; ++dx) {
-          wr.load(wt + dx * MR);
-          _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(x + dx + 4 * j), wr);
-        }
-      }
-    }
-  }
-  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
-    float* o = a.out + (m0 + i) * a.out_stride + i0;
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+// Broadcast vectors a call prepares once on its stack, so that a tile starts its accumulators and
+// feeds its fused BN with plain `ldr q` loads: dup, mov and ld1r each take an FP pipe slot (half an
+// FMLA on cortex-a72, a whole one on neoverse-n1, llvm-mca), ldr q a load slot only. Each
+// accumulator and each position vector gets its own copy (a shared one becomes one load + movs).
+constexpr int kShiftVecs = 256;  // fused: inputs per pass x position vectors (4 KB)
+
+// One pass of a tile over inputs [k0, k0 + nk): from the bias (first pass) or from the partial sums
+// in out (later passes: a fused 1x1 whose inputs do not fit kShiftVecs runs in several passes; each
+// stores its float sums and the next reloads them: the same additions in the same order).
+struct Pass {
+  const float* w;           // packed weights of the tile at input k0
+  int k0, nk;
+  const float32x4_t* bias;  // [MR][S] copies of the outputs' biases, or null: start from out
+  const float32x4_t* shift; // fused: [nk][S] copies of the BN shifts of inputs k0..
+  bool last;                // apply relu and mask, as the arguments say
+};
+
+template <int MR, int NR, bool RELU, bool MASK>
+inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
+  // made here for each tile: hoisted out of the caller's loop over tiles it would hold a register
+  // through the reduction, and the 4x6 3x3 tile spills
+  float32x4_t zero = vdupq_n_f32(0.0f);
+  asm volatile("" : "+w"(zero));
+  _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+    uint32x4_t mk = vdupq_n_u32(0);
+    if constexpr (MASK) mk = vld1q_u32(mask + 4 * j);
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
       float32x4_t v = acc[i][j];
-      if (a.relu) v = relu(v);
-      if (a.mask) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vld1q_u32(a.mask + i0 + 4 * j)));
-      vst1q_f32(o + 4 * j, v);
+      if constexpr (RELU) v = vmaxnmq_f32(v, zero);
+      if constexpr (MASK) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), mk));
+      vst1q_f32(o + i * os + 4 * j, v);
     }
   }
 }
 
+// nt [MR outputs x NR position vectors] tiles side by side from position i0, each over one pass of
+// the reduction; S: the copies per broadcast vector in the pass's buffers (the full tile's NR).
+// Not inlined into its caller, which fills those buffers: inlined, GCC forwards the stores and
+// copies registers again. Several tiles per call: one frame and one address set-up for all of them
+// (a fused 1x1 with 2-5 inputs spent as much on those as on its FMLA).
+template <int MR, int NR, int S, int TAPS, bool BN>
+__attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt, const Pass& p) {
+  const std::ptrdiff_t os = a.out_stride;
+  // the fused 1x1 only: the 3x3 tiles (long reductions, little to save) spill with the loop around
+  if constexpr (!BN) nt = 1;
+  for (int t = 0; t < nt; ++t, i0 += 4 * NR) {
+  float* o = a.out + m0 * os + i0;
+  float32x4_t acc[MR][NR];
+  // hidden from GCC each tile, or it hoists the loads out of this loop and copies registers again
+  const float32x4_t* bias = p.bias;
+  asm volatile("" : "+r"(bias));
+  if (bias) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = bias[i * S + j];
+  } else {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = vld1q_f32(o + i * os + 4 * j);
+  }
+  const float* w = p.w;
+  const std::ptrdiff_t row = a.row;
+  Weights<MR> wr;
+  if constexpr (BN) {
+    // 1x1 on picked channels with BN + ReLU applied on the fly
+    const float* const* ptrs = a.in_ptrs + p.k0;
+    const float* sc = a.bn_scale + p.k0;
+    const float32x4_t* sh = p.shift;
+    asm volatile("" : "+r"(sh));
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    for (int k = 0; k < p.nk; ++k, w += MR, sh += S) {
+      const float* src = ptrs[k] + i0;
+      const float s = sc[k];
+      wr.load(w);
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j)
+        fma_row<MR, NR>(acc, j, vmaxnmq_f32(vfmaq_n_f32(sh[j], vld1q_f32(src + 4 * j), s), zero), wr);
+    }
+  } else {
+    const float* inp = a.in + p.k0 * a.in_stride + i0;
+    for (int k = 0; k < p.nk; ++k, inp += a.in_stride, w += TAPS * MR) {
+      if constexpr (TAPS == 1) {
+        wr.load(w);
+        _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(inp + 4 * j), wr);
+      } else {
+        // one image row of taps per iteration: unrolling all 9 lets the scheduler hoist loads
+        // until the accumulators spill
+        const float* x = inp - row - 1;
+        const float* wt = w;
+        _Pragma("GCC unroll 1") for (int dy = 0; dy < 3; ++dy, x += row, wt += 3 * MR) {
+          _Pragma("GCC unroll 3") for (int dx = 0; dx < 3; ++dx) {
+            wr.load(wt + dx * MR);
+            _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, vld1q_f32(x + dx + 4 * j), wr);
+          }
+        }
+      }
+    }
+  }
+  // one branch per tile (the flags are read once, not per stored vector)
+  const uint32_t* mask = a.mask ? a.mask + i0 : nullptr;
+  if (!p.last)
+    store_tile<MR, NR, false, false>(acc, o, os, nullptr);
+  else if (a.relu && mask)
+    store_tile<MR, NR, true, true>(acc, o, os, mask);
+  else if (mask)
+    store_tile<MR, NR, false, true>(acc, o, os, mask);
+  else if (a.relu)
+    store_tile<MR, NR, true, false>(acc, o, os, nullptr);
+  else
+    store_tile<MR, NR, false, false>(acc, o, os, nullptr);
+  }
+}
+
 // Remainder of position vectors (fewer than a full NR tile): pick the template by count.
-template <int MR, int R, int TAPS, bool BN>
-inline void conv_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t i0, int r) {
+template <int MR, int R, int S, int TAPS, bool BN>
+inline void conv_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t i0, int r, const Pass& p) {
   if constexpr (R > 0) {
     if (r == R)
-      conv_tile<MR, R, TAPS, BN>(a, m0, i0);
+      conv_tiles<MR, R, S, TAPS, BN>(a, m0, i0, 1, p);
     else
-      conv_tile_rem<MR, R - 1, TAPS, BN>(a, m0, i0, r);
+      conv_tile_rem<MR, R - 1, S, TAPS, BN>(a, m0, i0, r, p);
   }
 }
 
@@ -159,10 +223,33 @@ constexpr int kNrCap = BN ? 5 : 6;
 template <int MR, int TAPS, bool BN>
 void conv_rows(const ConvArgs& a, int m0) {
   constexpr int NR = nr_for(MR, kExtra<BN>, kNrCap<BN>);
+  float32x4_t bias[MR * NR];
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    const float32x4_t b = vdupq_n_f32(a.bias ? a.bias[m0 + i] : 0.0f);
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) bias[i * NR + j] = b;
+  }
+  float32x4_t shift[BN ? kShiftVecs : 1];
+  const int per_pass = BN ? kShiftVecs / NR : a.K;
+  const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
   const int nv = a.nq / 4;
-  int j = 0;
-  for (; j + NR <= nv; j += NR) conv_tile<MR, NR, TAPS, BN>(a, m0, j * 4);
-  if (j < nv) conv_tile_rem<MR, NR - 1, TAPS, BN>(a, m0, j * 4, nv - j);
+  for (int k0 = 0; k0 < a.K; k0 += per_pass) {
+    const int nk = a.K - k0 < per_pass ? a.K - k0 : per_pass;
+    if constexpr (BN) {
+      for (int k = 0; k < nk; ++k) {
+        const float32x4_t s = vdupq_n_f32(a.bn_shift[k0 + k]);
+        _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) shift[k * NR + j] = s;
+      }
+    }
+    const Pass p{w + static_cast<std::ptrdiff_t>(k0) * TAPS * MR, k0, nk, k0 == 0 ? bias : nullptr, shift,
+                 k0 + nk == a.K};
+    const int nt = nv / NR;
+    if constexpr (BN) {
+      if (nt) conv_tiles<MR, NR, NR, TAPS, BN>(a, m0, 0, nt, p);
+    } else {
+      for (int t = 0; t < nt; ++t) conv_tiles<MR, NR, NR, TAPS, BN>(a, m0, t * NR * 4, 1, p);
+    }
+    if (nt * NR < nv) conv_tile_rem<MR, NR - 1, NR, TAPS, BN>(a, m0, nt * NR * 4, nv - nt * NR, p);
+  }
 }
 
 // One output tile of r outputs (1 <= r <= R): pick the template by count.
