@@ -49,14 +49,23 @@ CORES = {
     "cortex-a72": ("cortex-a72", "cortex-a72", 4),   # A57 model: one 128-bit FMLA fills both FP pipes
     "neoverse-n1": ("neoverse-n1", "neoverse-n1", 8),  # two 128-bit FMLA per cycle
 }
+# --core -> fp16 MACs per cycle (two 128-bit FMLA .8h per cycle), or why the core runs no fp16 rows
+FP16_PEAK: dict[str, int | str] = {
+    "cortex-a72": "the Cortex-A72 (ARMv8.0) has no FP16 arithmetic: the fp16 exports are refused there",
+    "neoverse-n1": 16,
+}
 X86_QEMU_CPU = "Haswell"  # AVX2 + FMA, which qemu 7.2's TCG runs; no AVX-512
 REFERENCE = "mobilenet_v1"
-# model key -> (zoo name, export optimize mode)
+# model key -> (zoo name, export optimize mode, DenseBlock precision)
 MODELS = {
-    "mobilenet_v1": ("mobilenet_v1", "fast"),
-    "condensenet74_c8g8": ("condensenet74_c8g8", "native"),
-    "condensenet74_c4g4": ("condensenet74_c4g4", "native"),
+    "mobilenet_v1": ("mobilenet_v1", "fast", "fp32"),
+    "condensenet74_c8g8": ("condensenet74_c8g8", "native", "fp32"),
+    "condensenet74_c4g4": ("condensenet74_c4g4", "native", "fp32"),
+    "condensenet74_c8g8_fp16": ("condensenet74_c8g8", "native", "fp16"),
+    "condensenet74_c4g4_fp16": ("condensenet74_c4g4", "native", "fp16"),
 }
+# the issue's fp16 target: C=G=8 fp16 on neoverse-n1 <= 0.40 x MobileNet v1 fp32 (modeled)
+FP16_TARGET = ("condensenet74_c8g8_fp16", 0.40)
 MARK_SYSCALL = 0x4D43  # csrc/tools/tb_profile.c's marker
 OPS_LIBRARY = "libcondense_deploy"  # the native kernels' shared library (file name prefix)
 
@@ -98,6 +107,7 @@ def build_plugin() -> None:
 
 def export_models(names: list[str]) -> dict[str, Path]:
     """The zoo exports (random weights), cached where the inference table keeps them."""
+    from condense_deploy.graph.metadata import PRECISION_KEY
     from condense_deploy.pipeline import export_source
     from condense_deploy.table import _reusable, default_onnx_dir
 
@@ -105,11 +115,12 @@ def export_models(names: list[str]) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for key in names:
-        zoo, mode = MODELS[key]
-        path = folder / f"{zoo}.{mode}.onnx"
-        if _reusable(path, zoo, mode) is None:
-            print(f"arm_model: exporting {zoo} ({mode})", file=sys.stderr)
-            export_source(zoo, path, optimize=mode, force=True)
+        zoo, mode, precision = MODELS[key]
+        path = folder / (f"{zoo}.{mode}.onnx" if precision == "fp32" else f"{zoo}.{mode}-{precision}.onnx")
+        meta = _reusable(path, zoo, mode)
+        if meta is None or meta.get(PRECISION_KEY, "fp32") != precision:
+            print(f"arm_model: exporting {zoo} ({mode}, {precision})", file=sys.stderr)
+            export_source(zoo, path, optimize=mode, force=True, precision=precision)
         paths[key] = path
     return paths
 
@@ -191,13 +202,18 @@ def dense_block_peak(row: dict[str, Any], key: str, path: Path, macs_per_cycle: 
 
 
 def run_models(keys: list[str], *, arch: str, qemu_cpu: str, mcpu: str, macs_per_cycle: int, warmup: int,
-               runs: int, coverage: float, roots: list[Path]) -> dict[str, Any]:
+               runs: int, coverage: float, roots: list[Path], fp16_macs_per_cycle: int = 0) -> dict[str, Any]:
+    """Every model of ``keys``; an fp16 row's blocks are held against ``fp16_macs_per_cycle``."""
     paths = export_models(keys)
     rows: dict[str, Any] = {}
     for key in keys:
         rows[key] = model_one(key, paths[key], arch=arch, qemu_cpu=qemu_cpu, mcpu=mcpu, warmup=warmup,
                               runs=runs, coverage=coverage, roots=roots)
-        peak = dense_block_peak(rows[key], key, paths[key], macs_per_cycle)
+        fp16 = MODELS[key][2] == "fp16"
+        peak = dense_block_peak(rows[key], key, paths[key], fp16_macs_per_cycle if fp16 else macs_per_cycle)
+        if peak:
+            peak["precision"] = MODELS[key][2]
+            peak["peak_macs_per_cycle"] = fp16_macs_per_cycle if fp16 else macs_per_cycle
         if peak:
             rows[key]["whole_model" if key == REFERENCE else "dense_blocks"] = peak
     ref = rows.get(REFERENCE)
@@ -275,13 +291,24 @@ def render(result: dict[str, Any]) -> str:
     blocks.update({f"{k}, whole model (reference)": r["whole_model"] for k, r in models.items()
                    if "whole_model" in r})
     if blocks:
-        lines += ["", f"Useful MACs / (cycles x {result['macs_per_cycle']} fp32 MAC per cycle, the modeled "
-                  "peak); the DenseBlock kernels are all of libcondense_deploy_ops.so:", "",
-                  "| what | useful MACs | cycles | instructions per MAC | % of modeled peak |",
-                  "|---|---|---|---|---|"]
+        fp16_peak = result.get("fp16_macs_per_cycle")
+        fp16_text = f", {fp16_peak} fp16 MACs per cycle for the fp16 rows" if fp16_peak else ""
+        lines += ["", f"Useful MACs / (cycles x {result['macs_per_cycle']} fp32 MAC per cycle{fp16_text}, "
+                  "the modeled peak); the DenseBlock kernels are all of libcondense_deploy_ops.so:", "",
+                  "| what | useful MACs | cycles | instructions per MAC | peak MACs / cycle "
+                  "| % of modeled peak |",
+                  "|---|---|---|---|---|---|"]
         for key, b in blocks.items():
+            peak = b.get("peak_macs_per_cycle", result["macs_per_cycle"])
             lines.append(f"| {key} | {b['useful_macs'] / 1e6:.0f} M | {b['cycles'] / 1e6:.1f} M | "
-                         f"{b['instructions_per_mac']:.3f} | {b['percent_of_peak']:.0f} |")
+                         f"{b['instructions_per_mac']:.3f} | {peak} | {b['percent_of_peak']:.0f} |")
+    if result.get("fp16_skipped"):
+        lines += ["", f"fp16 rows skipped: {result['fp16_skipped']}."]
+    target_key, target = FP16_TARGET
+    if target_key in models and models[target_key]["ratio"] is not None:
+        ratio = models[target_key]["ratio"]
+        lines += ["", f"fp16 target (C=G=8 fp16 on neoverse-n1 <= {target:.2f} x MobileNet v1 fp32, "
+                  f"modeled): {ratio:.3f}, {'met' if ratio <= target else 'not met'}."]
     for key, row in models.items():
         ours = [(name.split(": ", 1)[1], v) for name, v in row["by_symbol"].items()
                 if name.startswith(OPS_LIBRARY)][:8]
@@ -362,14 +389,32 @@ def main() -> None:
     try:
         build_plugin()
         if args.calibrate_x86:
-            result = calibrate(keys, args)
+            fp32_keys = [k for k in keys if MODELS[k][2] == "fp32"]
+            if fp32_keys != keys:
+                print("arm_model: the fp16 rows are left out of the x86 calibration: no x86 CPU has ARMv8.2 "
+                      "FP16 arithmetic", file=sys.stderr)
+            result = calibrate(fp32_keys, args)
         else:
             qemu_cpu, mcpu, macs_per_cycle = CORES[args.core]
+            fp16_peak = FP16_PEAK[args.core]
+            fp16_keys = [k for k in keys if MODELS[k][2] == "fp16"]
+            skipped = None
+            if isinstance(fp16_peak, str) and fp16_keys:
+                skipped = f"{', '.join(fp16_keys)}: {fp16_peak}"
+                print(f"arm_model: skipping {skipped}", file=sys.stderr)
+                keys = [k for k in keys if k not in fp16_keys]
+                if not keys:
+                    fail(f"nothing left to model on {args.core}: {skipped}", 2)
             roots = [aarch64_root() / "root"]
             models = run_models(keys, arch="aarch64", qemu_cpu=qemu_cpu, mcpu=mcpu,
                                 macs_per_cycle=macs_per_cycle, warmup=args.warmup, runs=args.runs,
-                                coverage=args.coverage, roots=roots)
+                                coverage=args.coverage, roots=roots,
+                                fp16_macs_per_cycle=fp16_peak if isinstance(fp16_peak, int) else 0)
             result = header(args, f"ARM cost model: {args.core} (modeled)", mcpu, macs_per_cycle)
+            if isinstance(fp16_peak, int):
+                result["fp16_macs_per_cycle"] = fp16_peak
+            if skipped:
+                result["fp16_skipped"] = skipped
             result["qemu_cpu"] = qemu_cpu
             result["models"] = models
             cal = out / "arm_model_calibration_x86_64.json"

@@ -42,6 +42,7 @@ __all__ = [
     "SPEC",
     "ExportResult",
     "OnnxExportSpec",
+    "compare_fp16_with_torch",
     "export_config",
     "export_onnx",
     "read_metadata",
@@ -98,6 +99,8 @@ class ExportResult:
     nodes: int
     seconds: float
     metadata: dict[str, str] = field(default_factory=dict)
+    precision: str = "fp32"  # the DenseBlocks' arithmetic (fp16: verified at fp32, see ``fp16``)
+    fp16: dict[str, Any] | None = None  # fp16 vs PyTorch where this CPU ran it, else why not
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,6 +126,7 @@ def export_onnx(
     atol: float = SPEC.atol,
     on_step: Step | None = None,
     on_progress: Progress | None = None,
+    precision: str = "fp32",
 ) -> ExportResult:
     """Export ``model`` to ``path``: export, full check, simplify, optimize, store metadata, then
     validate the file in onnxruntime against PyTorch; only a file that passes replaces ``path``.
@@ -131,11 +135,17 @@ def export_onnx(
     (validated at that size). ``metadata`` values are stored as strings (JSON for non-strings).
     Raises ``CondenseDeployError`` on bad options, on any failed step, and when the largest absolute
     difference exceeds ``atol``.
+
+    ``precision="fp16"`` (``optimize="native"`` only) makes every DenseBlock compute in ARMv8.2 FP16
+    arithmetic. Such a graph is verified against PyTorch at fp32 (the same graph with only the blocks'
+    precision changed, within ``atol``: that proves the rewrite); its fp16 outputs are then compared
+    with PyTorch where this CPU has FP16 arithmetic (``ExportResult.fp16``, not held to ``atol``:
+    fp16 keeps 11 significant bits), and ``fp16`` says why not where it has not (no x86 CPU has it).
     """
     started = time.perf_counter()
     step = on_step or (lambda _message: None)
     input_size = _check_input_size(input_size)
-    fixed_batch = check_options(opset, batch, exporter, optimize)
+    fixed_batch = check_options(opset, batch, exporter, optimize, precision)
     batch = fixed_batch or "dynamic"  # "2" -> 2 in the result and the metadata
     target = check_writable(path, force)
     _check_memory(model, input_size, fixed_batch)
@@ -155,7 +165,7 @@ def export_onnx(
             report: dict[str, Any] = {"mode": "none"}
             if optimize != "none":
                 step(f"optimizing for onnxruntime ({optimize})")
-                proto, report = _optimize(proto, optimize, on_progress)
+                proto, report = _optimize(proto, optimize, on_progress, precision)
                 _check_batch_axis(proto, fixed_batch, target)
             props = {
                 **{k: _as_text(v) for k, v in (metadata or {}).items()},
@@ -166,12 +176,26 @@ def export_onnx(
             }
             _set_metadata(proto, props)
             _save(proto, tmp, target)
-            step("validating in onnxruntime against PyTorch")
             batches = (fixed_batch,) if fixed_batch else SPEC.validate_batches
-            diffs = validate_onnx(tmp, model, input_size, atol, batches=batches, label=str(target))
-            props[META + "verification"] = json.dumps(
-                {"reference": f"torch {torch.__version__}", "atol": atol,
-                 "max_abs_diff": {f"batch_{b}": d for b, d in diffs.items()}})
+            fp16: dict[str, Any] | None = None
+            if precision == "fp32":
+                step("validating in onnxruntime against PyTorch")
+                diffs = validate_onnx(tmp, model, input_size, atol, batches=batches, label=str(target))
+            else:
+                from .graph.native import with_precision
+
+                step("validating the same graph at fp32 in onnxruntime against PyTorch")
+                diffs = validate_onnx(with_precision(proto, "fp32").SerializeToString(), model, input_size,
+                                      atol, batches=batches, label=f"{target} (at fp32)")
+                step("comparing the fp16 blocks with PyTorch")
+                fp16 = compare_fp16_with_torch(proto, model, input_size, max(batches), target)
+            verification: dict[str, Any] = {
+                "reference": f"torch {torch.__version__}", "atol": atol,
+                "max_abs_diff": {f"batch_{b}": d for b, d in diffs.items()}}
+            if fp16 is not None:
+                verification["verified_at"] = "fp32"
+                verification["fp16"] = fp16
+            props[META + "verification"] = json.dumps(verification)
             _set_metadata(proto, props)
             _save(proto, tmp, target)
             nodes = len(proto.graph.node)
@@ -180,8 +204,24 @@ def export_onnx(
     return ExportResult(
         path=str(target), opset=opset, exporter=exporter, batch=batch, simplified=simplify, optimize=report,
         max_abs_diff=diffs, atol=atol, size_bytes=target.stat().st_size, nodes=nodes,
-        seconds=time.perf_counter() - started, metadata=props,
+        seconds=time.perf_counter() - started, metadata=props, precision=precision, fp16=fp16,
     )
+
+
+def compare_fp16_with_torch(proto: onnx.ModelProto, model: nn.Module, input_size: tuple[int, int, int],
+                            batch: int, target: Path) -> dict[str, Any]:
+    """The fp16 graph's logits against PyTorch's on one random batch, where this CPU runs fp16
+    (``{"ran": False, "why": ...}`` elsewhere)."""
+    from .graph.fp16_check import compare_fp16, fp16_not_run
+
+    why = fp16_not_run()
+    if why is not None:
+        return {"ran": False, "why": why}
+    generator = torch.Generator().manual_seed(SPEC.seed + 2)
+    x = torch.randn(batch, *input_size, generator=generator)
+    with torch.no_grad():
+        reference = model(x).numpy()
+    return compare_fp16(proto, {SPEC.input_name: x.numpy()}, [reference], f"{target} (fp16)")
 
 
 def _check_input_size(input_size: tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
@@ -191,8 +231,10 @@ def _check_input_size(input_size: tuple[int, int, int] | list[int]) -> tuple[int
     return size[0], size[1], size[2]
 
 
-def check_options(opset: int, batch: str | int, exporter: str, optimize: str) -> int:
+def check_options(opset: int, batch: str | int, exporter: str, optimize: str, precision: str = "fp32") -> int:
     """Validate the options before any work; returns the fixed batch size, or 0 for dynamic."""
+    from .graph.optimize import check_precision
+
     newest = onnx.defs.onnx_opset_version()
     if not SPEC.min_opset <= opset <= newest:
         raise CondenseDeployError(f"opset {opset} is not supported: use {SPEC.min_opset}..{newest}")
@@ -200,6 +242,7 @@ def check_options(opset: int, batch: str | int, exporter: str, optimize: str) ->
         raise CondenseDeployError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
     if optimize not in MODES:
         raise CondenseDeployError(f"optimize must be one of {', '.join(MODES)}, not {optimize!r}")
+    check_precision(optimize, precision)
     if batch == "dynamic":
         return 0
     try:
@@ -337,13 +380,13 @@ def _simplify(proto: onnx.ModelProto, target: Path) -> onnx.ModelProto:
     return simplified
 
 
-def _optimize(proto: onnx.ModelProto, mode: str,
-              on_progress: Progress | None) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def _optimize(proto: onnx.ModelProto, mode: str, on_progress: Progress | None,
+              precision: str) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The performance rewrites (``condense_deploy.optimize``); ``tuned`` times on 1 thread, the
     deployment setting the bench measures."""
     from .graph.optimize import optimize_onnx
 
-    return optimize_onnx(proto, mode, threads=1, progress=on_progress)
+    return optimize_onnx(proto, mode, threads=1, progress=on_progress, precision=precision)
 
 
 def _check_batch_axis(proto: onnx.ModelProto, fixed_batch: int, target: Path) -> None:
@@ -381,7 +424,7 @@ def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
 
 
 def validate_onnx(
-    onnx_path: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str] | bytes,
     model: nn.Module,
     input_size: tuple[int, int, int] | list[int],
     atol: float = SPEC.atol,
@@ -398,7 +441,7 @@ def validate_onnx(
     """
     from .runtime.sessions import create_session
 
-    name = label or os.fspath(onnx_path)
+    name = label or ("the model" if isinstance(onnx_path, bytes) else os.fspath(onnx_path))
     input_size = _check_input_size(input_size)
     # onnxruntime's own thread count; its log stays quiet (a failure is reported in our one line)
     session = create_session(onnx_path, threads=None,

@@ -35,6 +35,7 @@ from .export import (
     read_metadata,
     validate_onnx,
 )
+from .native.precision import uses_fp16
 
 __all__ = [
     "Conversion",
@@ -277,12 +278,13 @@ def export_source(
     num_classes: int | None = None,
     on_step: Step | None = None,
     on_progress: Progress | None = None,
+    precision: str = "fp32",
 ) -> ExportResult:
     """``condense-deploy export``: a checkpoint (any format ``load_model`` reads) or a zoo name to a
     verified ONNX file. A training-form CondenseNet is converted first (refused if not condensed).
     ``opset`` defaults to the model card's, and the validation uses the card's atol
     (``export_config``)."""
-    check_options(SPEC.opset if opset is None else opset, batch, exporter, optimize)
+    check_options(SPEC.opset if opset is None else opset, batch, exporter, optimize, precision)
     check_writable(output, force, inputs=[source])  # fail before minutes of work
     step = on_step or (lambda _message: None)
     step(f"loading {source}")
@@ -290,12 +292,13 @@ def export_source(
     card_opset, atol = export_config(loaded.name)
     if opset is None:
         opset = card_opset
-        check_options(opset, batch, exporter, optimize)
+        check_options(opset, batch, exporter, optimize, precision)
     flops, params = count_model(loaded.model, loaded.input_size)
     metadata = _source_metadata(source, loaded, flops, params)
     return export_onnx(loaded.model, output, input_size=loaded.input_size, opset=opset, batch=batch,
                        simplify=simplify, exporter=exporter, optimize=optimize, metadata=metadata,
-                       force=force, atol=atol, on_step=on_step, on_progress=on_progress)
+                       force=force, atol=atol, on_step=on_step, on_progress=on_progress,
+                       precision=precision)
 
 
 @dataclass
@@ -304,6 +307,7 @@ class Verification:
 
     max_abs_diff: dict[int, float]
     atol: float
+    fp16: dict[str, Any] | None = None  # an fp16 file: verified at fp32; fp16 vs PyTorch, or why not run
 
 
 def verify_source(
@@ -324,13 +328,29 @@ def verify_source(
     if atol is None:
         atol = export_config(loaded.name)[1]
     try:
-        return Verification(validate_onnx(path, loaded.model, loaded.input_size, atol), atol)
+        if not uses_fp16(path.read_bytes()):
+            return Verification(validate_onnx(path, loaded.model, loaded.input_size, atol), atol)
+        return _verify_fp16(path, loaded, atol)
     except CondenseDeployError as e:
         exported_from = _metadata_or_empty(path).get(META + "architecture")
         ours = loaded.name or loaded.family
         if exported_from and exported_from != ours:
             raise CondenseDeployError(f"{e} (the file was exported from {exported_from}, not {ours})") from e
         raise
+
+
+def _verify_fp16(path: Path, loaded: Any, atol: float) -> Verification:
+    """An fp16 file: its graph at fp32 within ``atol``, then its fp16 blocks where this CPU runs them."""
+    import onnx
+
+    from .export import compare_fp16_with_torch
+    from .graph.native import with_precision
+
+    proto = onnx.load(str(path))
+    diffs = validate_onnx(with_precision(proto, "fp32").SerializeToString(), loaded.model, loaded.input_size,
+                          atol, label=f"{path} (at fp32)")
+    fp16 = compare_fp16_with_torch(proto, loaded.model, loaded.input_size, max(diffs), path)
+    return Verification(diffs, atol, fp16)
 
 
 def _metadata_or_empty(path: Path) -> dict[str, str]:

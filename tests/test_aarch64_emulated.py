@@ -158,3 +158,59 @@ def test_installed_toolkit_finds_zoo_cards_on_aarch64() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
     assert {"condensenet74_c4g4", "condensenet74_c8g8", "condensenet74_cifar"} <= set(names)
+
+
+# DenseBlock precision "fp16" through the toolkit's session factory on the emulated cores: computed
+# in ARMv8.2 FP16 arithmetic where the core has it (the Pi 5 stand-in), refused in one message where
+# it has not (the Pi 4's Cortex-A72). Blocks 1, 3 and 5 of CondenseNet-74 C=G=8, random parameters
+# as a converted model has them.
+_FP16_DRIVER = textwrap.dedent("""
+    import json
+    import numpy as np
+    from condense_deploy.errors import CondenseDeployError
+    from condense_deploy.native.op_models import dense_block_model, dense_params
+    from condense_deploy.runtime.sessions import create_session
+    rng = np.random.default_rng(0)
+    out = []
+    for c0, growth, layers, hw in [(16, 8, 4, 112), (144, 32, 8, 28), (1040, 128, 8, 7)]:
+        p = dense_params(rng, c0, growth, layers, 8, 8)
+        x = rng.standard_normal((1, c0, hw, hw)).astype(np.float32)
+        y = {}
+        for precision in ("fp32", "fp16"):
+            model = dense_block_model(dict(p, attrs=dict(p["attrs"], precision=precision)), c0)
+            try:
+                y[precision] = create_session(model).run(None, {"X": x})[0]
+            except CondenseDeployError as e:
+                y[precision] = str(e)
+        row = {"block": f"{c0}+{layers}x{growth} {hw}x{hw}"}
+        if isinstance(y["fp16"], str):
+            row["error"] = y["fp16"]
+        else:
+            row["max_abs_diff"] = float(np.abs(y["fp16"] - y["fp32"]).max())
+            row["max_abs"] = float(np.abs(y["fp32"]).max())
+            row["inputs_exact"] = bool(np.array_equal(y["fp16"][:, :c0], x))
+        out.append(row)
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("cpu", EMULATED_CPUS)
+def test_dense_block_fp16_on_emulated_aarch64(tmp_path: Path, cpu: str) -> None:
+    _setup_emulation()
+    driver = tmp_path / "fp16.py"
+    driver.write_text(_FP16_DRIVER)
+    done = subprocess.run(["bash", str(SCRIPT), "run", str(driver)], capture_output=True, text=True,
+                          check=False, timeout=1800, env=dict(os.environ, QEMU_CPU=cpu))
+    assert done.returncode == 0, f"emulated run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    print("\n".join(f"{cpu} {row}" for row in rows), file=sys.stderr)
+    for row in rows:
+        if cpu == "cortex-a72":
+            refusal = "DenseBlock: precision fp16 needs FP16 arithmetic (ARMv8.2 fphp+asimdhp"
+            assert row["error"].count(refusal) == 1, row
+            assert "this CPU has: asimd midr=0x410fd083" in row["error"]
+        else:
+            assert "error" not in row, row
+            assert row["inputs_exact"], row
+            # fp16 accumulation: well within 2% of the largest output (measured 0.3-0.5%)
+            assert row["max_abs_diff"] <= 0.02 * row["max_abs"], row

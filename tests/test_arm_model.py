@@ -146,7 +146,8 @@ def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
     done = _run("--core", "cortex-a72", "--models", "resnet50", "--out", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "Error: unknown model(s) resnet50; choose from mobilenet_v1, condensenet74_c8g8, condensenet74_c4g4"]
+        "Error: unknown model(s) resnet50; choose from mobilenet_v1, condensenet74_c8g8, condensenet74_c4g4, "
+        "condensenet74_c8g8_fp16, condensenet74_c4g4_fp16"]
 
 
 def test_unknown_core_is_a_usage_error(tmp_path: Path) -> None:

@@ -98,3 +98,77 @@ def test_the_cli_refuses_a_node_off_contract_in_one_line(
     onnx.save(model, str(path))
     result = runner.invoke(cli, ["bench", str(path), "--runs", "1", "--warmup", "0"])
     assert_clean_error(result, 1, str(path), fragment)
+
+
+# ---- the optional `precision` attribute ---------------------------------------------------------
+
+def _has_fp16() -> bool:
+    """Whether this CPU runs the fp16 kernels (AArch64 with FP16 arithmetic; never x86)."""
+    import ctypes
+
+    lib = ctypes.CDLL(library.library_path())
+    lib.condense_deploy_cpu_features.restype = ctypes.c_char_p
+    return " fp16 " in f" {lib.condense_deploy_cpu_features().decode()} "
+
+
+def test_dense_block_precision_fp32_is_the_default_bit_for_bit() -> None:
+    import onnxruntime as ort
+
+    base = dense_config(np.random.default_rng(4))
+    outputs = []
+    for attrs in (base["attrs"], {**base["attrs"], "precision": "fp32"}):
+        data, feeds = build(Case("fp32", "DenseBlock", attrs, base["params"], base["x"], valid=True))
+        options = ort.SessionOptions()
+        options.register_custom_ops_library(library.library_path())
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, feeds)[0])
+    assert np.array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    (helper.make_attribute("precision", 16), "'precision' must be a string, got one int"),
+    (helper.make_attribute("precision", 16.0), "'precision' must be a string, got a float"),
+    (helper.make_attribute("precision", "fp64"),
+     "attribute 'precision' must be \"fp32\" or \"fp16\", got \"fp64\""),
+    (helper.make_attribute("precision", "FP16"), "got \"FP16\""),
+])
+def test_dense_block_precision_of_another_type_or_value(value: onnx.AttributeProto, fragment: str) -> None:
+    base = dense_config(np.random.default_rng(5))
+    attrs = {**base["attrs"], "precision": value}
+    case = Case("bad", "DenseBlock", attrs, base["params"], base["x"], valid=False)
+    assert fragment in _refusal(case, library.library_path())
+
+
+def test_dense_block_precision_fp16_is_refused_without_fp16_arithmetic(monkeypatch) -> None:
+    """On a CPU without ARMv8.2 FP16 arithmetic (every x86 CPU) the kernel is not created, whatever
+    CONDENSE_DEPLOY_ISA says; the message names what the CPU lacks."""
+    if _has_fp16():
+        pytest.skip("this CPU has FP16 arithmetic")
+    base = dense_config(np.random.default_rng(6))
+    attrs = {**base["attrs"], "precision": "fp16"}
+    case = Case("bad", "DenseBlock", attrs, base["params"], base["x"], valid=False)
+    for isa in ("", "scalar"):
+        monkeypatch.setenv("CONDENSE_DEPLOY_ISA", isa)
+        message = _refusal(case, library.library_path())
+        assert "DenseBlock: precision fp16 needs FP16 arithmetic (ARMv8.2 fphp+asimdhp" in message
+        assert message.count("precision fp16 needs") == 1
+
+
+@pytest.mark.parametrize(("precision", "fragment"), [
+    ("fp16", "DenseBlock: precision fp16 needs FP16 arithmetic"),
+    ("fp64", "attribute 'precision' must be one of 'fp32', 'fp16', got 'fp64'"),
+    (16, "mismatched attribute type: 'precision' must be STRING, got INT"),
+])
+def test_the_cli_refuses_a_precision_it_cannot_run_in_one_line(
+        runner, tmp_path: Path, monkeypatch, precision: object, fragment: str) -> None:
+    if precision == "fp16" and _has_fp16():
+        pytest.skip("this CPU has FP16 arithmetic")
+    monkeypatch.setenv("CONDENSE_DEPLOY_ISA", "scalar")  # no way around the refusal
+    path = native_block_net(tmp_path / "native.onnx")
+    model = onnx.load(str(path))
+    block = next(n for n in model.graph.node if n.op_type == "DenseBlock")
+    block.attribute.append(helper.make_attribute("precision", precision))
+    onnx.save(model, str(path))
+    result = runner.invoke(cli, ["bench", str(path), "--runs", "1", "--warmup", "0"])
+    line = assert_clean_error(result, 1, str(path), fragment)
+    assert line.count("precision") <= 2, line

@@ -136,13 +136,15 @@ def test_dense_block_matches_reference(lib_path, condense, groups, c0, growth, l
 def test_dense_block_every_isa_and_threads(lib_path, isas):
     """Every ISA this CPU runs, 1 and 2 threads: all match the reference; results per ISA do not
     depend on the thread count (bit-identical). Shapes reach each kernel family: position vectors,
-    channel vectors (small images), row bands (1-2 outputs per group on wide images)."""
+    channel vectors (small images), row bands (1-2 outputs per group on wide images), and the 1x1
+    and 3x3 alternating over bands of a large image."""
     rng = np.random.default_rng(7)
     for c0, growth, layers, groups, n, h, w in [
         (48, 16, 3, 8, 3, 14, 13),
         (16, 8, 2, 4, 2, 30, 26),
         (16, 8, 2, 8, 1, 27, 33),
-        (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them
+        (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them, in image bands
+        (16, 16, 2, 4, 1, 64, 70),  # image bands with the position-vector 3x3 (4 outputs per group)
     ]:
         p = dense_params(rng, c0, growth, layers, groups, groups)
         x = rng.normal(0, 1, (n, c0, h, w)).astype(np.float32)
@@ -432,8 +434,10 @@ def test_microkernels_aarch64_under_qemu(tmp_path):
             ("neoverse-n1", "narrow", "NEON tiles narrow")]
     for cpu, tiles, expected in runs:
         env = dict(os.environ, CONDENSE_DEPLOY_NEON_TILES=tiles or "")
+        # the fp16 checks do not depend on the NEON tiles: once per core
+        only_fp32 = ["--no-fp16"] if tiles else []
         r = subprocess.run(
-            ["qemu-aarch64-static", "-cpu", cpu, str(tmp_path / "test_microkernels")],
+            ["qemu-aarch64-static", "-cpu", cpu, str(tmp_path / "test_microkernels"), *only_fp32],
             capture_output=True,
             text=True,
             timeout=300,
@@ -442,3 +446,13 @@ def test_microkernels_aarch64_under_qemu(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert expected in r.stdout, (cpu, tiles, r.stdout)
         assert "neon" in r.stdout and "OK" in r.stdout
+        # precision fp16: kernels and whole blocks against fp32 where the core has FP16 arithmetic,
+        # refused where it has not
+        if tiles:
+            assert "fp16" not in r.stdout.split("\n", 1)[1], r.stdout
+        elif cpu == "neoverse-n1":
+            assert "neonfp16 (vl 8, fp16)" in r.stdout and "block 5 C=G=8" in r.stdout, r.stdout
+        else:
+            refusal = ("fp16: refused: DenseBlock: precision fp16 needs FP16 arithmetic (ARMv8.2 "
+                       "fphp+asimdhp, e.g. Cortex-A76 / Raspberry Pi 5); this CPU has: asimd midr=0x410fd083")
+            assert refusal in r.stdout, r.stdout

@@ -13,7 +13,7 @@ import click
 import onnx
 
 from ..graph.recipes import MODES
-from .options import arch_option, classes_option, trust_option
+from .options import arch_option, check_precision, classes_option, precision_option, trust_option
 from .progress import ProgressBar
 
 _MAX_BATCH = 4096  # export.MAX_BATCH (kept here so listing commands does not import torch)
@@ -61,13 +61,14 @@ def _step(message: str) -> None:
               show_default=True, help="torch.onnx exporter (dynamo needs onnxscript).")
 @click.option("--optimize", type=click.Choice(MODES), default="fast", show_default=True,
               help="onnxruntime graph rewrites; tuned times candidates on this machine.")
+@precision_option
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @trust_option
 @classes_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export_command(source: str, output: str, arch: str | None, opset: int | None, batch: str | int,
-                   simplify: bool, exporter: str, optimize: str, force: bool, trust_checkpoint: bool,
-                   num_classes: int | None, as_json: bool) -> None:
+                   simplify: bool, exporter: str, optimize: str, precision: str, force: bool,
+                   trust_checkpoint: bool, num_classes: int | None, as_json: bool) -> None:
     """Export SOURCE (a checkpoint or a zoo name) to a verified ONNX file.
 
     A training-form CondenseNet is converted first. The file is checked, simplified, optimized and
@@ -76,19 +77,28 @@ def export_command(source: str, output: str, arch: str | None, opset: int | None
     """
     from ..pipeline import export_source
 
+    check_precision(precision, optimize)
     click.echo(f"exporting {source} -> {output}", err=True)
     tuning = ProgressBar("  tuning grouped convs").counts if optimize == "tuned" else None
     result = export_source(source, output, arch=arch, opset=opset, batch=batch, simplify=simplify,
                            exporter=exporter, optimize=optimize, force=force,
                            trust_checkpoint=trust_checkpoint, num_classes=num_classes, on_step=_step,
-                           on_progress=tuning)
+                           on_progress=tuning, precision=precision)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     batch_text = "dynamic batch" if result.batch == "dynamic" else f"batch {result.batch}"
+    precision_text = f", precision {result.precision}" if result.precision != "fp32" else ""
     click.echo(f"wrote {result.path}: {result.size_bytes / 1e6:.2f} MB, {result.nodes} nodes, opset "
-               f"{result.opset}, {batch_text}, optimize {result.optimize.get('mode')}")
-    click.echo(f"max abs diff vs PyTorch: {_diffs(result.max_abs_diff)} (atol {result.atol:.0e})")
+               f"{result.opset}, {batch_text}, optimize {result.optimize.get('mode')}{precision_text}")
+    if result.fp16 is None:
+        click.echo(f"max abs diff vs PyTorch: {_diffs(result.max_abs_diff)} (atol {result.atol:.0e})")
+        return
+    click.echo(f"max abs diff vs PyTorch, the same graph at fp32: {_diffs(result.max_abs_diff)} "
+               f"(atol {result.atol:.0e})")
+    from ..graph.fp16_check import describe_fp16
+
+    click.echo(describe_fp16(result.fp16, "PyTorch"))
 
 
 @click.command("verify")
@@ -108,8 +118,13 @@ def verify_command(onnx_file: str, source: str, arch: str | None, trust_checkpoi
 
     result = verify_source(onnx_file, source, arch=arch, trust_checkpoint=trust_checkpoint,
                            num_classes=num_classes)
-    click.echo(f"{onnx_file}: matches {source}: max abs diff {_diffs(result.max_abs_diff)} "
+    at = " at fp32 (its fp16 blocks as fp32)" if result.fp16 is not None else ""
+    click.echo(f"{onnx_file}: matches {source}{at}: max abs diff {_diffs(result.max_abs_diff)} "
                f"(atol {result.atol:.0e})")
+    if result.fp16 is not None:
+        from ..graph.fp16_check import describe_fp16
+
+        click.echo(describe_fp16(result.fp16, "PyTorch"))
 
 
 def _diffs(diffs: dict[int, float]) -> str:

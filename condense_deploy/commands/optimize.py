@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .options import count
+from .options import check_precision, count, precision_option
 from .progress import ProgressBar
 
 # the modes of export --optimize that rewrite an exported file (none: nothing to do)
@@ -33,10 +33,11 @@ _FORCE = click.option("--force", is_flag=True, help="Overwrite the output file."
                    "modes as export --optimize.")
 @click.option("--tuned", is_flag=True, hidden=True, help="Deprecated spelling of --optimize tuned.")
 @click.option("--native", is_flag=True, hidden=True, help="Deprecated spelling of --optimize native.")
+@precision_option
 @_THREADS
 @_FORCE
-def optimize_command(source: str, output: str, mode: str | None, tuned: bool, native: bool, threads: int,
-                     force: bool) -> None:
+def optimize_command(source: str, output: str, mode: str | None, tuned: bool, native: bool, precision: str,
+                     threads: int, force: bool) -> None:
     """Rewrite SOURCE (an exported CondenseNet .onnx) for onnxruntime CPU latency.
 
     The result is checked against SOURCE in onnxruntime on random input; above 1e-4 nothing is written.
@@ -49,14 +50,23 @@ def optimize_command(source: str, output: str, mode: str | None, tuned: bool, na
     if old:
         click.echo(f"warning: --{old[0]} is deprecated: use --optimize {old[0]}", err=True)
     mode = mode or (old[0] if old else "fast")
+    check_precision(precision, mode)
     report = optimize_file(source, output, mode, threads, force,
-                           progress=ProgressBar("tuning").counts if mode == "tuned" else None)
+                           progress=ProgressBar("tuning").counts if mode == "tuned" else None,
+                           precision=precision)
     before = sum(report["ops_before"].values())
     after = sum(report["ops_after"].values())
-    click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source} "
+    fp16 = report.get("fp16")
+    at = ", the same graph at fp32" if fp16 is not None else ""
+    click.echo(f"{output}: {report['mode']} ({before} -> {after} nodes), max abs diff vs {source}{at} "
                f"{report['max_abs_diff']:.2e}")
     if "native_blocks" in report:
-        click.echo(f"dense blocks on the native kernels: {report['native_blocks']}")
+        click.echo(f"dense blocks on the native kernels: {report['native_blocks']}, precision "
+                   f"{report['precision']}")
+    if fp16 is not None:
+        from ..graph.fp16_check import describe_fp16
+
+        click.echo(describe_fp16(fp16, source))
     if "choices" in report:
         forms: dict[str, int] = {}
         for choice in report["choices"].values():

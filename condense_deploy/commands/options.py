@@ -14,8 +14,8 @@ import click
 
 from ..architectures.config import ARCH_LIMITS, parse_int_list
 
-__all__ = ["FiniteFloat", "ThreadCounts", "arch_int", "arch_list_option", "arch_option", "classes_option",
-           "count", "trust_option"]
+__all__ = ["FiniteFloat", "ThreadCounts", "arch_int", "arch_list_option", "arch_option", "check_precision",
+           "classes_option", "count", "precision_option", "trust_option"]
 
 
 class FiniteFloat(click.ParamType):
@@ -98,3 +98,15 @@ trust_option = click.option("--trust-checkpoint", is_flag=True,
                             help="Allow full unpickling (runs code from the file: only for files you trust).")
 classes_option = click.option("--num-classes", type=arch_int("num_classes"), default=None,
                               help="Classes of a zoo model (e.g. 100 for CIFAR-100).")
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+    help="Arithmetic of the DenseBlock ops (--optimize native only). fp16 computes the blocks in ARMv8.2 "
+         "FP16 arithmetic (Cortex-A76 / Raspberry Pi 5, Neoverse-N1; inputs and outputs stay float32); "
+         "the model then runs only on such a CPU, and is verified here as the same graph at fp32 where "
+         "this CPU has no FP16 arithmetic (any x86).")
+
+
+def check_precision(precision: str, mode: str) -> None:
+    """fp16 is an opt-in of the native kernels: with any other mode it is a usage error (exit 2)."""
+    if precision != "fp32" and mode != "native":
+        raise click.UsageError(f"--precision {precision} needs --optimize native (got --optimize {mode})")

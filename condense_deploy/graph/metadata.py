@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["META", "OPTIMIZE_KEY", "read_metadata"]
+__all__ = ["META", "OPTIMIZE_KEY", "PRECISION_KEY", "read_metadata"]
 
 META = "condense_deploy."  # prefix of every metadata_props key we write
 OPTIMIZE_KEY = META + "optimize"  # optimize's report (JSON): mode, passes, tuned choices
+PRECISION_KEY = META + "precision"  # a native model's DenseBlock arithmetic: fp32 or fp16
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

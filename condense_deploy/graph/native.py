@@ -20,11 +20,14 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..errors import CondenseDeployError
 from ..native.contract import DENSE_BLOCK, DOMAIN, DOMAIN_VERSION
+from ..native.precision import DEFAULT_PRECISION, PRECISION_ATTRIBUTE, PRECISIONS
 from .passes import channel_gather, eliminate_dead, shuffle_to_gather
 from .view import GraphView, NodeTest
 
-__all__ = ["DenseBlockSite", "dense_blocks_to_native", "native_dense_blocks", "shuffle_permutation"]
+__all__ = ["DenseBlockSite", "block_precisions", "dense_blocks_to_native", "native_dense_blocks",
+           "shuffle_permutation", "with_precision"]
 
 
 def shuffle_permutation(channels: int, groups: int) -> np.ndarray:
@@ -183,12 +186,16 @@ def _valid_indices(block: list[_Layer], in_channels: int) -> bool:
 
 def dense_blocks_to_native(model: onnx.ModelProto,
                            select: Callable[[DenseBlockSite], bool] | None = None,
+                           precision: str = DEFAULT_PRECISION,
                            ) -> tuple[onnx.ModelProto, list[DenseBlockSite]]:
     """Replace every dense block (that ``select`` picks, if given) by one ``DenseBlock`` node.
 
-    Returns the new model and the sites rewritten. The input model is not modified; a graph with
-    no matching block comes back unchanged (apart from the shuffle Gathers) with no sites.
+    ``precision="fp16"`` writes that attribute on every node (the kernels then compute the block in
+    ARMv8.2 FP16 arithmetic); ``fp32`` writes none (absent means fp32). Returns the new model and the
+    sites rewritten. The input model is not modified; a graph with no matching block comes back
+    unchanged (apart from the shuffle Gathers) with no sites.
     """
+    _check_precision(precision)
     g = GraphView(shuffle_to_gather(model))
     sites: list[DenseBlockSite] = []
     typed: list[tuple[str, list[int | str]]] = []
@@ -204,7 +211,7 @@ def dense_blocks_to_native(model: onnx.ModelProto,
                               first.groups_1x1, first.groups_3x3, dims[2], dims[3])
         if select is not None and not select(site):
             continue
-        node = _block_node(g, block, site.name)
+        node = _block_node(g, block, site.name, precision)
         g.replace([n for layer in block for n in layer.nodes], [node], block[-1].nodes[-1])
         sites.append(site)
         typed.append((block[-1].out, [dims[0] or "batch", in_channels + site.layers * site.growth,
@@ -220,7 +227,7 @@ def dense_blocks_to_native(model: onnx.ModelProto,
     return out, sites
 
 
-def _block_node(g: GraphView, block: list[_Layer], name: str) -> onnx.NodeProto:
+def _block_node(g: GraphView, block: list[_Layer], name: str, precision: str) -> onnx.NodeProto:
     def const(suffix: str, parts: list[np.ndarray], dtype: type) -> str:
         return g.add_const(f"{name}_{suffix}", np.concatenate([p.reshape(-1) for p in parts]).astype(dtype))
 
@@ -234,14 +241,57 @@ def _block_node(g: GraphView, block: list[_Layer], name: str) -> onnx.NodeProto:
         const("w3", [layer.w3 for layer in block], np.float32),
     ]
     first = block[0]
-    return helper.make_node(
+    node = helper.make_node(
         DENSE_BLOCK, inputs, [block[-1].out], name=g.fresh(name), domain=DOMAIN,
         growth=first.growth, mid=first.mid, groups_1x1=first.groups_1x1, groups_3x3=first.groups_3x3,
         kept=[len(layer.index) for layer in block])
+    _set_precision(node, precision)
+    return node
 
 
-def native_dense_blocks(model: onnx.ModelProto, min_positions: int = 0) -> onnx.ModelProto:
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise CondenseDeployError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
+def _set_precision(node: onnx.NodeProto, precision: str) -> None:
+    for attribute in [a for a in node.attribute if a.name == PRECISION_ATTRIBUTE]:
+        node.attribute.remove(attribute)
+    if precision != DEFAULT_PRECISION:
+        node.attribute.append(helper.make_attribute(PRECISION_ATTRIBUTE, precision))
+
+
+def with_precision(model: onnx.ModelProto, precision: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose every DenseBlock computes in ``precision``; nothing else changes.
+
+    The export uses it to verify an fp16 graph at fp32 on a CPU without FP16 arithmetic: the same
+    weights, layout and nodes, only the blocks' arithmetic differs.
+    """
+    _check_precision(precision)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        if node.domain == DOMAIN and node.op_type == DENSE_BLOCK:
+            _set_precision(node, precision)
+    return out
+
+
+def block_precisions(model: onnx.ModelProto) -> dict[str, int]:
+    """How many DenseBlock nodes compute in each precision (``{"fp16": 5}``; empty without blocks)."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.domain == DOMAIN and node.op_type == DENSE_BLOCK:
+            value = next((a.s.decode() for a in node.attribute if a.name == PRECISION_ATTRIBUTE),
+                         DEFAULT_PRECISION)
+            counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def native_dense_blocks(model: onnx.ModelProto, min_positions: int = 0,
+                        precision: str = DEFAULT_PRECISION) -> onnx.ModelProto:
     """The ``native`` recipe's step: every dense block with at least ``min_positions`` pixels per
-    channel (H x W) becomes a DenseBlock; smaller ones stay with onnxruntime's own kernels."""
-    out, _ = dense_blocks_to_native(model, select=lambda site: site.height * site.width >= min_positions)
+    channel (H x W) becomes a DenseBlock computing in ``precision``; smaller ones stay with
+    onnxruntime's own kernels."""
+    out, _ = dense_blocks_to_native(model, select=lambda site: site.height * site.width >= min_positions,
+                                    precision=precision)
     return out

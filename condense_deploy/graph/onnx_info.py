@@ -101,6 +101,8 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
     initializer_names = {t.name for t in graph.initializer}
     opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
     histogram = Counter(node.op_type for node in graph.node)
+    from .native import block_precisions
+
     return {
         "path": text,
         "file_size": os.path.getsize(text),
@@ -116,6 +118,7 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         "int_constants": int_elements,
         "initializers": len(graph.initializer),
         "metadata": {p.key: p.value for p in model.metadata_props},
+        "dense_block_precision": block_precisions(model),  # {"fp16": 5}: what the DenseBlock ops compute in
     }
 
 
@@ -153,6 +156,13 @@ def format_description(info: dict[str, Any]) -> str:
                  f" (+{info['int_constants']:,} integer constants)")
     histogram = ", ".join(f"{op} {n}" for op, n in info["op_types"].items())
     lines.append(f"nodes:     {info['nodes']} ({histogram})")
+    precisions = info.get("dense_block_precision") or {}
+    if precisions:
+        from ..native.precision import FP16_NEEDS
+
+        counts = ", ".join(f"{p} ({n} DenseBlock op{'s' if n > 1 else ''})" for p, n in precisions.items())
+        needs = f"; runs only on a CPU with {FP16_NEEDS}" if "fp16" in precisions else ""
+        lines.append(f"precision: {counts}{needs}")
     metadata = info["metadata"]
     if metadata:
         lines.append("metadata:")

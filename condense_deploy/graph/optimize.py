@@ -19,14 +19,16 @@ import onnx
 from onnx import helper
 
 from ..errors import CondenseDeployError
+from ..native.precision import DEFAULT_PRECISION, PRECISIONS
 from ..runtime.sessions import create_session, random_feeds, run_session
 from ..runtime.timing import time_models
 from . import passes as P
-from .metadata import OPTIMIZE_KEY
-from .native import native_dense_blocks
+from .metadata import OPTIMIZE_KEY, PRECISION_KEY
+from .native import native_dense_blocks, with_precision
 from .recipes import MODES, RECIPES, Recipe, pass_names
 
-__all__ = ["FORMS", "LOAD_ERROR", "METADATA_KEY", "MODES", "apply_recipe", "optimize_file", "optimize_onnx"]
+__all__ = ["FORMS", "LOAD_ERROR", "METADATA_KEY", "MODES", "apply_recipe", "check_precision", "optimize_file",
+           "optimize_onnx"]
 
 METADATA_KEY = OPTIMIZE_KEY
 LOAD_ERROR = "onnxruntime cannot load the rewritten model: {reason}"
@@ -149,22 +151,39 @@ def _keep_faster_than_fast(tuned: onnx.ModelProto, fast: onnx.ModelProto,
     return (tuned if kept == "tuned" else fast), summary
 
 
+def check_precision(mode: str, precision: str) -> None:
+    """``fp16`` is an opt-in of the ``native`` recipe only (other modes run onnxruntime's fp32 kernels)."""
+    if precision not in PRECISIONS:
+        raise CondenseDeployError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != DEFAULT_PRECISION and mode != "native":
+        raise CondenseDeployError(f"precision {precision} needs optimize mode native (our DenseBlock kernels "
+                                  f"compute in it), not {mode}")
+
+
+def _recipe(mode: str, precision: str) -> Recipe:
+    """``mode``'s recipe with the native step set to ``precision`` (a user's choice, not a constant)."""
+    return tuple((name, {**kwargs, "precision": precision} if name == "dense_blocks_to_native" else kwargs)
+                 for name, kwargs in RECIPES[mode])
+
+
 def optimize_onnx(model: onnx.ModelProto, mode: str = "fast", threads: int = 1,
-                  progress: Callable[[int, int], None] | None = None,
+                  progress: Callable[[int, int], None] | None = None, precision: str = DEFAULT_PRECISION,
                   ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Rewrite ``model`` for onnxruntime CPU latency; returns (new model, report of what was done).
 
     The input is never modified. ``tuned`` times candidates with ``threads`` intra-op threads, so
-    tune with the thread count you will deploy with.
+    tune with the thread count you will deploy with. ``precision="fp16"`` (``native`` only) makes every
+    DenseBlock compute in ARMv8.2 FP16 arithmetic; the file's metadata records the precision.
     """
     if mode not in MODES:
         raise CondenseDeployError(f"optimize mode must be one of {', '.join(MODES)}, not {mode!r}")
+    check_precision(mode, precision)
     report: dict[str, Any] = {"mode": mode}
     out = onnx.ModelProto()
     out.CopyFrom(model)
     if mode != "none":
         before = _op_counts(out)
-        out = apply_recipe(out, RECIPES[mode])
+        out = apply_recipe(out, _recipe(mode, precision))
         report["passes"] = pass_names(mode)
         if mode == "tuned":
             out, tuned = _tune(out, threads, progress)
@@ -180,6 +199,7 @@ def optimize_onnx(model: onnx.ModelProto, mode: str = "fast", threads: int = 1,
                     "native: no CondenseNet dense block found to rewrite (native needs a converted "
                     "CondenseNet as exported with --optimize none)")
             report["native_blocks"] = blocks
+            report["precision"] = precision
         report["block"] = P.nchwc_block()
         report["ops_before"] = before
         report["ops_after"] = _op_counts(out)
@@ -196,12 +216,16 @@ def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _set_metadata(model: onnx.ModelProto, report: dict[str, Any]) -> None:
+    """The optimize report, and the blocks' precision for a native model (what ``inspect`` shows)."""
     for prop in list(model.metadata_props):
-        if prop.key == METADATA_KEY:
+        if prop.key in (METADATA_KEY, PRECISION_KEY):
             model.metadata_props.remove(prop)
-    entry = model.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = json.dumps(report, sort_keys=True)
+    entries = {METADATA_KEY: json.dumps(report, sort_keys=True)}
+    if "precision" in report:
+        entries[PRECISION_KEY] = report["precision"]
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def _outputs(model: onnx.ModelProto, where: str, load_error: str, seed: int = 0,
@@ -229,24 +253,36 @@ def max_abs_diff(reference: onnx.ModelProto, candidate: onnx.ModelProto, seed: i
 
 
 def optimize_file(source: str, target: str, mode: str = "fast", threads: int = 1, force: bool = False,
-                  atol: float = 1e-4, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                  atol: float = 1e-4, progress: Callable[[int, int], None] | None = None,
+                  precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
     """Optimize the ONNX file ``source`` into ``target``; verify it against ``source`` in onnxruntime
-    on random input and write nothing when any output differs by more than ``atol``."""
+    on random input and write nothing when any output differs by more than ``atol``.
+
+    An fp16 model is verified as the same graph at fp32 (within ``atol``); its fp16 outputs are then
+    compared with that where this CPU has FP16 arithmetic (``report["fp16"]``: max abs difference and
+    top-1 agreement), and the report says so where it has not.
+    """
     from .._fsutil import atomic_path, check_writable
+    from .fp16_check import compare_fp16
     from .onnx_info import load_checked
 
+    check_precision(mode, precision)
     model = load_checked(source)  # the input is judged before the output is blamed
     check_writable(target, force, inputs=[source])
     # the input must run before it is rewritten: a model that fails in onnxruntime (an index out of
     # range, a Conv with group 0) is the input's fault, said once, not a pass's crash
     feeds, expected = _outputs(model, source, f"{source}: onnxruntime cannot load it ({{reason}})")
-    optimized, report = optimize_onnx(model, mode, threads, progress)
-    candidate = create_session(optimized, 1, load_error=LOAD_ERROR)
-    diff = _max_diff(expected, run_session(candidate, feeds, f"{target}: the rewritten model"))
+    optimized, report = optimize_onnx(model, mode, threads, progress, precision)
+    as_fp32 = with_precision(optimized, DEFAULT_PRECISION) if precision != DEFAULT_PRECISION else optimized
+    candidate = create_session(as_fp32, 1, load_error=LOAD_ERROR)
+    outputs = run_session(candidate, feeds, f"{target}: the rewritten model")
+    diff = _max_diff(expected, outputs)
     report["max_abs_diff"] = diff
     if not diff <= atol:
         raise CondenseDeployError(f"{target}: optimized model differs from {source}: max abs diff "
                                   f"{diff:.3e} > atol {atol:.0e}; nothing written")
+    if precision == "fp16":
+        report["fp16"] = compare_fp16(optimized, feeds, outputs, f"{target}: the fp16 model")
     with atomic_path(target, overwrite=force) as tmp:
         onnx.save(optimized, str(tmp))
     return report

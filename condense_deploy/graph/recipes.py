@@ -13,7 +13,9 @@
   when the whole model beats ``fast``.
 - ``native``: every dense block becomes one ``DenseBlock`` op of our kernel library (csrc/,
   docs/native-ops.md), then ``fast`` for whatever is left. Needs the library wherever the model
-  runs; ``min_positions`` leaves blocks below that many pixels per channel to onnxruntime.
+  runs; ``min_positions`` leaves blocks below that many pixels per channel to onnxruntime. The
+  blocks' precision (``--precision fp16``) is the user's choice, not part of the recipe:
+  ``optimize.optimize_onnx`` gives it to the native step.
 """
 
 from __future__ import annotations

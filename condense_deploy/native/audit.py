@@ -5,7 +5,8 @@ see through onnxruntime's C API is an attribute it does not read (onnxruntime ha
 a node's attributes), so an unknown attribute such as ``stride=2`` on a DenseBlock would be ignored
 and the model would run as something else than it says. This audit refuses such nodes: every node
 of our domain must be an op of the contract, with only the contract's attributes, each of the
-contract's type, and the contract's number of inputs. onnx is imported only here.
+contract's type (and a string attribute one of its values), and the contract's number of inputs.
+onnx is imported only here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from .contract import (
     DENSE_BLOCK,
     DENSE_BLOCK_ATTRIBUTES,
     DENSE_BLOCK_INPUTS,
+    DENSE_BLOCK_OPTIONAL_ATTRIBUTES,
+    DENSE_BLOCK_PRECISIONS,
     DOMAIN,
     GROUPED_CONV,
     GROUPED_CONV_ATTRIBUTES,
@@ -24,10 +27,13 @@ __all__ = ["contract_problem"]
 
 # op -> (attribute -> onnx AttributeProto type name, fewest inputs, most inputs)
 _OPS = {
-    DENSE_BLOCK: ({name: "INTS" if name == "kept" else "INT" for name in DENSE_BLOCK_ATTRIBUTES},
+    DENSE_BLOCK: ({**{name: "INTS" if name == "kept" else "INT" for name in DENSE_BLOCK_ATTRIBUTES},
+                   **dict.fromkeys(DENSE_BLOCK_OPTIONAL_ATTRIBUTES, "STRING")},
                   len(DENSE_BLOCK_INPUTS), len(DENSE_BLOCK_INPUTS)),
     GROUPED_CONV: (dict.fromkeys(GROUPED_CONV_ATTRIBUTES, "INT"), 2, len(GROUPED_CONV_INPUTS)),
 }
+# (op, string attribute) -> the values the contract allows
+_VALUES = {(DENSE_BLOCK, "precision"): DENSE_BLOCK_PRECISIONS}
 
 
 def contract_problem(data: bytes) -> str | None:
@@ -58,6 +64,11 @@ def contract_problem(data: bytes) -> str | None:
                 got = onnx.AttributeProto.AttributeType.Name(attribute.type)
                 if got != want:
                     return f"{where}: mismatched attribute type: {attribute.name!r} must be {want}, got {got}"
+                allowed = _VALUES.get((node.op_type, attribute.name))
+                value = attribute.s.decode("utf-8", "replace")
+                if allowed is not None and value not in allowed:
+                    return (f"{where}: attribute {attribute.name!r} must be one of "
+                            f"{', '.join(map(repr, allowed))}, got {value!r}")
             if not fewest <= len(node.input) <= most:
                 span = str(fewest) if fewest == most else f"{fewest} to {most}"
                 return f"{where}: has {len(node.input)} inputs; the op contract has {span}"

@@ -16,6 +16,7 @@ from typing import Any
 from .. import __version__
 from ..libcheck import elf_machine, host_machine, library_problem, library_queries
 from ..native import library as kernels
+from ..native.precision import cpu_fp16_problem
 from .machine import describe_machine
 
 __all__ = ["COMMANDS", "describe_install", "format_install"]
@@ -54,7 +55,7 @@ def _kernels() -> dict[str, Any]:
     path = kernels._candidate()
     info: dict[str, Any] = {"path": str(path), "from_env": bool(os.environ.get(kernels.ENV_VAR)),
                             "usable": False, "built_for": None, "isa": None, "isas": None,
-                            "api_version": None, "problem": None}
+                            "api_version": None, "cpu_features": None, "problem": None}
     problem = library_problem(path)
     if path.is_file():
         try:
@@ -64,7 +65,7 @@ def _kernels() -> dict[str, Any]:
     if problem is None:
         try:
             queried = library_queries(path, "condense_deploy_isa", "condense_deploy_isas",
-                                      "condense_deploy_ort_api_version")
+                                      "condense_deploy_ort_api_version", "condense_deploy_cpu_features")
         except OSError as e:  # a damaged or incompatible file the loader refuses
             problem = f"{path} cannot be loaded ({str(e).strip().splitlines()[0]})"
         else:
@@ -72,9 +73,13 @@ def _kernels() -> dict[str, Any]:
             isas = queried["condense_deploy_isas"]
             info["isas"] = isas.split(",") if isinstance(isas, str) else None
             info["api_version"] = queried["condense_deploy_ort_api_version"]
+            info["cpu_features"] = queried["condense_deploy_cpu_features"] or None  # "" off AArch64
             problem = kernels.api_problem(path)
     info["problem"] = problem
     info["usable"] = problem is None
+    # fp16 DenseBlocks (--precision fp16): the library's own CPU probe decides where it is usable
+    fp16_problem = cpu_fp16_problem(str(path) if problem is None else None)
+    info["fp16"] = {"runs": fp16_problem is None, "why": fp16_problem}
     return info
 
 
@@ -146,11 +151,18 @@ def format_install(info: dict[str, Any]) -> str:
         api_needed = f", needs custom-op API {k['api_version']}" if k["api_version"] is not None else ""
         lines.append(f"kernels:      {k['path']}{where}")
         lines.append(f"              built for {k['built_for']}{api_needed}; ISA here: {k['isa']}{isas}")
+        if k.get("cpu_features"):
+            lines.append(f"              CPU as the kernels see it: {k['cpu_features']}")
     else:
         lines.append(f"kernels:      not usable: {k['problem']}{where}")
         lines.append("              get them: build here (`make kernels` / `pip install .` with g++), the "
                      "aarch64 wheel (scripts/build-wheel.sh), or CONDENSE_DEPLOY_KERNELS=cross-built .so "
                      "(docs/arm.md)")
+    fp16 = k["fp16"]
+    if fp16["runs"]:
+        lines.append("fp16 blocks:  yes: this CPU has ARMv8.2 FP16 arithmetic (--precision fp16 models run)")
+    else:
+        lines.append(f"fp16 blocks:  no: {fp16['why']} (--precision fp16 models are refused here)")
     lines.append("commands:")
     for entry in info["commands"]:
         if entry["runs"]:

@@ -16,6 +16,11 @@ float* act_scratch(std::size_t n) {
   buf.reserve_zero(n);
   return buf.data();
 }
+half_t* act_scratch_f16(std::size_t n) {
+  static thread_local AlignedBuf<half_t> buf;
+  buf.reserve_zero(n);
+  return buf.data();
+}
 }  // namespace
 
 DenseBlock::DenseBlock(const DenseBlockAttrs& a)
@@ -35,6 +40,12 @@ DenseBlock::DenseBlock(const DenseBlockAttrs& a)
          "kept[" + str(l) + "] must be > 0 (got " + str(kept_[l]) + ")");
     need(kept_[l] % g1_ == 0, "kept[" + str(l) + "] (" + str(kept_[l]) + ") must be divisible by groups_1x1 (" +
                                   str(g1_) + ")");
+  }
+  if (a.precision == Precision::fp16) {
+    f16_ = f16_kernels();
+    need(f16_ != nullptr, std::string("precision fp16 needs FP16 arithmetic (ARMv8.2 fphp+asimdhp, e.g. Cortex-A76 / "
+                                      "Raspberry Pi 5); ") +
+                              f16_unavailable_reason());
   }
 }
 
@@ -76,6 +87,11 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
       out.index[i] = static_cast<int32_t>(v);
       out.max_idx[l] = std::max(out.max_idx[l], v);
     }
+  }
+  out.mk = &mk;
+  if (f16_) {
+    pack_f16(p, out);
+    return;
   }
   out.scale.assign(p.scale, p.scale + n_kept);
   out.shift.assign(p.shift, p.shift + n_kept);
@@ -127,10 +143,17 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
 void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const {
   if (ws.N == N && ws.C == Ctot && ws.H == H && ws.W == W) return;
   const Geometry g(static_cast<int>(H), static_cast<int>(W));
-  if (!ws.block.reserve_zero(static_cast<std::size_t>(N * Ctot * g.stride))) ws.block.zero();
-  if (!ws.mid.reserve_zero(static_cast<std::size_t>(N * mid_ * g.stride))) ws.mid.zero();
   ws.mask.reserve_zero(static_cast<std::size_t>(g.mask_size()));
   g.fill_mask(ws.mask.data());
+  if (f16_) {
+    if (!ws.h_block.reserve_zero(static_cast<std::size_t>(N * Ctot * g.stride))) ws.h_block.zero();
+    if (!ws.h_mid.reserve_zero(static_cast<std::size_t>(N * mid_ * g.stride))) ws.h_mid.zero();
+    ws.h_mask.reserve_zero(static_cast<std::size_t>(g.mask_size()));
+    for (std::ptrdiff_t i = 0; i < g.mask_size(); ++i) ws.h_mask.data()[i] = ws.mask.data()[i] ? 0xFFFFu : 0u;
+  } else {
+    if (!ws.block.reserve_zero(static_cast<std::size_t>(N * Ctot * g.stride))) ws.block.zero();
+    if (!ws.mid.reserve_zero(static_cast<std::size_t>(N * mid_ * g.stride))) ws.mid.zero();
+  }
   ws.N = N;
   ws.C = Ctot;
   ws.H = H;
@@ -155,6 +178,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     // one image's, so it stays in cache and its memory does not grow with the batch. The threads
     // share each image's groups and position chunks.
     for (int64_t n = 0; n < N; ++n) run(p, X + n * C0 * H * W, 1, C0, H, W, Y + n * Ctot * H * W, par);
+    return;
+  }
+  if (f16_) {
+    run_f16(p, X, C0, H, W, Y, par);
     return;
   }
 
@@ -286,29 +313,46 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       mk.conv3x3(conv3_args(n, gg, q0, nq));
     };
 
-    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: all 1x1 work items
-    // run, then all 3x3 ones.
-    {
-      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(N * g1_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch % g1_,
-                      n = static_cast<int64_t>(it) / nch / g1_;
-        step_1x1(n, j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+    // The shuffle makes every 3x3 group read mid channels of every 1x1 group: the 3x3 of a position
+    // runs once every group's 1x1 has covered it and the row below. On large images the two
+    // alternate over bands of positions (plan::band_positions), so that the 3x3 finds mid in cache.
+    auto run_1x1 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {
+      const int chunk = use_cv1 ? static_cast<int>(len) : plan::chunk(len, K, 1);
+      const int64_t nch = (len + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
+        step_1x1(0, j, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
       });
-    }
-    {
-      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(N * g3_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch % g3_,
-                      n = static_cast<int64_t>(it) / nch / g3_;
-        if (use_rows3) {  // row bands over the whole image
-          rows_mk->conv3x3_rows(conv3_args(n, gg, 0, static_cast<int>(H * g.Wp)));
+    };
+    auto run_3x3 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {  // rows kernel: whole image rows
+      const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(len) : plan::chunk(len, K3, 9);
+      const int64_t nch = (len + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;
+        if (use_rows3) {
+          rows_mk->conv3x3_rows(conv3_args(0, gg, s, static_cast<int>(len)));
           return;
         }
-        step_3x3(n, gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+        step_3x3(0, gg, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
       });
+    };
+    const std::ptrdiff_t band = (use_cv1 || use_cv3) ? g.Qr : plan::band_positions(g.Qr, Cl + mid_ + growth_, mid_ * PS);
+    std::ptrdiff_t done1 = 0, done3 = 0;  // positions whose 1x1 / 3x3 ran
+    while (done3 < g.Qr) {
+      if (done1 < g.Qr) {
+        const std::ptrdiff_t e1 = std::min<std::ptrdiff_t>(g.Qr, done1 + band);
+        run_1x1(done1, e1 - done1);
+        done1 = e1;
+      }
+      // The 3x3 of position q reads mid up to q + Wp + 1. The rows kernel runs whole rows (and may
+      // write up to a vector past them, into the next row, which the next band writes again).
+      std::ptrdiff_t e3;
+      if (use_rows3)
+        e3 = done1 == g.Qr ? g.Q : std::max<std::ptrdiff_t>(0, done1 / g.Wp - 1) * g.Wp;
+      else
+        e3 = done1 == g.Qr ? g.Qr : std::max<std::ptrdiff_t>(0, (done1 - g.Wp - 1) / 16 * 16);
+      if (e3 > done3) run_3x3(done3, e3 - done3);
+      done3 = (use_rows3 && e3 == g.Q) ? g.Qr : std::max(done3, e3);
     }
   }
 
@@ -319,6 +363,215 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       std::memcpy(dst, Xc + (n * C0 + c) * HW, sizeof(float) * HW);
     else
       g.copy_out(block + i * PS, dst);
+  });
+}
+
+// ---- precision fp16 ------------------------------------------------------------------------------
+
+// The parameters in halves for the fp16 table (after pack() checked sizes and the index).
+void DenseBlock::pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) const {
+  const F16Kernels& hk = *f16_;
+  out.f16 = f16_;
+  const int L = layers();
+  const std::size_t n_kept = out.off_kept[L], n_w1 = out.off_w1[L], n_w3 = out.off_w3[L];
+  out.h_scale.reserve_zero(n_kept);
+  out.h_shift.reserve_zero(n_kept);
+  hk.f32_to_f16(p.scale, out.h_scale.data(), n_kept);
+  hk.f32_to_f16(p.shift, out.h_shift.data(), n_kept);
+  // b1 comes in shuffled order (channel m*G1 + j); the 1x1 adds it by pre-shuffle row j*mo + m
+  std::vector<float> b1(static_cast<std::size_t>(L * mid_));
+  for (int l = 0; l < L; ++l)
+    for (int64_t j = 0; j < g1_; ++j)
+      for (int64_t m = 0; m < mid_ / g1_; ++m) b1[l * mid_ + j * (mid_ / g1_) + m] = p.b1[l * mid_ + m * g1_ + j];
+  out.h_b1.reserve_zero(b1.size());
+  hk.f32_to_f16(b1.data(), out.h_b1.data(), b1.size());
+  const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
+  const int fused = plan::fuse_gather(hk, mo);
+  out.h_w1.reserve_zero(n_w1 + kF16WeightSlack);
+  for (int l = 0; l < L; ++l) {
+    const int64_t K = kept_[l] / g1_;
+    for (int64_t j = 0; j < g1_; ++j)
+      hk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), fused,
+                      out.h_w1.data() + out.off_w1[l] + j * mo * K);
+  }
+  out.h_w3.reserve_zero(n_w3 + kF16WeightSlack);
+  for (int l = 0; l < L; ++l)
+    for (int64_t g = 0; g < g3_; ++g)
+      hk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
+                      out.h_w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  // Channel-vectorised layouts (same offsets), where a group's outputs fill whole vectors.
+  if (mo % hk.vl == 0) {
+    out.h_w1cv.reserve_zero(n_w1 + kF16WeightSlack);
+    for (int l = 0; l < L; ++l) {
+      const int64_t K = kept_[l] / g1_;
+      for (int64_t j = 0; j < g1_; ++j)
+        hk.pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
+                   out.h_w1cv.data() + out.off_w1[l] + j * mo * K);
+    }
+  }
+  if (M3 % hk.vl == 0) {
+    out.h_w3cv.reserve_zero(n_w3 + kF16WeightSlack);
+    for (int l = 0; l < L; ++l)
+      for (int64_t g = 0; g < g3_; ++g)
+        hk.pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
+                   out.h_w3cv.data() + out.off_w3[l] + g * M3 * K3 * 9);
+  }
+}
+
+// One image: X converted to halves once into the block buffer, every layer in fp16, the new
+// channels converted back into Y at the end (the input channels are copied from X exactly).
+void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, int64_t H, int64_t W, float* Y,
+                         const ParallelFor& par) const {
+  need(p.f16 != nullptr, "parameters were not packed for precision fp16");
+  const F16Kernels& hk = *p.f16;
+  const int L = layers();
+  const int64_t Ctot = C0 + L * growth_;
+  WorkspaceLease<Workspace> lease(ws_);
+  Workspace& ws = lease.get();
+  prepare(ws, 1, Ctot, H, W);
+
+  const Geometry g(static_cast<int>(H), static_cast<int>(W));
+  const std::ptrdiff_t PS = g.stride, HW = H * W;
+  half_t* block = ws.h_block.data();
+  half_t* midb = ws.h_mid.data();
+  const uint16_t* mask = ws.h_mask.data();
+  par(static_cast<std::size_t>(C0), [&](std::size_t c) {
+    for (int r = 0; r < g.H; ++r)
+      hk.f32_to_f16(X + c * HW + r * W, block + c * PS + g.origin + (r + 1) * g.Wp + 1, static_cast<std::size_t>(W));
+  });
+
+  const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
+  const bool fused = plan::fuse_gather(hk, mo);
+  // Small images: outputs along the lanes (position vectors would be mostly padding there).
+  const bool use_cv1 = plan::use_f16_chanvec_1x1(hk, mo, W), use_cv3 = plan::use_f16_chanvec_3x3(hk, M3, W);
+  for (int l = 0; l < L; ++l) {
+    const int64_t Cl = C0 + l * growth_;
+    const int64_t K = kept_[l] / g1_;
+    const int32_t* idx = p.index.data() + p.off_kept[l];
+    const half_t* sc = p.h_scale.data() + p.off_kept[l];
+    const half_t* sh = p.h_shift.data() + p.off_kept[l];
+    const half_t* w1 = p.h_w1.data() + p.off_w1[l];
+    const half_t* b1 = p.h_b1.data() + l * mid_;
+    const half_t* w3 = p.h_w3.data() + p.off_w3[l];
+
+    // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid (shuffled), [q0, q0+nq).
+    auto step_1x1 = [&](int64_t j, std::ptrdiff_t q0, int nq) {
+      static thread_local std::vector<const half_t*> ptrs;
+      ptrs.resize(static_cast<std::size_t>(K));
+      for (int64_t k = 0; k < K; ++k) ptrs[k] = block + idx[j * K + k] * PS + g.origin + g.Wp + q0;
+      F16ConvArgs ca;
+      ca.K = static_cast<int>(K);
+      if (use_cv1) {  // BN + ReLU of the whole plane into the scratch, then the channel vectors
+        half_t* act = act_scratch_f16(static_cast<std::size_t>(K * nq));
+        F16GatherArgs ga;
+        ga.in = ptrs.data();
+        ga.scale = sc + j * K;
+        ga.shift = sh + j * K;
+        ga.K = static_cast<int>(K);
+        ga.out = act;
+        ga.out_stride = nq;
+        ga.nq = nq;
+        hk.bnrelu_gather(ga);
+        F16CvArgs cv;
+        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
+        cv.in_stride = nq;
+        cv.K = static_cast<int>(K);
+        cv.w = p.h_w1cv.data() + p.off_w1[l] + j * K * mo;
+        cv.bias = b1 + j * mo;
+        cv.M = static_cast<int>(mo);
+        cv.out = midb + j * PS + g.origin + g.Wp + 1;  // shuffled, as below
+        cv.out_stride = PS * g1_;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        cv.relu = 1;
+        hk.conv1x1_cv(cv);
+        return;
+      }
+      if (fused) {
+        ca.in_ptrs = ptrs.data();
+        ca.bn_scale = sc + j * K;
+        ca.bn_shift = sh + j * K;
+      } else {
+        half_t* act = act_scratch_f16(static_cast<std::size_t>(K * nq));
+        F16GatherArgs ga;
+        ga.in = ptrs.data();
+        ga.scale = sc + j * K;
+        ga.shift = sh + j * K;
+        ga.K = static_cast<int>(K);
+        ga.out = act;
+        ga.out_stride = nq;
+        ga.nq = nq;
+        hk.bnrelu_gather(ga);
+        ca.in = act;
+        ca.in_stride = nq;
+      }
+      ca.w = w1 + j * K * mo;
+      ca.bias = b1 + j * mo;
+      ca.M = static_cast<int>(mo);
+      ca.out = midb + j * PS + g.origin + g.Wp + q0;  // pre-shuffle row j*mo + m -> mid channel m*G1 + j
+      ca.out_stride = PS * g1_;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.relu = 1;
+      hk.conv1x1(ca);
+    };
+    // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
+    auto step_3x3 = [&](int64_t gg, std::ptrdiff_t q0, int nq) {
+      if (use_cv3) {
+        F16CvArgs cv;
+        cv.in = midb + gg * K3 * PS + g.origin + g.Wp + 1;
+        cv.in_stride = PS;
+        cv.K = static_cast<int>(K3);
+        cv.w = p.h_w3cv.data() + p.off_w3[l] + gg * K3 * 9 * M3;
+        cv.M = static_cast<int>(M3);
+        cv.out = block + (Cl + gg * M3) * PS + g.origin + g.Wp + 1;
+        cv.out_stride = PS;
+        cv.H = static_cast<int>(H);
+        cv.W = static_cast<int>(W);
+        cv.row = g.Wp;
+        hk.conv3x3_cv(cv);
+        return;
+      }
+      F16ConvArgs ca;
+      ca.in = midb + gg * K3 * PS + g.origin + g.Wp + q0;
+      ca.in_stride = PS;
+      ca.K = static_cast<int>(K3);
+      ca.w = w3 + gg * K3 * 9 * M3;
+      ca.M = static_cast<int>(M3);
+      ca.out = block + (Cl + gg * M3) * PS + g.origin + g.Wp + q0;
+      ca.out_stride = PS;
+      ca.nq = nq;
+      ca.mask = mask + q0;
+      ca.row = g.Wp;
+      hk.conv3x3(ca);
+    };
+    {
+      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
+      const int64_t nch = (g.Qr + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
+        step_1x1(j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+      });
+    }
+    {
+      const int chunk = use_cv3 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
+      const int64_t nch = (g.Qr + chunk - 1) / chunk;
+      par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
+        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;
+        step_3x3(gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
+      });
+    }
+  }
+
+  par(static_cast<std::size_t>(Ctot), [&](std::size_t c) {
+    float* dst = Y + c * HW;
+    if (static_cast<int64_t>(c) < C0) {
+      std::memcpy(dst, X + c * HW, sizeof(float) * HW);
+      return;
+    }
+    for (int r = 0; r < g.H; ++r)
+      hk.f16_to_f32(block + c * PS + g.origin + (r + 1) * g.Wp + 1, dst + r * W, static_cast<std::size_t>(W));
   });
 }
 

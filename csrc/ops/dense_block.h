@@ -10,9 +10,15 @@
 
 namespace cdops {
 
+// The arithmetic the block computes in (attribute `precision`): inputs and outputs are float32
+// either way; fp16 keeps the block's activations, weights and sums in IEEE half precision
+// (ARMv8.2 FP16 arithmetic; refused at kernel creation on a CPU without it).
+enum class Precision { fp32, fp16 };
+
 struct DenseBlockAttrs {
   int64_t growth = 0, mid = 0, groups_1x1 = 0, groups_3x3 = 0;
   std::vector<int64_t> kept;
+  Precision precision = Precision::fp32;
 };
 
 // Raw (ONNX-layout) parameter tensors, as flat arrays with their element counts.
@@ -36,14 +42,22 @@ struct DenseBlockPacked {
   const MicroKernels* cv3 = nullptr;
   AlignedBuf<float> w1cv, w3cv;
   std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
+  // precision fp16: the fp16 table and the parameters in halves (the fp32 ones above stay empty
+  // except index, max_idx and the offsets)
+  const F16Kernels* f16 = nullptr;
+  AlignedBuf<half_t> h_scale, h_shift, h_b1, h_w1, h_w3;
+  AlignedBuf<half_t> h_w1cv, h_w3cv;  // channel-vectorised layouts (empty: outputs not a multiple of 8)
 };
 
 class DenseBlock {
  public:
-  explicit DenseBlock(const DenseBlockAttrs& a);  // throws InvalidArgument on bad attributes
+  // Throws InvalidArgument on bad attributes, and for precision fp16 on a CPU without FP16
+  // arithmetic.
+  explicit DenseBlock(const DenseBlockAttrs& a);
 
   int layers() const { return static_cast<int>(kept_.size()); }
   int64_t growth() const { return growth_; }
+  Precision precision() const { return f16_ ? Precision::fp16 : Precision::fp32; }
   // Checks sizes and index values (>= 0) and packs; throws InvalidArgument.
   void pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBlockPacked& out) const;
   // Y [N, C0 + L*growth, H, W] from X [N, C0, H, W]. Throws InvalidArgument if an index value is
@@ -57,11 +71,17 @@ class DenseBlock {
     int64_t N = -1, C = -1, H = -1, W = -1;
     AlignedBuf<float> block, mid;
     AlignedBuf<uint32_t> mask;
+    AlignedBuf<half_t> h_block, h_mid;  // precision fp16: the block buffer and 1x1 output in halves
+    AlignedBuf<uint16_t> h_mask;
   };
   void prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const;
+  void pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) const;
+  void run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, int64_t H, int64_t W, float* Y,
+               const ParallelFor& par) const;
 
   int64_t growth_, mid_, g1_, g3_;
   std::vector<int64_t> kept_;
+  const F16Kernels* f16_ = nullptr;  // precision fp16: the table it runs on
   mutable CachedWorkspace<Workspace> ws_;
 };
 

@@ -1,11 +1,18 @@
 // Micro-kernel unit test: every ISA this CPU runs against the scalar references, on random data
-// with odd sizes (all M, K and position counts that exercise full and remainder tiles).
-// Prints one line per ISA; exit code 0 when all pass.
+// with odd sizes (all M, K and position counts that exercise full and remainder tiles); where the
+// CPU has FP16 arithmetic, the fp16 kernels against the same references and the DenseBlock op in
+// precision fp16 against precision fp32 on the CondenseNet-74 block shapes (elsewhere: that the op
+// refuses precision fp16). Prints one line per ISA; exit code 0 when all pass.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "ops/dense_block.h"
 #include "ukernels/config.h"
 
 using namespace cdops;
@@ -183,9 +190,439 @@ bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
   return ok;
 }
 
+// ---- fp16 ------------------------------------------------------------------------------------
+
+// Values rounded to fp16 (what the fp16 kernels see), as floats.
+std::vector<float> to_half_floats(const F16Kernels& hk, std::vector<float> v) {
+  std::vector<half_t> h(v.size());
+  hk.f32_to_f16(v.data(), h.data(), v.size());
+  hk.f16_to_f32(h.data(), v.data(), v.size());
+  return v;
+}
+std::vector<half_t> to_halves(const F16Kernels& hk, const std::vector<float>& v) {
+  std::vector<half_t> h(v.size());
+  hk.f32_to_f16(v.data(), h.data(), v.size());
+  return h;
+}
+std::vector<float> abs_of(std::vector<float> v) {
+  for (auto& x : v) x = std::fabs(x);
+  return v;
+}
+
+// fp16 sums against the double-accumulated reference of the same (fp16-rounded) values. The
+// error allowed for an output is kF16Tol half-precision units (2^-11) of its sum of |terms|
+// (|bias| + sum |w * x|): fp16 accumulation of n terms errs by up to about sqrt(n) such units on
+// random data (n up to 360 here), a wrong weight or tap by the whole term.
+constexpr double kF16Unit = 1.0 / 2048;
+constexpr double kF16Tol = 24;
+
+bool check_f16_conv(const F16Kernels& hk, const Case& c, double* worst) {
+  const int margin = c.row + 32;
+  const int in_stride = c.nq + 2 * margin;
+  std::vector<float> in(static_cast<std::size_t>(c.K) * in_stride), w(static_cast<std::size_t>(c.K) * c.taps * c.M),
+      bias(c.M), scale(c.K), shift(c.K);
+  for (auto& v : in) v = uni(-1, 1);
+  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(c.K * c.taps));
+  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  for (auto& v : scale) v = uni(0.5f, 1.5f);
+  for (auto& v : shift) v = uni(-0.3f, 0.3f);
+  in = to_half_floats(hk, in);
+  w = to_half_floats(hk, w);
+  bias = to_half_floats(hk, bias);
+  scale = to_half_floats(hk, scale);
+  shift = to_half_floats(hk, shift);
+  std::vector<uint32_t> mask(c.nq);
+  std::vector<uint16_t> mask16(c.nq);
+  for (int i = 0; i < c.nq; ++i) {
+    mask[i] = (i % 7 == 3) ? 0u : 0xFFFFFFFFu;
+    mask16[i] = static_cast<uint16_t>(mask[i]);
+  }
+  const int out_stride = c.nq + 16;
+  const std::size_t n_out = static_cast<std::size_t>(c.M) * out_stride + 16;
+  std::vector<float> want(n_out, 7.0f), bound(n_out, 7.0f);
+  // reference and the sum of |terms| (same call on absolute values)
+  std::vector<const float*> ptrs(c.K), abs_ptrs(c.K);
+  std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
+  ConvArgs a;
+  a.in_stride = in_stride;
+  a.K = c.K;
+  a.M = c.M;
+  a.out_stride = out_stride;
+  a.nq = c.nq;
+  a.mask = c.mask ? mask.data() : nullptr;
+  a.relu = c.relu;
+  a.row = c.row;
+  if (c.fused) {
+    for (int k = 0; k < c.K; ++k) ptrs[k] = in.data() + margin + static_cast<std::ptrdiff_t>((k * 7) % c.K) * in_stride;
+    a.in_ptrs = ptrs.data();
+    a.bn_scale = scale.data();
+    a.bn_shift = shift.data();
+  }
+  a.in = in.data() + margin;
+  a.w = w.data();
+  a.bias = c.bias ? bias.data() : nullptr;
+  a.out = want.data();
+  ref_conv(a, c.taps);
+  a.in = abs_in.data() + margin;  // fused: BN + ReLU makes the activations >= 0 already
+  a.w = abs_w.data();
+  a.bias = c.bias ? abs_bias.data() : nullptr;
+  a.relu = 0;
+  a.out = bound.data();
+  ref_conv(a, c.taps);
+
+  std::vector<half_t> h_in = to_halves(hk, in), h_bias = to_halves(hk, bias), h_scale = to_halves(hk, scale),
+                      h_shift = to_halves(hk, shift);
+  std::vector<half_t> packed(w.size() + kF16WeightSlack);
+  if (c.taps == 1)
+    hk.pack_conv1x1(w.data(), c.M, c.K, c.fused, packed.data());
+  else
+    hk.pack_conv3x3(w.data(), c.M, c.K, packed.data());
+  std::vector<half_t> h_out = to_halves(hk, std::vector<float>(n_out, 7.0f));
+  std::vector<const half_t*> h_ptrs(c.K);
+  F16ConvArgs h;
+  h.in = h_in.data() + margin;
+  h.in_stride = in_stride;
+  h.K = c.K;
+  h.w = packed.data();
+  h.bias = c.bias ? h_bias.data() : nullptr;
+  h.M = c.M;
+  h.out = h_out.data();
+  h.out_stride = out_stride;
+  h.nq = c.nq;
+  h.mask = c.mask ? mask16.data() : nullptr;
+  h.relu = c.relu;
+  h.row = c.row;
+  if (c.fused) {
+    for (int k = 0; k < c.K; ++k) h_ptrs[k] = h_in.data() + (ptrs[k] - in.data());
+    h.in_ptrs = h_ptrs.data();
+    h.bn_scale = h_scale.data();
+    h.bn_shift = h_shift.data();
+  }
+  (c.taps == 1 ? hk.conv1x1 : hk.conv3x3)(h);
+  std::vector<float> got(n_out);
+  hk.f16_to_f32(h_out.data(), got.data(), n_out);
+  bool ok = true;
+  for (std::size_t i = 0; i < n_out; ++i) {
+    const double d = std::fabs(double(got[i]) - want[i]), units = d / (kF16Unit * std::max(1e-3f, bound[i]));
+    if (units > *worst) *worst = units;
+    if (!(units <= kF16Tol)) ok = false;
+  }
+  if (!ok)
+    std::printf("  FAIL %s conv%s K=%d M=%d nq=%d relu=%d bias=%d mask=%d fused=%d\n", hk.name,
+                c.taps == 1 ? "1x1" : "3x3", c.K, c.M, c.nq, c.relu, c.bias, c.mask, c.fused);
+  return ok;
+}
+
+bool check_f16_cv(const F16Kernels& hk, int taps, int M, int K, int H, int W, double* worst) {
+  const int row = W + 2, plane = (H + 2) * row + 16;
+  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K * taps), bias(M);
+  for (auto& v : in) v = uni(-1, 1);
+  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * taps));
+  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  in = to_half_floats(hk, in);
+  w = to_half_floats(hk, w);
+  bias = to_half_floats(hk, bias);
+  std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
+  std::vector<float> want(static_cast<std::size_t>(M) * plane, 7.0f), bound(want);
+  const bool with_bias = (M + K) % 2;
+  CvArgs a;
+  a.in_stride = plane;
+  a.K = K;
+  a.M = M;
+  a.out_stride = plane;
+  a.H = H;
+  a.W = W;
+  a.row = row;
+  a.in = in.data() + row + 1;
+  a.w = w.data();
+  a.bias = with_bias ? bias.data() : nullptr;
+  a.relu = K % 2;
+  a.out = want.data() + row + 1;
+  ref_conv_cv(a, taps);
+  a.in = abs_in.data() + row + 1;
+  a.w = abs_w.data();
+  a.bias = with_bias ? abs_bias.data() : nullptr;
+  a.relu = 0;
+  a.out = bound.data() + row + 1;
+  ref_conv_cv(a, taps);
+  std::vector<half_t> h_in = to_halves(hk, in), h_bias = to_halves(hk, bias), packed(w.size() + kF16WeightSlack);
+  hk.pack_cv(w.data(), M, K, taps, packed.data());
+  std::vector<half_t> h_out = to_halves(hk, std::vector<float>(want.size(), 7.0f));
+  F16CvArgs h;
+  h.in = h_in.data() + row + 1;
+  h.in_stride = plane;
+  h.K = K;
+  h.w = packed.data();
+  h.bias = with_bias ? h_bias.data() : nullptr;
+  h.M = M;
+  h.out = h_out.data() + row + 1;
+  h.out_stride = plane;
+  h.H = H;
+  h.W = W;
+  h.row = row;
+  h.relu = K % 2;
+  (taps == 1 ? hk.conv1x1_cv : hk.conv3x3_cv)(h);
+  std::vector<float> got(want.size());
+  hk.f16_to_f32(h_out.data(), got.data(), got.size());
+  bool ok = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(double(got[i]) - want[i]), units = d / (kF16Unit * std::max(1e-3f, bound[i]));
+    if (units > *worst) *worst = units;
+    if (!(units <= kF16Tol)) ok = false;
+  }
+  if (!ok) std::printf("  FAIL %s conv%s_cv M=%d K=%d H=%d W=%d\n", hk.name, taps == 1 ? "1x1" : "3x3", M, K, H, W);
+  return ok;
+}
+
+bool check_f16_gather(const F16Kernels& hk, int K, int nq, double* worst) {
+  std::vector<float> in(static_cast<std::size_t>(K) * nq), scale(K), shift(K);
+  for (auto& v : in) v = uni(-2, 2);
+  for (int k = 0; k < K; ++k) {
+    scale[k] = uni(0.5f, 1.5f);
+    shift[k] = uni(-0.3f, 0.3f);
+  }
+  in = to_half_floats(hk, in);
+  scale = to_half_floats(hk, scale);
+  shift = to_half_floats(hk, shift);
+  std::vector<half_t> h_in = to_halves(hk, in), h_scale = to_halves(hk, scale), h_shift = to_halves(hk, shift);
+  std::vector<const half_t*> h_ptrs(K);
+  for (int k = 0; k < K; ++k) h_ptrs[k] = h_in.data() + static_cast<std::ptrdiff_t>((k * 5) % K) * nq;
+  std::vector<half_t> h_out(in.size());
+  F16GatherArgs g;
+  g.in = h_ptrs.data();
+  g.scale = h_scale.data();
+  g.shift = h_shift.data();
+  g.K = K;
+  g.out = h_out.data();
+  g.out_stride = nq;
+  g.nq = nq;
+  hk.bnrelu_gather(g);
+  std::vector<float> got(in.size());
+  hk.f16_to_f32(h_out.data(), got.data(), got.size());
+  bool ok = true;
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < nq; ++i) {
+      const float x = in[static_cast<std::size_t>((k * 5) % K) * nq + i], want = std::max(0.0f, x * scale[k] + shift[k]);
+      // one fp16 rounding of the fused multiply-add
+      const double units = std::fabs(double(got[k * nq + i]) - want) /
+                           (kF16Unit * std::max(1e-3f, std::fabs(x * scale[k]) + std::fabs(shift[k])));
+      if (units > *worst) *worst = units;
+      if (!(units <= 1.0)) ok = false;
+    }
+  if (!ok) std::printf("  FAIL %s gather K=%d nq=%d\n", hk.name, K, nq);
+  return ok;
+}
+
+bool check_f16_convert(const F16Kernels& hk, int n) {
+  std::vector<float> v(n), back(n);
+  for (auto& x : v) x = uni(-70000.0f, 70000.0f) * (uni(0, 1) < 0.5f ? 1e-4f : 1.0f);
+  std::vector<half_t> h(n + 1, 0x5555);
+  hk.f32_to_f16(v.data(), h.data(), n);
+  hk.f16_to_f32(h.data(), back.data(), n);
+  bool ok = h[n] == 0x5555;  // nothing written past n
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(v[i]);
+    if (a > 65520.0f) {  // rounds to +-inf
+      ok = ok && std::isinf(back[i]) && (back[i] > 0) == (v[i] > 0);
+    } else {
+      // round to nearest: within half a unit of the last place (normal range) or of 2^-24
+      const double ulp = a >= 6.103515625e-05f ? std::ldexp(1.0, std::ilogb(a) - 10) : std::ldexp(1.0, -24);
+      ok = ok && std::fabs(double(back[i]) - v[i]) <= 0.5 * ulp;
+    }
+  }
+  if (!ok) std::printf("  FAIL %s convert n=%d\n", hk.name, n);
+  return ok;
+}
+
+// Random DenseBlock parameters as a converted CondenseNet has them (as condense_deploy.native.op_models
+// makes them): kept_l = C_l * G / condense, each 1x1 group picks kept_l / G distinct channels.
+struct BlockCase {
+  const char* name;
+  int C0, growth, L, groups, condense, H, W;
+};
+
+struct BlockParams {
+  DenseBlockAttrs attrs;
+  std::vector<int64_t> index;
+  std::vector<float> scale, shift, w1, b1, w3;
+};
+
+BlockParams block_params(const BlockCase& c) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  BlockParams p;
+  const int mid = 4 * c.growth;
+  p.attrs.growth = c.growth;
+  p.attrs.mid = mid;
+  p.attrs.groups_1x1 = c.groups;
+  p.attrs.groups_3x3 = c.groups;
+  for (int l = 0; l < c.L; ++l) {
+    const int cl = c.C0 + l * c.growth, k = cl * c.groups / c.condense;
+    p.attrs.kept.push_back(k);
+    for (int j = 0; j < c.groups; ++j) {
+      std::vector<int64_t> all(cl);
+      for (int i = 0; i < cl; ++i) all[i] = i;
+      std::shuffle(all.begin(), all.end(), rng);
+      p.index.insert(p.index.end(), all.begin(), all.begin() + k / c.groups);
+    }
+    for (int i = 0; i < k; ++i) {
+      p.scale.push_back(uni(0.5f, 1.5f));
+      p.shift.push_back(0.1f * normal(rng));
+    }
+    const int fan1 = k / c.groups, fan3 = mid / c.groups * 9;
+    for (int i = 0; i < mid * fan1; ++i) p.w1.push_back(std::sqrt(2.0f / fan1) * normal(rng));
+    for (int i = 0; i < mid; ++i) p.b1.push_back(0.1f * normal(rng));
+    for (int i = 0; i < c.growth * (mid / c.groups) * 9; ++i) p.w3.push_back(std::sqrt(2.0f / fan3) * normal(rng));
+  }
+  return p;
+}
+
+// Runs the block on X (N images, N = X.size() / (C0*H*W)), serially or on two threads.
+std::vector<float> run_block(const BlockParams& bp, Precision precision, const std::vector<float>& X, const BlockCase& c,
+                             bool two_threads = false) {
+  DenseBlockAttrs attrs = bp.attrs;
+  attrs.precision = precision;
+  DenseBlock op(attrs);
+  DenseBlockParams p;
+  p.index = bp.index.data();
+  p.n_index = bp.index.size();
+  p.scale = bp.scale.data();
+  p.n_scale = bp.scale.size();
+  p.shift = bp.shift.data();
+  p.n_shift = bp.shift.size();
+  p.w1 = bp.w1.data();
+  p.n_w1 = bp.w1.size();
+  p.b1 = bp.b1.data();
+  p.n_b1 = bp.b1.size();
+  p.w3 = bp.w3.data();
+  p.n_w3 = bp.w3.size();
+  DenseBlockPacked packed;
+  op.pack(p, select_kernels(), packed);
+  const int64_t Ctot = c.C0 + c.L * c.growth, N = static_cast<int64_t>(X.size()) / (c.C0 * c.H * c.W);
+  std::vector<float> Y(static_cast<std::size_t>(N * Ctot) * c.H * c.W);
+  const ParallelFor serial = [](std::size_t n, const std::function<void(std::size_t)>& fn) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+  };
+  const ParallelFor threads = [](std::size_t n, const std::function<void(std::size_t)>& fn) {
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i; (i = next++) < n;) fn(i);
+    };
+    std::thread other(work);
+    work();
+    other.join();
+  };
+  op.run(packed, X.data(), N, c.C0, c.H, c.W, Y.data(), two_threads ? threads : serial);
+  return Y;
+}
+
+// DenseBlock in precision fp16 against precision fp32 (the fp32 kernels, checked above against
+// the references) on one block: the largest difference of a new channel, absolute and relative
+// to the largest |value| of the new channels; the input channels must be copied exactly.
+constexpr double kBlockRelTol = 2e-2;
+
+bool check_f16_block(const BlockCase& c) {
+  const BlockParams bp = block_params(c);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> X(static_cast<std::size_t>(c.C0) * c.H * c.W);
+  for (auto& v : X) v = normal(rng);
+  const std::vector<float> y32 = run_block(bp, Precision::fp32, X, c), y16 = run_block(bp, Precision::fp16, X, c);
+  const std::size_t n_in = X.size();
+  bool ok = std::equal(X.begin(), X.end(), y16.begin());
+  double diff = 0, top = 0;
+  for (std::size_t i = n_in; i < y32.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(y16[i]) - y32[i]));
+    top = std::max(top, std::fabs(double(y32[i])));
+  }
+  const double rel = diff / std::max(top, 1e-30);
+  ok = ok && rel <= kBlockRelTol;
+  if (c.H * c.W <= 400) {
+    // a batch of two images on two threads gives each image's single-image result bit for bit
+    std::vector<float> X2(X.size()), batch(X);
+    for (auto& v : X2) v = normal(rng);
+    batch.insert(batch.end(), X2.begin(), X2.end());
+    std::vector<float> want = y16, second = run_block(bp, Precision::fp16, X2, c);
+    want.insert(want.end(), second.begin(), second.end());
+    const bool same = run_block(bp, Precision::fp16, batch, c, true) == want;
+    if (!same) std::printf("  block %s: FAIL: a batch of 2 on 2 threads differs from single images\n", c.name);
+    ok = ok && same;
+  }
+  std::printf("  block %s: C0=%d growth=%d L=%d G=%d %dx%d: fp16 vs fp32 max abs diff %.3g (max |y| %.3g, "
+              "relative %.2g)%s\n",
+              c.name, c.C0, c.growth, c.L, c.groups, c.H, c.W, diff, top, rel, ok ? "" : " FAIL");
+  return ok;
+}
+
+int test_f16() {
+  const F16Kernels* hk = f16_kernels();
+  if (!hk) {
+    // the op must refuse precision fp16 at creation, with the reason
+    DenseBlockAttrs a;
+    a.growth = 8;
+    a.mid = 32;
+    a.groups_1x1 = a.groups_3x3 = 4;
+    a.kept = {16};
+    a.precision = Precision::fp16;
+    try {
+      DenseBlock op(a);
+    } catch (const InvalidArgument& e) {
+      std::printf("fp16: refused: %s\n", e.what());
+      return 0;
+    }
+    std::printf("fp16: FAIL: precision fp16 was not refused on a CPU without FP16 arithmetic\n");
+    return 1;
+  }
+  double worst = 0, worst_gather = 0;
+  int cases = 0, bad = 0;
+  for (int kind : {0, 1, 2})  // 1x1, 3x3, 1x1 with fused gather
+    for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 20, 24, 32, 40})
+      for (int K : {1, 2, 5, 17, 40})
+        for (int nv : {1, 2, 3, 4, 5, 7, 9, 11, 14, 17}) {
+          Case c{K, M, nv * 16, 9 + (nv % 5), kind == 1 ? 9 : 1, (M + K) % 2, (M % 3) != 0, (K % 2) == 1, kind == 2};
+          ++cases;
+          if (!check_f16_conv(*hk, c, &worst)) ++bad;
+        }
+  for (int taps : {1, 9})
+    for (int mv : {1, 2, 3, 4, 5, 7, 8})
+      for (int K : {1, 3, 17})
+        for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}, {4, 16}, {3, 17}}) {
+          ++cases;
+          if (!check_f16_cv(*hk, taps, mv * hk->vl, K, hw.first, hw.second, &worst)) ++bad;
+        }
+  for (int K : {1, 3, 8})
+    for (int nv : {1, 3, 8}) {
+      ++cases;
+      if (!check_f16_gather(*hk, K, nv * 8, &worst_gather)) ++bad;
+    }
+  for (int n : {0, 1, 7, 8, 9, 31, 1000}) {
+    ++cases;
+    if (!check_f16_convert(*hk, n)) ++bad;
+  }
+  std::printf("%s (vl %d, fp16): %d cases, %d failed, worst error %.3g fp16 units of the sum of |terms| "
+              "(allowed %g), gather %.3g units\n",
+              hk->name, hk->vl, cases, bad, worst, kF16Tol, worst_gather);
+  // The CondenseNet-74 blocks (C=G=8 and C=G=4, 224x224 input) and odd sizes.
+  const BlockCase blocks[] = {
+      {"1 C=G=8", 16, 8, 4, 8, 8, 112, 112},  {"2 C=G=8", 48, 16, 6, 8, 8, 56, 56},
+      {"3 C=G=8", 144, 32, 8, 8, 8, 28, 28},  {"4 C=G=8", 400, 64, 10, 8, 8, 14, 14},
+      {"5 C=G=8", 1040, 128, 8, 8, 8, 7, 7},  {"1 C=G=4", 16, 8, 4, 4, 4, 112, 112},
+      {"2 C=G=4", 48, 16, 6, 4, 4, 56, 56},   {"3 C=G=4", 144, 32, 8, 4, 4, 28, 28},
+      {"4 C=G=4", 400, 64, 10, 4, 4, 14, 14}, {"5 C=G=4", 1040, 128, 8, 4, 4, 7, 7},
+      {"odd", 12, 6, 3, 2, 2, 5, 9},          {"odd", 16, 8, 2, 4, 8, 1, 1},
+      {"odd", 12, 4, 3, 2, 4, 13, 11},        {"odd", 24, 24, 2, 4, 4, 3, 30},
+      {"odd", 20, 20, 2, 4, 4, 6, 17},
+  };
+  std::printf("DenseBlock fp16 vs fp32 (allowed: relative %g):\n", kBlockRelTol);
+  for (const BlockCase& c : blocks)
+    if (!check_f16_block(c)) ++bad;
+  return bad;
+}
+
 }  // namespace
 
-int main() {
+// --no-fp16: the fp32 tables only (the fp16 checks do not depend on the NEON tile class, so a second
+// run on the same core with other tiles can leave them out).
+int main(int argc, char** argv) {
+  const bool fp16 = !(argc > 1 && std::string(argv[1]) == "--no-fp16");
   const MicroKernels* avail[9];
   int n = available_kernels(avail, 8);
   if (const MicroKernels* half = half_kernels(*avail[n - 1])) avail[n++] = half;  // e.g. avx512y
@@ -230,6 +667,7 @@ int main() {
                 worst);
     failures += bad;
   }
+  if (fp16) failures += test_f16();
   std::printf(failures ? "FAILED\n" : "OK\n");
   return failures ? 1 : 0;
 }

@@ -39,6 +39,19 @@ const MicroKernels kAvx512y = CD_UK_TABLE(avx512y);
 #endif
 #if defined(__aarch64__)
 const MicroKernels kNeon = CD_UK_TABLE(neon);
+const F16Kernels kNeonFp16{"neonfp16",
+                           8,
+                           16,
+                           f16_conv1x1_neonfp16,
+                           f16_conv1x1_pack_neonfp16,
+                           f16_conv3x3_neonfp16,
+                           f16_conv3x3_pack_neonfp16,
+                           f16_bnrelu_gather_neonfp16,
+                           f16_chanvec_conv1x1_neonfp16,
+                           f16_chanvec_conv3x3_neonfp16,
+                           f16_chanvec_pack_neonfp16,
+                           f16_convert_f32_f16_neonfp16,
+                           f16_convert_f16_f32_neonfp16};
 #endif
 
 }  // namespace
@@ -148,6 +161,26 @@ int available_kernels(const MicroKernels** out, int max_n) {
   return n;
 }
 
+const F16Kernels* f16_kernels() {
+#if defined(__aarch64__)
+  if (arm_features().fp16) return &kNeonFp16;
+#endif
+  return nullptr;
+}
+
+const char* f16_unavailable_reason() {
+  if (f16_kernels()) return "";
+#if defined(__aarch64__)
+  static char buf[160];
+  std::snprintf(buf, sizeof buf, "this CPU has: %s", cpu_features_text());
+  return buf;
+#elif defined(__x86_64__)
+  return "this is an x86_64 CPU (the fp16 kernels are for AArch64)";
+#else
+  return "this CPU has none";
+#endif
+}
+
 const MicroKernels* half_kernels(const MicroKernels& mk) {
 #if defined(__x86_64__)
   if (&mk == &kAvx512) return &kAvx512y;  // chosen only where AVX-512VL runs
@@ -220,6 +253,20 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
   if (chanvec || M > kRowsMaxOutputs || W < kRowsMinW) return nullptr;
   const MicroKernels* half = half_kernels(mk);  // the 256-bit build on AVX-512
   return half ? half : &mk;
+}
+
+bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W) {
+  return M % hk.vl == 0 && W <= kChanvec1x1MaxW;
+}
+
+bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W) {
+  return M % hk.vl == 0 && W <= kChanvec3x3MaxW;
+}
+
+std::ptrdiff_t band_positions(std::ptrdiff_t Qr, int64_t floats_per_position, int64_t mid_floats) {
+  if (mid_floats < kBandMinMidFloats) return Qr;
+  const std::ptrdiff_t b = std::max<std::ptrdiff_t>(16, kBandFloats / std::max<int64_t>(1, floats_per_position)) / 16 * 16;
+  return std::min(b, Qr);
 }
 
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps) {

@@ -21,6 +21,12 @@ const MicroKernels& select_kernels();
 // 256-bit build: channel-vectorised kernels for outputs in multiples of 8, the row-band 3x3), or null.
 const MicroKernels* half_kernels(const MicroKernels& mk);
 
+// The fp16 table (ARMv8.2 FP16 arithmetic), or null when this CPU has none (every x86_64 CPU, and
+// AArch64 CPUs without fphp + asimdhp, e.g. Cortex-A72). CONDENSE_DEPLOY_ISA does not change it.
+const F16Kernels* f16_kernels();
+// Why f16_kernels() is null here, for an operator's error message ("" when it is not null).
+const char* f16_unavailable_reason();
+
 // ---- AArch64: CPU features and the NEON tile class ---------------------------------------------
 
 // What an AArch64 CPU runs, from the kernel's HWCAP / HWCAP2 (getauxval), and which core it is
@@ -69,6 +75,10 @@ constexpr int64_t kRowsMinW = 24;
 // Work items of the position-vector kernels: about kChunkMacs1x1 / K (1x1) or kChunkMacs3x3 / K
 // (3x3, K input channels per group) positions each, at least kChunkMinPositions.
 constexpr std::ptrdiff_t kChunkMacs1x1 = 4096, kChunkMacs3x3 = 8192, kChunkMinPositions = 64;
+// Bands of a layer (band_positions): only where mid is larger than about an L2 cache (measured on
+// AMD EPYC, 1 MB L2: the 112x112 blocks, C=G=4 and C=G=8, 9-13 % faster with bands of 48 K floats;
+// the 56x56 and 28x28 blocks, mid 0.9 and 0.5 MB, no faster or slower).
+constexpr std::ptrdiff_t kBandFloats = 48 * 1024, kBandMinMidFloats = 256 * 1024;
 
 // The channel-vectorised table for M outputs per group: mk where M fills its vectors, else its
 // half table (when half is allowed and M fills those), else null.
@@ -83,6 +93,16 @@ const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W,
 // Whether a group's M 1x1 outputs are one register tile with the BN+ReLU gather fused into its
 // loads (the packing and the run must agree).
 inline bool fuse_gather(const MicroKernels& mk, int64_t M) { return M <= mk.mrf_max; }
+inline bool fuse_gather(const F16Kernels& hk, int64_t M) { return M <= hk.mrf_max; }
+// precision fp16: whether the fp16 table's channel-vectorised 1x1 / 3x3 runs M outputs per group on
+// images W wide (M a multiple of its 8 lanes; the fp32 widths).
+bool use_f16_chanvec_1x1(const F16Kernels& hk, int64_t M, int64_t W);
+bool use_f16_chanvec_3x3(const F16Kernels& hk, int64_t M, int64_t W);
+// Positions per band when a layer's 1x1 and 3x3 alternate over bands of the image: Qr (one band)
+// unless the layer's mid planes (mid_floats) exceed kBandMinMidFloats, else about
+// kBandFloats / floats_per_position (block-buffer inputs, mid and new channels of a position), a
+// multiple of 16.
+std::ptrdiff_t band_positions(std::ptrdiff_t Qr, int64_t floats_per_position, int64_t mid_floats);
 // Positions per work item of a 1x1 (taps 1) or 3x3 (taps 9) over Qr positions, K inputs per group.
 int chunk(std::ptrdiff_t Qr, int64_t K, int taps);
 

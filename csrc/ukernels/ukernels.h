@@ -131,6 +131,102 @@ CD_UK_DECLARE_ISA(avx512y)
 CD_UK_DECLARE_ISA(neon)
 #endif
 
+// ---- fp16: ARMv8.2 FP16 arithmetic (DenseBlock precision "fp16") ------------------------------
+//
+// The same kernels in half precision: activations, weights, bias and BN scale/shift are IEEE
+// binary16 and the sums are accumulated in binary16 (8 lanes per 128-bit FMLA: twice the MACs of
+// fp32). Families ukernels/f16-<family>/<isa>.cc; only AArch64 CPUs with fphp + asimdhp run them
+// (config.h: f16_kernels()). Halves are passed as their bit patterns (half_t): only these kernels
+// read or write their values, so the operators need no compiler support for fp16.
+using half_t = uint16_t;
+
+// ConvArgs in halves (same meaning). nq is a multiple of 8; mask[i] is 0 or 0xFFFF.
+struct F16ConvArgs {
+  const half_t* in = nullptr;
+  std::ptrdiff_t in_stride = 0;
+  int K = 0;
+  const half_t* w = nullptr;  // packed by the table's pack_conv1x1 / pack_conv3x3
+  const half_t* bias = nullptr;
+  int M = 0;
+  half_t* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int nq = 0;
+  const uint16_t* mask = nullptr;
+  int relu = 0;
+  std::ptrdiff_t row = 0;
+  const half_t* const* in_ptrs = nullptr;  // 1x1 only: the fused BN + ReLU gather, as in ConvArgs
+  const half_t* bn_scale = nullptr;
+  const half_t* bn_shift = nullptr;
+};
+
+// GatherArgs in halves (nq a multiple of 8).
+struct F16GatherArgs {
+  const half_t* const* in = nullptr;
+  const half_t* scale = nullptr;
+  const half_t* shift = nullptr;
+  int K = 0;
+  half_t* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int nq = 0;
+};
+
+// CvArgs in halves (same meaning; M % 8 == 0).
+struct F16CvArgs {
+  const half_t* in = nullptr;
+  std::ptrdiff_t in_stride = 0;
+  int K = 0;
+  const half_t* w = nullptr;  // packed by the table's pack_cv
+  const half_t* bias = nullptr;
+  int M = 0;
+  half_t* out = nullptr;
+  std::ptrdiff_t out_stride = 0;
+  int H = 0, W = 0;
+  std::ptrdiff_t row = 0;
+  int relu = 0;
+};
+
+// Packed fp16 weights are read in whole 8-lane vectors: a buffer of them needs this many halves
+// after its last tile.
+constexpr int kF16WeightSlack = 8;
+
+struct F16Kernels {
+  const char* name;  // "neonfp16"
+  int vl;            // halves per vector (8)
+  int mrf_max;       // outputs per register tile of the 1x1 with fused gather (largest)
+  // f16-conv1x1: position-vector 1x1 (optionally with the fused BN+ReLU gather) and its packing of
+  // W [M][K] floats into M*K halves (fused as in MicroKernels::pack_conv1x1).
+  void (*conv1x1)(const F16ConvArgs&);
+  void (*pack_conv1x1)(const float* src, int M, int K, int fused, half_t* dst);
+  // f16-conv3x3: position-vector 3x3 and its packing of W [M][K][9] floats into M*K*9 halves.
+  void (*conv3x3)(const F16ConvArgs&);
+  void (*pack_conv3x3)(const float* src, int M, int K, half_t* dst);
+  // f16-bnrelu-gather
+  void (*bnrelu_gather)(const F16GatherArgs&);
+  // f16-chanvec-conv: channel-vectorised 1x1 and 3x3 (M % 8 == 0) and their packing of W
+  // [M][K][taps] floats into M*K*taps halves.
+  void (*conv1x1_cv)(const F16CvArgs&);
+  void (*conv3x3_cv)(const F16CvArgs&);
+  void (*pack_cv)(const float* src, int M, int K, int taps, half_t* dst);
+  // f16-convert: n values float -> half (round to nearest even) and half -> float (exact).
+  void (*f32_to_f16)(const float* src, half_t* dst, std::size_t n);
+  void (*f16_to_f32)(const half_t* src, float* dst, std::size_t n);
+};
+
+#define CD_UK_DECLARE_F16_ISA(isa)                                                     \
+  void f16_conv1x1_##isa(const F16ConvArgs&);                                          \
+  void f16_conv1x1_pack_##isa(const float* src, int M, int K, int fused, half_t* dst); \
+  void f16_conv3x3_##isa(const F16ConvArgs&);                                          \
+  void f16_conv3x3_pack_##isa(const float* src, int M, int K, half_t* dst);            \
+  void f16_bnrelu_gather_##isa(const F16GatherArgs&);                                  \
+  void f16_chanvec_conv1x1_##isa(const F16CvArgs&);                                    \
+  void f16_chanvec_conv3x3_##isa(const F16CvArgs&);                                    \
+  void f16_chanvec_pack_##isa(const float* src, int M, int K, int taps, half_t* dst);  \
+  void f16_convert_f32_f16_##isa(const float* src, half_t* dst, std::size_t n);        \
+  void f16_convert_f16_f32_##isa(const half_t* src, float* dst, std::size_t n);
+#if defined(__aarch64__)
+CD_UK_DECLARE_F16_ISA(neonfp16)
+#endif
+
 // Scalar references of each micro-kernel (plain loops, the semantics above; used by the tests).
 // ref_conv reads a.w unpacked, in ONNX order [M][K][taps].
 void ref_conv(const ConvArgs& a, int taps);

@@ -76,7 +76,7 @@ class Attributes {
   int64_t get_int(const char* name, const int64_t* dflt = nullptr) const {
     int64_t v = 0;
     const bool is_int = ok(Ort::GetApi().KernelInfoGetAttribute_int64(info_, name, &v));
-    const std::string other = other_kind(name, false);
+    const std::string other = other_kind(name, Kind::kInt);
     if (!other.empty()) mismatched(name, "an int", other);
     if (!is_int) {
       if (dflt) return *dflt;
@@ -89,7 +89,7 @@ class Attributes {
   std::vector<int64_t> get_ints(const char* name) const {
     std::size_t n = 0;
     const bool readable = ok(Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n));
-    const std::string other = other_kind(name, true);
+    const std::string other = other_kind(name, Kind::kInts);
     if (!other.empty()) mismatched(name, "ints", other);
     if (!readable || n == 0)
       throw InvalidArgument(std::string(op_) + ": missing attribute '" + name + "' (ints, at least one)");
@@ -99,7 +99,26 @@ class Attributes {
     return v;
   }
 
+  // A string attribute; dflt when absent (nullptr: required).
+  std::string get_string(const char* name, const char* dflt = nullptr) const {
+    std::size_t n = 0;
+    const bool is_string = ok(Ort::GetApi().KernelInfoGetAttribute_string(info_, name, nullptr, &n));
+    const std::string other = other_kind(name, Kind::kString);
+    if (!other.empty()) mismatched(name, "a string", other);
+    if (!is_string) {
+      if (dflt) return dflt;
+      throw InvalidArgument(std::string(op_) + ": missing attribute '" + name + "' (a string)");
+    }
+    std::string v(n, '\0');  // n counts the terminating zero
+    if (!ok(Ort::GetApi().KernelInfoGetAttribute_string(info_, name, &v[0], &n)))
+      throw InvalidArgument(std::string(op_) + ": cannot read attribute '" + name + "'");
+    v.resize(n > 0 ? n - 1 : 0);
+    return v;
+  }
+
  private:
+  enum class Kind { kInt, kInts, kString };
+
   static bool ok(OrtStatus* st) {
     if (!st) return true;
     Ort::GetApi().ReleaseStatus(st);
@@ -107,19 +126,20 @@ class Attributes {
   }
 
   // The kind of value `name` holds when it is not the wanted one ("" when absent or of the wanted
-  // kind). want_ints: the contract wants ints, else one int.
-  std::string other_kind(const char* name, bool want_ints) const {
+  // kind).
+  std::string other_kind(const char* name, Kind want) const {
     const OrtApi& api = Ort::GetApi();
     float f = 0;
     int64_t i = 0;
     std::size_t n = 0;
     if (ok(api.KernelInfoGetAttribute_float(info_, name, &f))) return "a float";
-    if (ok(api.KernelInfoGetAttribute_string(info_, name, nullptr, &n))) return "a string";
+    if (want != Kind::kString && ok(api.KernelInfoGetAttribute_string(info_, name, nullptr, &n))) return "a string";
     n = 0;
     if (ok(api.KernelInfoGetAttributeArray_float(info_, name, nullptr, &n)) && n > 0) return "floats";
-    if (want_ints && ok(api.KernelInfoGetAttribute_int64(info_, name, &i))) return "one int";
+    if (want != Kind::kInt && ok(api.KernelInfoGetAttribute_int64(info_, name, &i))) return "one int";
     n = 0;
-    if (!want_ints && ok(api.KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n)) && n > 0) return "ints";
+    if (want != Kind::kInts && ok(api.KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n)) && n > 0)
+      return "ints";
     OrtAllocator* alloc = nullptr;
     OrtValue* tensor = nullptr;
     if (ok(api.GetAllocatorWithDefaultOptions(&alloc)) &&

@@ -38,6 +38,12 @@ struct DenseBlockAdapter {
     a.groups_1x1 = attrs.get_int("groups_1x1");
     a.groups_3x3 = attrs.get_int("groups_3x3");
     a.kept = attrs.get_ints("kept");
+    const std::string precision = attrs.get_string("precision", "fp32");
+    if (precision == "fp16")
+      a.precision = Precision::fp16;
+    else if (precision != "fp32")
+      throw InvalidArgument("DenseBlock: attribute 'precision' must be \"fp32\" or \"fp16\", got \"" + precision +
+                            "\"");
     return std::make_unique<Op>(a);
   }
 

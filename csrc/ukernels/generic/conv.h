@@ -42,16 +42,22 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
       const float* src = a.in_ptrs[k] + i0;
       const V sc = splat(a.bn_scale[k]), sh = splat(a.bn_shift[k]);
       V x[NR];
+      CD_UK_UNROLL
       for (int j = 0; j < NR; ++j) x[j] = relu(fma_(loadu(src + j * VL), sc, sh));
+      CD_UK_UNROLL
       for (int i = 0; i < MR; ++i) {
         const V wv = splat(w[i]);
+        CD_UK_UNROLL
         for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
       }
     } else if constexpr (TAPS == 1) {
       V x[NR];
+      CD_UK_UNROLL
       for (int j = 0; j < NR; ++j) x[j] = loadu(inp + j * VL);
+      CD_UK_UNROLL
       for (int i = 0; i < MR; ++i) {
         const V wv = splat(w[i]);
+        CD_UK_UNROLL
         for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
       }
     } else {
@@ -59,9 +65,12 @@ inline void conv_tile(const ConvArgs& a, int m0, int i0) {
       for (int dy = 0; dy < 3; ++dy) {
         for (int dx = 0; dx < 3; ++dx) {
           V x[NR];
+          CD_UK_UNROLL
           for (int j = 0; j < NR; ++j) x[j] = loadu(rows[dy] + (dx - 1) + j * VL);
+          CD_UK_UNROLL
           for (int i = 0; i < MR; ++i) {
             const V wv = splat(w[(dy * 3 + dx) * MR + i]);
+            CD_UK_UNROLL
             for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
           }
         }

@@ -29,10 +29,13 @@ inline void vr_tile(const ConvArgs& a, int m0, std::ptrdiff_t p0) {
       // accumulators (no chain on one accumulator within the FMA latency)
       V x[R + 2];
       const float* src = inp + (dx - 1);
+      CD_UK_UNROLL
       for (int rr = 0; rr < R + 2; ++rr) x[rr] = loadu(src + rr * row);
       for (int dy = 0; dy < 3; ++dy)
+        CD_UK_UNROLL
         for (int i = 0; i < MR; ++i) {
           const V wv = splat(w[(dy * 3 + dx) * MR + i]);
+          CD_UK_UNROLL
           for (int r = 0; r < R; ++r) acc[i][r] = fma_(wv, x[r + dy], acc[i][r]);
         }
     }

@@ -34,6 +34,10 @@
 #define CD_UK_ID CD_UK_CAT(CD_UK_ID_, CD_UK_ISA)
 // This ISA's definition of a micro-kernel: CD_UK_FN(f32_conv1x1) is f32_conv1x1_avx2 in avx2.cc.
 #define CD_UK_FN(fn) CD_UK_CAT(fn##_, CD_UK_ISA)
+// Before a loop over a register tile's rows or vectors: unrolled early, so that GCC keeps the
+// accumulator array in registers across the whole tile (without it, the tile's accumulators went
+// through the stack before and after the reduction loop: 48 vector stores and loads per 8x3 tile).
+#define CD_UK_UNROLL _Pragma("GCC unroll 32")
 
 namespace cdops {
 namespace {
@@ -89,12 +93,36 @@ inline VU loadmask(const uint32_t* p) {
 #if CD_UK_ID == CD_UK_ID_neon
 // one fmaxnm (the comparison form compiles to fcmgt + and); the same result for -0 and NaN
 inline V relu(V v) { return (V)vmaxnmq_f32((float32x4_t)v, vdupq_n_f32(0.0f)); }
+// one maxps (the comparison form compiles to a compare and a masked move); maxps returns its second
+// operand, +0.0, for -0.0 and NaN, as the comparison form does
+#elif CD_UK_ID == CD_UK_ID_avx512
+inline V relu(V v) { return (V)_mm512_max_ps((__m512)v, _mm512_setzero_ps()); }
+#elif CD_UK_ID == CD_UK_ID_avx2 || CD_UK_ID == CD_UK_ID_avx512y
+inline V relu(V v) { return (V)_mm256_max_ps((__m256)v, _mm256_setzero_ps()); }
+#elif CD_UK_ID == CD_UK_ID_sse2
+inline V relu(V v) { return (V)_mm_max_ps((__m128)v, _mm_setzero_ps()); }
 #else
 inline V relu(V v) { return v > zero() ? v : zero(); }
 #endif
 inline V andmask(V v, VU m) { return (V)((VU)v & m); }
 inline V fma_(V a, V b, V c) { return a * b + c; }  // contracted to FMA where the ISA has it
 inline float lane(V v, int l) { return v[l]; }
+#endif
+
+// max(v, 0) where mask p[i] is all ones, +0.0 where it is 0: relu(v) then andmask, the same bits
+// (vmaxps returns its second operand, +0.0, for -0.0 and NaN, as the comparison form does).
+#if CD_UK_ID == CD_UK_ID_avx512
+inline V relu_masked(V v, const uint32_t* p) {
+  const __m512i m = _mm512_loadu_si512(p);
+  return (V)_mm512_maskz_max_ps(_mm512_test_epi32_mask(m, m), (__m512)v, _mm512_setzero_ps());
+}
+#elif CD_UK_ID == CD_UK_ID_avx512y
+inline V relu_masked(V v, const uint32_t* p) {
+  const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return (V)_mm256_maskz_max_ps(_mm256_test_epi32_mask(m, m), (__m256)v, _mm256_setzero_ps());
+}
+#else
+inline V relu_masked(V v, const uint32_t* p) { return andmask(relu(v), loadmask(p)); }
 #endif
 
 }  // namespace
