@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "ukernels/bn_fold.h"
 #include "ukernels/config.h"
 
 namespace cdops {
@@ -106,11 +107,11 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
-  const int fused = plan::fuse_gather(mk, mo);
-  for (int l = 0; l < L; ++l) {
+  out.fused = plan::fuse_gather(mk, mo) && fold_1x1(p, out);
+  for (int l = 0; l < L && !out.fused; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j)
-      mk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), fused,
+      mk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 0,
                       out.w1.data() + out.off_w1[l] + j * mo * K);
   }
   out.w3.reserve_zero(L * w3_layer);
@@ -138,6 +139,47 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
         out.cv3->pack_cv(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3), 9,
                    out.w3cv.data() + out.off_w3[l] + g * M3 * K3 * 9);
   }
+}
+
+// The fused 1x1's parameters: per layer and group, BN + ReLU folded into the weights (packed into
+// out.w1 at the group's usual offset: it keeps at most K inputs) and the bias. False, with nothing
+// packed, when some scale or shift is not finite (then the separate gather runs).
+bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const {
+  const int L = layers();
+  const int64_t mo = mid_ / g1_;
+  std::vector<BnFold> folds(static_cast<std::size_t>(L * g1_));
+  for (int l = 0; l < L; ++l) {
+    const int64_t K = kept_[l] / g1_;
+    for (int64_t j = 0; j < g1_; ++j) {
+      const std::size_t k0 = out.off_kept[l] + j * K;
+      if (!fold_bn_relu(p.w1 + out.off_w1[l] + j * mo * K, out.b1.data() + l * mid_ + j * mo, static_cast<int>(mo),
+                        static_cast<int>(K), p.scale + k0, p.shift + k0, folds[l * g1_ + j]))
+        return false;
+    }
+  }
+  const std::size_t n_kept = out.off_kept[L];
+  out.fold_index.assign(n_kept, 0);
+  out.fold_thresh.assign(n_kept, 0.0f);
+  out.fold_k.assign(folds.size(), 0);
+  out.fold_nmax.assign(folds.size(), 0);
+  out.fold_b1.assign(static_cast<std::size_t>(L * mid_), 0.0f);
+  for (int l = 0; l < L; ++l) {
+    const int64_t K = kept_[l] / g1_;
+    for (int64_t j = 0; j < g1_; ++j) {
+      const BnFold& f = folds[l * g1_ + j];
+      const std::size_t k0 = out.off_kept[l] + j * K;
+      const int kf = static_cast<int>(f.order.size());
+      for (int k = 0; k < kf; ++k) {
+        out.fold_index[k0 + k] = out.index[k0 + f.order[k]];
+        out.fold_thresh[k0 + k] = f.thresh[k];
+      }
+      out.fold_k[l * g1_ + j] = kf;
+      out.fold_nmax[l * g1_ + j] = f.n_max;
+      std::copy(f.bias.begin(), f.bias.end(), out.fold_b1.begin() + l * mid_ + j * mo);
+      out.mk->pack_conv1x1(f.w.data(), static_cast<int>(mo), kf, 1, out.w1.data() + out.off_w1[l] + j * mo * K);
+    }
+  }
+  return true;
 }
 
 void DenseBlock::prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const {
@@ -210,9 +252,13 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w1 = p.w1.data() + p.off_w1[l];
     const float* b1 = p.b1.data() + l * mid_;
     const float* w3 = p.w3.data() + p.off_w3[l];
-    // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads. Else the
-    // picked channels go through BN + ReLU once into a thread-local scratch, then the 1x1.
-    const bool fused = plan::fuse_gather(mk, mo);
+    const int32_t* fidx = p.fused ? p.fold_index.data() + p.off_kept[l] : nullptr;
+    const float* fth = p.fused ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
+    const float* fb1 = p.fused ? p.fold_b1.data() + l * mid_ : nullptr;
+    // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads (folded into
+    // its weights). Else the picked channels go through BN + ReLU once into a thread-local scratch,
+    // then the 1x1.
+    const bool fused = p.fused;
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
     const bool use_cv1 = plan::use_chanvec_1x1(p.cv1, W);
     const bool use_cv3 = plan::use_chanvec_3x3(mk, p.cv3, W);
@@ -224,7 +270,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
       static thread_local std::vector<const float*> ptrs;
       ptrs.resize(static_cast<std::size_t>(K));
-      for (int64_t k = 0; k < K; ++k) ptrs[k] = block + (n * Ctot + idx[j * K + k]) * PS + g.origin + g.Wp + q0;
+      // the picked channels, in the folded order for the fused 1x1
+      const bool folded = fused && !use_cv1;
+      for (int64_t k = 0; k < K; ++k)
+        ptrs[k] = block + (n * Ctot + (folded ? fidx : idx)[j * K + k]) * PS + g.origin + g.Wp + q0;
       // BN + ReLU of the picked channels once into a thread-local scratch of nq positions each
       auto gathered = [&]() {
         float* act = act_scratch(static_cast<std::size_t>(K * nq));
@@ -260,16 +309,19 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       }
       ConvArgs ca;
       ca.K = static_cast<int>(K);
-      if (fused) {
+      ca.bias = b1 + j * mo;
+      if (fused) {  // the kept inputs in the folded order, against their thresholds
+        const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
+        ca.K = p.fold_k[f];
         ca.in_ptrs = ptrs.data();
-        ca.bn_scale = sc + j * K;
-        ca.bn_shift = sh + j * K;
+        ca.bn_thresh = fth + j * K;
+        ca.n_max = p.fold_nmax[f];
+        ca.bias = fb1 + j * mo;
       } else {
         ca.in = gathered();
         ca.in_stride = nq;
       }
       ca.w = w1 + j * K * mo;
-      ca.bias = b1 + j * mo;
       ca.M = static_cast<int>(mo);
       ca.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + q0;  // shuffled, as above
       ca.out_stride = PS * g1_;

@@ -36,6 +36,14 @@ struct DenseBlockPacked {
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
   AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_conv1x1 / pack_conv3x3
+  // The 1x1 with the gather fused (a group's outputs fit one register tile, every BN scale and shift
+  // finite): w1 then holds the weights with BN + ReLU folded in (ukernels/bn_fold.h), a group's kept
+  // inputs in the folded order; else the picked channels go through the separate gather.
+  bool fused = false;
+  std::vector<int32_t> fold_index;  // per layer, per group: its kept inputs' channels (off_kept layout)
+  std::vector<float> fold_thresh;   // their thresholds (same layout)
+  std::vector<int32_t> fold_k, fold_nmax;  // per layer * groups_1x1 + group: inputs kept, max inputs
+  std::vector<float> fold_b1;       // [L * mid] folded biases, in b1's order
   // Also packed for the channel-vectorised kernels of cv1 / cv3 (mk or its half table), where a
   // group's outputs fill whole vectors (small images use them); null: not available.
   const MicroKernels* cv1 = nullptr;
@@ -75,6 +83,7 @@ class DenseBlock {
     AlignedBuf<uint16_t> h_mask;
   };
   void prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const;
+  bool fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const;
   void pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) const;
   void run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, int64_t H, int64_t W, float* Y,
                const ParallelFor& par) const;

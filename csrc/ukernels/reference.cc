@@ -6,18 +6,17 @@
 
 namespace cdops {
 
-void ref_conv(const ConvArgs& a, int taps) {
+namespace {
+// ref_conv, with input k of a fused 1x1 (in_ptrs) mapped through act(x, k) first.
+template <class Act>
+void conv_with(const ConvArgs& a, int taps, Act act) {
   for (int m = 0; m < a.M; ++m) {
     for (int i = 0; i < a.nq; ++i) {
       double s = a.bias ? a.bias[m] : 0.0;
       for (int k = 0; k < a.K; ++k) {
         for (int t = 0; t < taps; ++t) {
           const std::ptrdiff_t off = taps == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
-          float x = a.in_ptrs ? a.in_ptrs[k][i] : a.in[k * a.in_stride + i + off];
-          if (a.in_ptrs) {
-            x = x * a.bn_scale[k] + a.bn_shift[k];
-            x = x > 0.0f ? x : 0.0f;
-          }
+          const float x = a.in_ptrs ? act(a.in_ptrs[k][i], k) : a.in[k * a.in_stride + i + off];
           s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) * x;
         }
       }
@@ -32,6 +31,21 @@ void ref_conv(const ConvArgs& a, int taps) {
       a.out[m * a.out_stride + i] = v;
     }
   }
+}
+}  // namespace
+
+void ref_conv(const ConvArgs& a, int taps) {
+  conv_with(a, taps, [&](float x, int k) {
+    const float t = a.bn_thresh[k];
+    return k < a.n_max ? (x > t ? x : t) : (x < t ? x : t);
+  });
+}
+
+void ref_conv1x1_bnrelu(const ConvArgs& a, const float* scale, const float* shift) {
+  conv_with(a, 1, [&](float x, int k) {
+    const float v = x * scale[k] + shift[k];
+    return v > 0.0f ? v : 0.0f;
+  });
 }
 
 void ref_conv_cv(const CvArgs& a, int taps) {

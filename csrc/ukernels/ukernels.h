@@ -36,11 +36,13 @@ struct ConvArgs {
   const uint32_t* mask = nullptr;  // [nq] or null
   int relu = 0;
   std::ptrdiff_t row = 0;  // floats between image rows (3x3 only)
-  // 1x1 only, optional: input k is in_ptrs[k] (instead of in + k*in_stride), used as
-  // max(x * bn_scale[k] + bn_shift[k], 0) (the gather fused into the convolution).
+  // 1x1 only, optional: input k is in_ptrs[k] (instead of in + k*in_stride), used clamped against
+  // bn_thresh[k]: max(x, t) for k < n_max, min(x, t) for the rest; a NaN x gives t. This is the BN +
+  // ReLU gather fused into the convolution with its scale and shift folded into the weights and
+  // bias (ukernels/bn_fold.h): one operation per input vector.
   const float* const* in_ptrs = nullptr;
-  const float* bn_scale = nullptr;
-  const float* bn_shift = nullptr;
+  const float* bn_thresh = nullptr;
+  int n_max = 0;
 };
 
 // out[k][i] = max(in_k[i] * scale[k] + shift[k], 0), i in [0, nq): BN + ReLU of picked channels.
@@ -154,7 +156,9 @@ struct F16ConvArgs {
   const uint16_t* mask = nullptr;
   int relu = 0;
   std::ptrdiff_t row = 0;
-  const half_t* const* in_ptrs = nullptr;  // 1x1 only: the fused BN + ReLU gather, as in ConvArgs
+  // 1x1 only: the fused BN + ReLU gather, input k used as max(x * bn_scale[k] + bn_shift[k], 0)
+  // (not folded into the weights as in ConvArgs: fp16 sums of folded biases would lose accuracy)
+  const half_t* const* in_ptrs = nullptr;
   const half_t* bn_scale = nullptr;
   const half_t* bn_shift = nullptr;
 };
@@ -230,6 +234,9 @@ CD_UK_DECLARE_F16_ISA(neonfp16)
 // Scalar references of each micro-kernel (plain loops, the semantics above; used by the tests).
 // ref_conv reads a.w unpacked, in ONNX order [M][K][taps].
 void ref_conv(const ConvArgs& a, int taps);
+// The unfolded meaning of a fused 1x1 (a.in_ptrs set, a.bn_thresh unused): input k used as
+// max(x * scale[k] + shift[k], 0), a.w unpacked [M][K].
+void ref_conv1x1_bnrelu(const ConvArgs& a, const float* scale, const float* shift);
 void ref_bnrelu_gather(const GatherArgs& a);
 void ref_conv_cv(const CvArgs& a, int taps);  // reads a.w unpacked, [M][K][taps]
 

@@ -20,8 +20,8 @@ constexpr int nr_for(int mr) {
 // (see pack_weights below), so every weight is a constant displacement from one pointer.
 // Outputs per register tile for M outputs: the largest divisor of M in [3, MR_MAX] (equal tiles),
 // else MR_MAX (the last tile smaller); M itself when it fits.
-// With the gather fused (1x1 with BN on its loads), a group of up to MRF_MAX outputs is one tall
-// tile (few position vectors), so each picked channel goes through BN + ReLU once.
+// With the gather fused (1x1 with the folded BN + ReLU on its loads), a group of up to MRF_MAX
+// outputs is one tall tile (few position vectors), so each picked channel is clamped once.
 inline int mr_for(int M, bool fused = false) {
   if (M <= MR_MAX || (fused && M <= MRF_MAX)) return M;
   for (int d = MR_MAX; d >= 3; --d)
@@ -29,28 +29,39 @@ inline int mr_for(int M, bool fused = false) {
   return MR_MAX;
 }
 
+// One input of the fused 1x1: its NR position vectors clamped against threshold t (max for LO,
+// min for the others: the folded BN + ReLU), times the MR weights at w.
+template <bool LO, int MR, int NR>
+__attribute__((always_inline)) inline void clamp_step(V (&acc)[MR][NR], const float* src, float t, const float* w) {
+  const V tv = splat(t);
+  V x[NR];
+  CD_UK_UNROLL
+  for (int j = 0; j < NR; ++j) x[j] = LO ? clamp_lo(loadu(src + j * VL), tv) : clamp_hi(loadu(src + j * VL), tv);
+  CD_UK_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    const V wv = splat(w[i]);
+    CD_UK_UNROLL
+    for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
+  }
+}
+
 template <int MR, int NR, int TAPS, bool BN>
 inline void conv_tile(const ConvArgs& a, int m0, int i0) {
   V acc[MR][NR];
   tile_init(acc, a, m0);
-  const float* inp = a.in + i0;
   const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
+  if constexpr (BN) {
+    // 1x1 on picked channels, BN + ReLU folded: inputs [0, n_max) clamp with max, the rest with min
+    int k = 0;
+    for (; k < a.n_max; ++k, w += MR) clamp_step<true>(acc, a.in_ptrs[k] + i0, a.bn_thresh[k], w);
+    for (; k < a.K; ++k, w += MR) clamp_step<false>(acc, a.in_ptrs[k] + i0, a.bn_thresh[k], w);
+    tile_store(acc, a, m0, i0, VL);
+    return;
+  }
+  const float* inp = a.in + i0;
   const std::ptrdiff_t row = a.row;
   for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += TAPS * MR) {
-    if constexpr (BN) {
-      // 1x1 on picked channels with BN + ReLU applied on the fly
-      const float* src = a.in_ptrs[k] + i0;
-      const V sc = splat(a.bn_scale[k]), sh = splat(a.bn_shift[k]);
-      V x[NR];
-      CD_UK_UNROLL
-      for (int j = 0; j < NR; ++j) x[j] = relu(fma_(loadu(src + j * VL), sc, sh));
-      CD_UK_UNROLL
-      for (int i = 0; i < MR; ++i) {
-        const V wv = splat(w[i]);
-        CD_UK_UNROLL
-        for (int j = 0; j < NR; ++j) acc[i][j] = fma_(wv, x[j], acc[i][j]);
-      }
-    } else if constexpr (TAPS == 1) {
+    if constexpr (TAPS == 1) {
       V x[NR];
       CD_UK_UNROLL
       for (int j = 0; j < NR; ++j) x[j] = loadu(inp + j * VL);

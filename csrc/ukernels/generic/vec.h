@@ -62,6 +62,9 @@ inline V andmask(V v, VU m) {
   return v;
 }
 inline V fma_(V a, V b, V c) { return a * b + c; }
+// max(x, t) / min(x, t), t for a NaN x (the folded BN + ReLU of the fused 1x1)
+inline V clamp_lo(V x, V t) { return x > t ? x : t; }
+inline V clamp_hi(V x, V t) { return x < t ? x : t; }
 inline float lane(V v, int) { return v; }
 #else
 typedef float V __attribute__((vector_size(VL * 4)));
@@ -106,6 +109,21 @@ inline V relu(V v) { return v > zero() ? v : zero(); }
 #endif
 inline V andmask(V v, VU m) { return (V)((VU)v & m); }
 inline V fma_(V a, V b, V c) { return a * b + c; }  // contracted to FMA where the ISA has it
+// max(x, t) / min(x, t) with t for a NaN x (the folded BN + ReLU of the fused 1x1): maxps / minps
+// return their second operand when one is NaN, fmaxnm / fminnm the number
+#if CD_UK_ID == CD_UK_ID_neon
+inline V clamp_lo(V x, V t) { return (V)vmaxnmq_f32((float32x4_t)x, (float32x4_t)t); }
+inline V clamp_hi(V x, V t) { return (V)vminnmq_f32((float32x4_t)x, (float32x4_t)t); }
+#elif CD_UK_ID == CD_UK_ID_avx512
+inline V clamp_lo(V x, V t) { return (V)_mm512_max_ps((__m512)x, (__m512)t); }
+inline V clamp_hi(V x, V t) { return (V)_mm512_min_ps((__m512)x, (__m512)t); }
+#elif CD_UK_ID == CD_UK_ID_avx2 || CD_UK_ID == CD_UK_ID_avx512y
+inline V clamp_lo(V x, V t) { return (V)_mm256_max_ps((__m256)x, (__m256)t); }
+inline V clamp_hi(V x, V t) { return (V)_mm256_min_ps((__m256)x, (__m256)t); }
+#elif CD_UK_ID == CD_UK_ID_sse2
+inline V clamp_lo(V x, V t) { return (V)_mm_max_ps((__m128)x, (__m128)t); }
+inline V clamp_hi(V x, V t) { return (V)_mm_min_ps((__m128)x, (__m128)t); }
+#endif
 inline float lane(V v, int l) { return v[l]; }
 #endif
 

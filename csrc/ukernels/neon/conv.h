@@ -8,7 +8,7 @@
 // (max(x, 0) with x > 0 ? x : 0's result for -0 and NaN, so outputs match the other ISAs).
 //
 // Register budget of a tile: MR*NR accumulators + ceil(MR/4) weight registers + the input vectors
-// in flight (and, fused, the BN scale/shift/zero) <= 32. The tile shape per core class comes from
+// in flight (and, fused, the folded BN's threshold) <= 32. The tile shape per core class comes from
 // neon_tiles() (ukernels/config.h); packing and running read the same choice.
 #pragma once
 
@@ -93,18 +93,20 @@ inline float32x4_t relu(float32x4_t v) { return vmaxnmq_f32(v, vdupq_n_f32(0.0f)
 // Broadcast vectors a call prepares once on its stack, so that a tile starts its accumulators and
 // feeds its fused BN with plain `ldr q` loads: dup, mov and ld1r each take an FP pipe slot (half an
 // FMLA on cortex-a72, a whole one on neoverse-n1, llvm-mca), ldr q a load slot only. Each
-// accumulator and each position vector gets its own copy (a shared one becomes one load + movs).
-constexpr int kShiftVecs = 256;  // fused: inputs per pass x position vectors (4 KB)
+// accumulator gets its own copy of its bias (a shared one becomes one load + movs: fmla overwrites
+// its accumulator); the fused BN's threshold is one copy per input (fmaxnm / fminnm keep operands).
+constexpr int kThreshVecs = 256;  // fused: inputs per pass (4 KB)
 
 // One pass of a tile over inputs [k0, k0 + nk): from the bias (first pass) or from the partial sums
-// in out (later passes: a fused 1x1 whose inputs do not fit kShiftVecs runs in several passes; each
+// in out (later passes: a fused 1x1 whose inputs do not fit kThreshVecs runs in several passes; each
 // stores its float sums and the next reloads them: the same additions in the same order).
 struct Pass {
-  const float* w;           // packed weights of the tile at input k0
+  const float* w;            // packed weights of the tile at input k0
   int k0, nk;
-  const float32x4_t* bias;  // [MR][S] copies of the outputs' biases, or null: start from out
-  const float32x4_t* shift; // fused: [nk][S] copies of the BN shifts of inputs k0..
-  bool last;                // apply relu and mask, as the arguments say
+  int nmax;                  // fused: the pass's first nmax inputs clamp with max, the rest with min
+  const float32x4_t* bias;   // [MR][S] copies of the outputs' biases, or null: start from out
+  const float32x4_t* thresh; // fused: [nk] broadcast thresholds of inputs k0..
+  bool last;                 // apply relu and mask, as the arguments say
 };
 
 template <int MR, int NR, bool RELU, bool MASK>
@@ -152,18 +154,25 @@ __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdif
   const std::ptrdiff_t row = a.row;
   Weights<MR> wr;
   if constexpr (BN) {
-    // 1x1 on picked channels with BN + ReLU applied on the fly
+    // 1x1 on picked channels, BN + ReLU folded into the weights: one fmaxnm (inputs [0, nmax)) or
+    // fminnm (the rest) per input vector against its threshold
     const float* const* ptrs = a.in_ptrs + p.k0;
-    const float* sc = a.bn_scale + p.k0;
-    const float32x4_t* sh = p.shift;
-    asm volatile("" : "+r"(sh));
-    const float32x4_t zero = vdupq_n_f32(0.0f);
-    for (int k = 0; k < p.nk; ++k, w += MR, sh += S) {
+    const float32x4_t* th = p.thresh;
+    asm volatile("" : "+r"(th));
+    int k = 0;
+    for (; k < p.nmax; ++k, w += MR) {
       const float* src = ptrs[k] + i0;
-      const float s = sc[k];
+      const float32x4_t t = th[k];
       wr.load(w);
       _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j)
-        fma_row<MR, NR>(acc, j, vmaxnmq_f32(vfmaq_n_f32(sh[j], vld1q_f32(src + 4 * j), s), zero), wr);
+        fma_row<MR, NR>(acc, j, vmaxnmq_f32(vld1q_f32(src + 4 * j), t), wr);
+    }
+    for (; k < p.nk; ++k, w += MR) {
+      const float* src = ptrs[k] + i0;
+      const float32x4_t t = th[k];
+      wr.load(w);
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j)
+        fma_row<MR, NR>(acc, j, vminnmq_f32(vld1q_f32(src + 4 * j), t), wr);
     }
   } else {
     const float* inp = a.in + p.k0 * a.in_stride + i0;
@@ -212,11 +221,11 @@ inline void conv_tile_rem(const ConvArgs& a, int m0, std::ptrdiff_t i0, int r, c
 }
 
 // Live registers besides accumulators and weights: the input vectors in flight (two), and for
-// the fused gather its scale, shift, zero and the raw input. Position vectors per tile at most 6
+// the fused gather its threshold and one more input in flight. Position vectors per tile at most 6
 // (5 fused): with 7 (4 outputs) GCC's schedule spills (llvm-mca: 82 % of peak on neoverse-n1
 // against 99 %).
 template <bool BN>
-constexpr int kExtra = BN ? 6 : 2;
+constexpr int kExtra = BN ? 4 : 2;
 template <bool BN>
 constexpr int kNrCap = BN ? 5 : 6;
 
@@ -228,19 +237,19 @@ void conv_rows(const ConvArgs& a, int m0) {
     const float32x4_t b = vdupq_n_f32(a.bias ? a.bias[m0 + i] : 0.0f);
     _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) bias[i * NR + j] = b;
   }
-  float32x4_t shift[BN ? kShiftVecs : 1];
-  const int per_pass = BN ? kShiftVecs / NR : a.K;
+  float32x4_t thresh[BN ? kThreshVecs : 1];
+  const int per_pass = BN ? kThreshVecs : (a.K > 0 ? a.K : 1);
   const float* w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * TAPS;
   const int nv = a.nq / 4;
-  for (int k0 = 0; k0 < a.K; k0 += per_pass) {
+  // one pass at least: a fused 1x1 may have no inputs left after folding (its outputs are the bias)
+  for (int k0 = 0; k0 == 0 || k0 < a.K; k0 += per_pass) {
     const int nk = a.K - k0 < per_pass ? a.K - k0 : per_pass;
+    int nmax = 0;
     if constexpr (BN) {
-      for (int k = 0; k < nk; ++k) {
-        const float32x4_t s = vdupq_n_f32(a.bn_shift[k0 + k]);
-        _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) shift[k * NR + j] = s;
-      }
+      for (int k = 0; k < nk; ++k) thresh[k] = vdupq_n_f32(a.bn_thresh[k0 + k]);
+      nmax = a.n_max - k0 < 0 ? 0 : (a.n_max - k0 > nk ? nk : a.n_max - k0);
     }
-    const Pass p{w + static_cast<std::ptrdiff_t>(k0) * TAPS * MR, k0, nk, k0 == 0 ? bias : nullptr, shift,
+    const Pass p{w + static_cast<std::ptrdiff_t>(k0) * TAPS * MR, k0, nk, nmax, k0 == 0 ? bias : nullptr, thresh,
                  k0 + nk == a.K};
     const int nt = nv / NR;
     if constexpr (BN) {
