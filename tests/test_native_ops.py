@@ -188,6 +188,52 @@ def test_dense_block_repeated_runs_and_shapes(lib_path):
         _close(sess.run(None, {"X": x})[0], dense_block_ref(x, p))
 
 
+def _bn_of_every_kind(p, rng):
+    """BN scales of both signs, zero, and tiny ones whose |shift / scale| is beyond the float range
+    (inputs always or never active), as trained models can have them."""
+    s, b = p["bn_scale"].copy(), p["bn_shift"].copy()
+    kind = rng.integers(0, 6, s.size)
+    s[kind == 1] *= -1.0
+    s[kind == 2] = 0.0
+    s[kind == 3] = np.where(rng.random((kind == 3).sum()) < 0.5, 2e-38, -2e-38)
+    b[kind == 3] = np.where(rng.random((kind == 3).sum()) < 0.5, 8.0, -8.0)
+    return dict(p, bn_scale=s.astype(np.float32), bn_shift=b.astype(np.float32))
+
+
+def test_dense_block_bn_scales_of_every_sign_and_size(lib_path, isas):
+    """The fused 1x1 runs BN + ReLU folded into its weights (a max or min clamp per input): negative,
+    zero and tiny scales match the reference on every ISA, on the position-vector path (fused where a
+    group's outputs fit a tile) and on small images (separate gather)."""
+    rng = np.random.default_rng(21)
+    shapes = [(16, 8, 3, 8, 30, 26), (16, 16, 2, 4, 19, 23), (16, 8, 2, 8, 9, 9)]
+    for c0, growth, layers, groups, h, w in shapes:
+        p = _bn_of_every_kind(dense_params(rng, c0, growth, layers, groups, groups), rng)
+        x = rng.normal(0, 1, (1, c0, h, w)).astype(np.float32)
+        want = dense_block_ref(x, p)
+        model = dense_block_model(p, c0)
+        for isa in isas:
+            _close(session(model, lib_path, isa=isa).run(None, {"X": x})[0], want)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_dense_block_nan_input_contributes_nothing(lib_path, isas, sign):
+    """A NaN input value goes through BN + ReLU as 0 (folded: it clamps to the threshold), so the new
+    channels stay finite: the same as an input far on the inactive side of every BN using it."""
+    rng = np.random.default_rng(5)
+    c0 = 16
+    p = dense_params(rng, c0, 8, 2, 8, 8)
+    p["bn_scale"] = (sign * p["bn_scale"]).astype(np.float32)
+    x = rng.normal(0, 1, (1, c0, 24, 20)).astype(np.float32)
+    nan_at = rng.random(x.shape) < 0.05
+    x[nan_at] = np.nan
+    want = dense_block_ref(np.where(nan_at, np.float32(-sign * 1e30), x), p)
+    model = dense_block_model(p, c0)
+    for isa in isas:
+        got = session(model, lib_path, isa=isa).run(None, {"X": x})[0]
+        assert np.array_equal(got[:, :c0], x, equal_nan=True)
+        _close(got[:, c0:], want[:, c0:])
+
+
 @pytest.mark.parametrize(
     "k,group,relu,bias", [(1, 8, 0, True), (3, 8, 1, False), (3, 4, 0, True), (1, 1, 1, False)]
 )
