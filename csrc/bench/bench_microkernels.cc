@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
     int taps, K, M, H;
   } cvs[] = {{"b4 1x1 K122 M32 14", 1, 122, 32, 14}, {"b5 1x1 K242 M64 7", 1, 242, 64, 7},
              {"b5 3x3 K64 M16 7", 9, 64, 16, 7},    {"g4 b5 3x3 K128 M32 7", 9, 128, 32, 7},
-             {"g4 b4 3x3 K64 M16 14", 9, 64, 16, 14}, {"b3 1x1 K46 M16 28", 1, 46, 16, 28}};
+             {"g4 b4 3x3 K64 M16 14", 9, 64, 16, 14}, {"b3 1x1 K46 M16 28", 1, 46, 16, 28},
+             {"g4 b4 1x1 K180 M64 14", 1, 180, 64, 14}, {"g4 b5 1x1 K372 M128 7", 1, 372, 128, 7}};
   for (int i = 0; i < n; ++i) {
     const MicroKernels& mk = *avail[i];
     if (argc > 1 && std::strcmp(argv[1], mk.name) != 0) continue;
