@@ -1,7 +1,7 @@
 // Stores a register tile whose vectors are pixels (lanes: channels) as channel rows: lane l of
 // r[j] goes to o[l * stride + j]. The channel-vectorised kernels end with this. One float at a time
-// it is VL * NR stores and lane extracts; on AVX-512 (512- and 256-bit builds) the tile is
-// transposed in registers, eight pixels at a time, and each channel's row is one masked store.
+// it is VL * NR stores and lane extracts; on AVX2 and AVX-512 (512- and 256-bit builds) the tile is
+// transposed in registers, eight pixels at a time, and each channel's row is one (masked) store.
 #pragma once
 
 #include <cstddef>
@@ -46,9 +46,33 @@ __attribute__((always_inline)) inline void store_columns8(const __m512* r, float
     _mm512_mask_storeu_ps(o + (12 + c) * stride - 8, mh, r23);
   }
 }
-#elif CD_UK_ID == CD_UK_ID_avx512y
+#elif CD_UK_ID == CD_UK_ID_avx512y || CD_UK_ID == CD_UK_ID_avx2
+// N <= 8 floats of v to o: one masked store on AVX-512VL; on AVX2 (whose masked stores are slow on
+// some AMD cores) a full store, or 4 + 2 + 1 floats.
+template <int N>
+__attribute__((always_inline)) inline void store_row8(float* o, __m256 v) {
+#if CD_UK_ID == CD_UK_ID_avx512y
+  _mm256_mask_storeu_ps(o, static_cast<__mmask8>((1u << N) - 1), v);
+#else
+  if constexpr (N == 8) {
+    _mm256_storeu_ps(o, v);
+  } else {
+    __m128 x = _mm256_castps256_ps128(v);
+    if constexpr (N >= 4) {
+      _mm_storeu_ps(o, x);
+      x = _mm256_extractf128_ps(v, 1);
+    }
+    constexpr int R = N % 4;
+    float* t = o + (N - R);
+    if constexpr (R >= 2) _mm_storel_pi(reinterpret_cast<__m64*>(t), x);
+    if constexpr (R == 3) _mm_store_ss(t + 2, _mm_movehl_ps(x, x));
+    if constexpr (R == 1) _mm_store_ss(t, x);
+  }
+#endif
+}
+
 // 8 channels x N <= 8 pixels: the usual 8x8 transpose (unpack, shuffle, 128-bit permute), each
-// channel's row one masked store.
+// channel's row then one store.
 template <int N>
 __attribute__((always_inline)) inline void store_columns8(const __m256* r, float* o, std::ptrdiff_t stride) {
   __m256 x[8];
@@ -65,10 +89,9 @@ __attribute__((always_inline)) inline void store_columns8(const __m256* r, float
     u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
   }
   // u[4i + c], 128-bit lane k: pixels 4i..4i+3 of channel 4k + c
-  const __mmask8 m = static_cast<__mmask8>((1u << N) - 1);
   for (int c = 0; c < 4; ++c) {
-    _mm256_mask_storeu_ps(o + c * stride, m, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
-    _mm256_mask_storeu_ps(o + (4 + c) * stride, m, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+    store_row8<N>(o + c * stride, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    store_row8<N>(o + (4 + c) * stride, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
   }
 }
 #endif
@@ -76,7 +99,7 @@ __attribute__((always_inline)) inline void store_columns8(const __m256* r, float
 // Lane l of r[j] -> o[l * stride + j], j < NR.
 template <int NR>
 __attribute__((always_inline)) inline void store_columns(const V* r, float* o, std::ptrdiff_t stride) {
-#if CD_UK_ID == CD_UK_ID_avx512 || CD_UK_ID == CD_UK_ID_avx512y
+#if CD_UK_ID == CD_UK_ID_avx512 || CD_UK_ID == CD_UK_ID_avx512y || CD_UK_ID == CD_UK_ID_avx2
   static_assert(NR <= 16, "at most 16 pixels per tile");
 #if CD_UK_ID == CD_UK_ID_avx512
   using Native = __m512;
