@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
              {"g4 b4 3x3 K64 M16 14", 9, 64, 16, 14}, {"b3 1x1 K46 M16 28", 1, 46, 16, 28},
              {"g4 b4 1x1 K180 M64 14", 1, 180, 64, 14}, {"g4 b5 1x1 K372 M128 7", 1, 372, 128, 7},
              {"g4 b3 1x1 K64 M32 28", 1, 64, 32, 28},   {"g4 b3 3x3 K32 M8 28", 9, 32, 8, 28},
-             {"g4 b2 3x3 K16 M4 56", 9, 16, 4, 56}};
+             {"g4 b2 3x3 K16 M4 56", 9, 16, 4, 56}, {"b4 3x3 K32 M8 14", 9, 32, 8, 14}};
   for (int i = 0; i < n; ++i) {
     const MicroKernels& mk = *avail[i];
     if (argc > 1 && std::strcmp(argv[1], mk.name) != 0) continue;
