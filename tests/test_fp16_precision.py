@@ -191,8 +191,9 @@ def test_commands_refuse_an_fp16_model_with_one_line(exports, runner, tmp_path):
         assert done.exit_code == 1, done.output
         errors = [line for line in done.output.splitlines() if line.startswith("Error:")]
         assert len(errors) == 1 and "Traceback" not in done.output, done.output
-        assert model in errors[0] and "DenseBlock: precision fp16 needs FP16 arithmetic (ARMv8.2" in errors[0]
-        assert "this is an x86_64 CPU" in errors[0]
+        assert errors[0].startswith(f"Error: {model}: this CPU cannot run it: DenseBlock: precision fp16 "
+                                    "needs FP16 arithmetic (ARMv8.2"), errors[0]
+        assert "this is an x86_64 CPU" in errors[0] and "as an ONNX model" not in errors[0]
 
 
 def test_info_says_whether_fp16_blocks_run_here(native_library, runner):

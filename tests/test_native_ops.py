@@ -141,6 +141,7 @@ def test_dense_block_every_isa_and_threads(lib_path, isas):
     rng = np.random.default_rng(7)
     for c0, growth, layers, groups, n, h, w in [
         (48, 16, 3, 8, 3, 14, 13),
+        (32, 64, 2, 4, 1, 14, 14),  # C=G=4 block 4: channel-vector 1x1 (64 outputs) and 3x3 (16) at 14x14
         (16, 8, 2, 4, 2, 30, 26),
         (16, 8, 2, 8, 1, 27, 33),
         (16, 8, 2, 8, 1, 97, 101),  # several 1x1 chunks, row bands following them, in image bands

@@ -15,13 +15,15 @@ import ctypes
 from ..libcheck import host_machine, library_problem, library_queries
 from .contract import DENSE_BLOCK_OPTIONAL_ATTRIBUTES, DENSE_BLOCK_PRECISIONS
 
-__all__ = ["DEFAULT_PRECISION", "FP16_NEEDS", "PRECISIONS", "PRECISION_ATTRIBUTE", "cpu_fp16_problem",
-           "uses_fp16"]
+__all__ = ["DEFAULT_PRECISION", "FP16_NEEDS", "FP16_REFUSAL", "PRECISIONS", "PRECISION_ATTRIBUTE",
+           "cpu_fp16_problem", "fp16_refusal", "uses_fp16"]
 
 PRECISIONS = DENSE_BLOCK_PRECISIONS  # ("fp32", "fp16"): the op contract's values
 DEFAULT_PRECISION = PRECISIONS[0]
 PRECISION_ATTRIBUTE = DENSE_BLOCK_OPTIONAL_ATTRIBUTES[0]  # "precision", a string; absent means fp32
 FP16_NEEDS = "ARMv8.2 FP16 arithmetic (fphp + asimdhp: Cortex-A76 / Raspberry Pi 5, Neoverse-N1)"
+# How the kernels (csrc/ops/dense_block.cc) start their refusal of an fp16 block on a CPU without it.
+FP16_REFUSAL = "DenseBlock: precision fp16 needs FP16 arithmetic"
 
 # The attribute as protobuf serializes it (name = field 1, s = field 4, in field order): a model holds
 # these bytes exactly when one of its nodes has precision="fp16".
@@ -29,6 +31,14 @@ _FP16_ATTRIBUTE_BYTES = (b"\n" + bytes([len(PRECISION_ATTRIBUTE)]) + PRECISION_A
                          + b'"\x04fp16')
 
 _HWCAP_FPHP, _HWCAP_ASIMDHP = 1 << 9, 1 << 10  # Linux asm/hwcap.h (aarch64)
+
+
+def fp16_refusal(error_text: str) -> str | None:
+    """The kernels' refusal of fp16 blocks on this CPU, cut out of onnxruntime's error text; None for
+    any other error. The file is a valid model there: it is the CPU that lacks, and saying so beats
+    onnxruntime's "cannot load" framing."""
+    start = error_text.find(FP16_REFUSAL)
+    return error_text[start:].strip() if start >= 0 else None
 
 
 def uses_fp16(data: bytes) -> bool:

@@ -19,6 +19,7 @@ from ..errors import CondenseDeployError, first_line
 from ..libcheck import library_problem
 from ..native import contract as native_contract
 from ..native import library as native_library
+from ..native.precision import fp16_refusal
 
 __all__ = [
     "CUSTOM_OP_LIBRARIES",
@@ -160,6 +161,9 @@ def create_session(model: ModelSource, threads: int | None = 1, *, options: Any 
     try:
         return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        refusal = fp16_refusal(first_line(e))
+        if refusal is not None and isinstance(model, (str, os.PathLike)):
+            raise CondenseDeployError(f"{model}: this CPU cannot run it: {refusal}") from e
         message = load_error(e) if callable(load_error) else load_error.format(reason=first_line(e))
         raise CondenseDeployError(message) from e
 

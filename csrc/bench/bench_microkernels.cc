@@ -27,8 +27,9 @@ static double best_seconds(int reps, Run run) {
 }
 
 int main(int argc, char** argv) {
-  const MicroKernels* avail[8];
-  const int n = available_kernels(avail, 8);
+  const MicroKernels* avail[9];
+  int n = available_kernels(avail, 8);
+  if (const MicroKernels* half = half_kernels(*avail[n - 1])) avail[n++] = half;  // e.g. avx512y
   struct Shape {
     const char* name;
     int taps, K, M, nq, row;
@@ -93,7 +94,10 @@ int main(int argc, char** argv) {
     int taps, K, M, H;
   } cvs[] = {{"b4 1x1 K122 M32 14", 1, 122, 32, 14}, {"b5 1x1 K242 M64 7", 1, 242, 64, 7},
              {"b5 3x3 K64 M16 7", 9, 64, 16, 7},    {"g4 b5 3x3 K128 M32 7", 9, 128, 32, 7},
-             {"g4 b4 3x3 K64 M16 14", 9, 64, 16, 14}, {"b3 1x1 K46 M16 28", 1, 46, 16, 28}};
+             {"g4 b4 3x3 K64 M16 14", 9, 64, 16, 14}, {"b3 1x1 K46 M16 28", 1, 46, 16, 28},
+             {"g4 b4 1x1 K180 M64 14", 1, 180, 64, 14}, {"g4 b5 1x1 K372 M128 7", 1, 372, 128, 7},
+             {"g4 b3 1x1 K64 M32 28", 1, 64, 32, 28},   {"g4 b3 3x3 K32 M8 28", 9, 32, 8, 28},
+             {"g4 b2 3x3 K16 M4 56", 9, 16, 4, 56}, {"b4 3x3 K32 M8 14", 9, 32, 8, 14}};
   for (int i = 0; i < n; ++i) {
     const MicroKernels& mk = *avail[i];
     if (argc > 1 && std::strcmp(argv[1], mk.name) != 0) continue;

@@ -242,6 +242,9 @@ bool use_chanvec_1x1(const MicroKernels* cv, int64_t W) {
 #if defined(__aarch64__)
   if (cv == &kNeon) return W <= kChanvec1x1MaxWNeon;
 #endif
+#if defined(__x86_64__)
+  if (cv == &kAvx512) return W <= kChanvec1x1MaxWAvx512;
+#endif
   return cv && W <= kChanvec1x1MaxW;
 }
 

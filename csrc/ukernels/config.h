@@ -68,6 +68,11 @@ constexpr int64_t kChanvec3x3MaxW = 16;
 // gather + position vectors; at 28x28 it only ties the fused 1x1, and NEON's 3x3 keeps 16: its
 // channel vectors at 28x28 cost 10.5 M cycles against 8.2 M).
 constexpr int64_t kChanvec1x1MaxWNeon = 16;
+// The 512-bit table's channel-vectorised 1x1 up to 16 wide, since its stores are whole vectors
+// (generic/store_columns.h): at 14x14 position vectors compute 16 of 14 columns. C=G=4 block 4
+// (64 outputs per group) went from 3.65-3.69 to 3.33-3.50 ms; C=G=8 block 4 (32) no change beyond
+// the noise (2.0-2.4 ms either way). Micro-kernels, useful G MAC/s: 50-55 against 49-51 (64 outputs).
+constexpr int64_t kChanvec1x1MaxWAvx512 = 16;
 // The row-band 3x3 replaces the position-vectorised one for up to kRowsMaxOutputs outputs per
 // group on images at least kRowsMinW wide (measured at 112 and 56: 44-48 G MAC/s against 33-37).
 constexpr int64_t kRowsMaxOutputs = 2;

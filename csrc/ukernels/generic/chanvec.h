@@ -3,6 +3,7 @@
 // would be mostly padding.
 #pragma once
 
+#include "ukernels/generic/store_columns.h"
 #include "ukernels/generic/vec.h"
 
 namespace cdops {
@@ -45,10 +46,12 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
   }
   for (int v = 0; v < MRV; ++v) {
     float* o = a.out + static_cast<std::ptrdiff_t>(mv0 + v) * VL * a.out_stride + p0;
-    for (int j = 0; j < NR; ++j) {
-      V r = acc[v][j];
-      if (a.relu) r = relu(r);
-      for (int l = 0; l < VL; ++l) o[l * a.out_stride + j] = lane(r, l);
+    if (a.relu) {
+      V r[NR];
+      for (int j = 0; j < NR; ++j) r[j] = relu(acc[v][j]);
+      store_columns<NR>(r, o, a.out_stride);
+    } else {
+      store_columns<NR>(acc[v], o, a.out_stride);
     }
   }
 }
