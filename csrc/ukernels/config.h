@@ -71,6 +71,10 @@ constexpr int64_t kChanvec1x1MaxWNeon = 16;
 // The row-band 3x3 replaces the position-vectorised one for up to kRowsMaxOutputs outputs per
 // group on images at least kRowsMinW wide (measured at 112 and 56: 44-48 G MAC/s against 33-37).
 constexpr int64_t kRowsMaxOutputs = 2;
+// NEON's row bands for up to 4 outputs per group, or a multiple of 4 up to kRowsMaxOutputsNeon
+// (tiles of 4: ARM cost model, CondenseNet-74, against the position vectors, whose 28x28 and
+// 56x56 tiles compute the 2 pad columns of each row and spill).
+constexpr int64_t kRowsMaxOutputsNeon = 16;
 constexpr int64_t kRowsMinW = 24;
 // Work items of the position-vector kernels: about kChunkMacs1x1 / K (1x1) or kChunkMacs3x3 / K
 // (3x3, K input channels per group) positions each, at least kChunkMinPositions.
