@@ -62,9 +62,15 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
   constexpr int NQ = NR / 4, REM = NR % 4;  // pixels loaded four at a time, then the rest
   constexpr bool kTailQ = NQ > 0 && REM > 0;   // the rest as lanes of the last four pixels' load
   float32x4_t acc[MRV][NR];
+  // each accumulator from its own load of the bias (one load and NR - 1 register copies would
+  // take NR - 1 FP pipe slots; a load takes a load slot)
+  static const float kZeros[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-    const float32x4_t b = a.bias ? vld1q_f32(a.bias + (mv0 + v) * 4) : vdupq_n_f32(0.0f);
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[v][j] = b;
+    const float* b = a.bias ? a.bias + (mv0 + v) * 4 : kZeros;
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+      asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
+      acc[v][j] = vld1q_f32(b);
+    }
   }
   const float* w = a.w + static_cast<std::ptrdiff_t>(mv0) * 4 * a.K * TAPS;
   const float* inp = a.in + p0;

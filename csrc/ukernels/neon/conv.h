@@ -19,7 +19,6 @@
 #include <arm_neon.h>
 
 #include <cstddef>
-#include <type_traits>
 #include <utility>
 
 #include "ukernels/config.h"
@@ -299,38 +298,26 @@ __attribute__((always_inline)) inline void static_for(F&& f) {
 }
 
 // Rows per tile for M outputs (llvm-mca of the k loop, cortex-a72 / neoverse-n1, % of peak): 1x8
-// 95 / 87 and 1x7 98 / 97 with the split accumulators below (1x4 100 / 75: too few FMLA chains for
-// the latency; the 112x112 bands have 7-8 rows), 2x7 97 / 94 (2x8 93 / 87: spills), 3x5 98 / 96,
+// 99 / 92 and 1x7 98 / 97 with the split accumulators below (1x4 100 / 75: too few FMLA chains for
+// the latency; the 112x112 bands have 7-8 rows), 2x6 99.7 / 99.7 (2x8 98 / 96), 3x5 98 / 96,
 // 4x4 98 / 96.
-constexpr int rows_for(int m) { return m == 1 ? 8 : (m == 2 ? 7 : (m == 3 ? 5 : 4)); }
+constexpr int rows_for(int m) { return m == 1 ? 8 : (m == 2 ? 6 : (m == 3 ? 5 : 4)); }
 
 // The 3 x MR weights of one tap column dx (taps dx, 3 + dx, 6 + dx of pack()'s [tap][mr] order):
-// one q-, d- or s-register per tap row, used by lane-indexed FMLA.
+// one q-register per tap row, used by lane-indexed FMLA.
 template <int MR>
 struct TapColumn {
-  using Reg = std::conditional_t<(MR > 2), float32x4_t, float32x2_t>;
-  Reg r[3];
+  static_assert(MR >= 2 && MR <= 4, "tap columns of 2-4 outputs");
+  // the last tap row's register starts 4 - MR weights early (lanes 4 - MR..3), so as not to read
+  // past the packed weights
+  static constexpr int kBack = 4 - MR;
+  float32x4_t r[3];
   inline void load(const float* w) {
-    _Pragma("GCC unroll 3") for (int dy = 0; dy < 3; ++dy) {
-      if constexpr (MR == 3)
-        // the last tap row from one weight earlier (lanes 1-3), so as not to read past the weights
-        r[dy] = vld1q_f32(w + 3 * dy * MR - (dy == 2 ? 1 : 0));
-      else if constexpr (MR > 2)
-        r[dy] = vld1q_f32(w + 3 * dy * MR);
-      else if constexpr (MR == 2)
-        r[dy] = vld1_f32(w + 3 * dy * MR);
-      else
-        r[dy] = vld1_dup_f32(w + 3 * dy * MR);
-    }
+    _Pragma("GCC unroll 3") for (int dy = 0; dy < 3; ++dy) r[dy] = vld1q_f32(w + 3 * dy * MR - (dy == 2 ? kBack : 0));
   }
   template <int DY, int I>
   inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
-    if constexpr (MR == 3 && DY == 2)
-      return vfmaq_laneq_f32(acc, x, r[DY], I + 1);
-    else if constexpr (MR > 2)
-      return vfmaq_laneq_f32(acc, x, r[DY], I);
-    else
-      return vfmaq_lane_f32(acc, x, r[DY], I);
+    return vfmaq_laneq_f32(acc, x, r[DY], DY == 2 ? I + kBack : I);
   }
 };
 
@@ -338,22 +325,31 @@ struct TapColumn {
 // its FMLA with the 4 input channels of the 112x112 blocks). The vectors start at image column 1
 // (the pad columns 0 and row-1 are not computed: with W % 4 == 0 no lane is a pad); mask_last: the
 // last tile's vector may hold pad lanes, which the mask zeroes.
+constexpr int kTapColumnMin = 2;
 template <int MR, int R>
 __attribute__((noinline)) void rows_tile(const ConvArgs& a, std::ptrdiff_t p0, int ncv, bool mask_last) {
+  // the biases as vectors in memory: each accumulator starts from its own ldr q (a dup and R - 1
+  // register copies take R FP pipe slots)
+  alignas(16) float bias[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int l = 0; l < 4; ++l) bias[i][l] = a.bias ? a.bias[i] : 0.0f;
   for (int cv = 0; cv < ncv; ++cv, p0 += 4) {
   float32x4_t acc[MR][R];
   _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
-    const float32x4_t b = a.bias ? vdupq_n_f32(a.bias[i]) : vdupq_n_f32(0.0f);
-    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[i][r] = b;
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
+      const float* b = bias[i];
+      asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
+      acc[i][r] = vld1q_f32(b);
+    }
   }
   const float* w = a.w;
   const std::ptrdiff_t row = a.row;
   const float* inp = a.in + p0 - row;  // input row above the tile's first row
-  if constexpr (MR >= 3) {
+  if constexpr (MR >= kTapColumnMin) {
     for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
       // one column of taps (dx) per iteration: its R + 2 input row vectors each serve up to 3 output
       // rows. Unrolled over dx (or loaded row by row), GCC renames accumulators and copies them back
-      // (llvm-mca on neoverse-n1: 8-12 mov per 144 FMLA in the 4x4 and 2x8 tiles).
+      // (llvm-mca on neoverse-n1: 8-20 mov per 144 FMLA in the 4x4, 2x7 and 2x8 tiles).
       const float* src = inp - 1;
       const float* wd = w;
       _Pragma("GCC unroll 1") for (int dx = 0; dx < 3; ++dx, ++src, wd += MR) {
@@ -371,10 +367,10 @@ __attribute__((noinline)) void rows_tile(const ConvArgs& a, std::ptrdiff_t p0, i
       }
     }
   } else {
-    // 1-2 outputs: all 9 taps per iteration (one column at a time, GCC copies registers of these
-    // tiles: 1x12 81 % of the modeled peak on neoverse-n1 against 96 %). One output: the middle
-    // tap row into a second set of accumulators, added at the end, so that twice as many
-    // FMLA chains hide the latency (the 112x112 bands have 7-8 rows and 4 input channels)
+    // 1 output: all 9 taps per iteration (with one column at a time GCC copies registers: 1x12 81 %
+    // of the modeled peak on neoverse-n1 against 96 %), the middle tap row into a second set of
+    // accumulators, added at the end, so that twice as many FMLA chains hide the latency (the
+    // 112x112 bands have 7-8 rows and 4 input channels)
     constexpr bool kSplit = MR == 1;
     float32x4_t acc2[kSplit ? MR : 1][kSplit ? R : 1];
     if constexpr (kSplit) {
