@@ -57,8 +57,12 @@ __attribute__((always_inline)) inline void store4(const float32x4_t* p, float* o
   vst1q_f32(o + 3 * os, vreinterpretq_f32_f64(vtrn2q_f64(d1, d3)));
 }
 
+// The tiles of nc columns (NR pixels each, from column c0) on every image row, in one call: the
+// address set-up of a call costs about as much as a tile's epilogue.
 template <int MRV, int NR, int TAPS>
-inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
+__attribute__((noinline)) void cv_tile(const CvArgs& a, int mv0, int c0, int nc) {
+  for (int rc = 0; rc < a.H * nc; ++rc) {
+  const std::ptrdiff_t p0 = (rc / nc) * a.row + c0 + (rc % nc) * NR;
   constexpr int NQ = NR / 4, REM = NR % 4;  // pixels loaded four at a time, then the rest
   constexpr bool kTailQ = NQ > 0 && REM > 0;   // the rest as lanes of the last four pixels' load
   float32x4_t acc[MRV][NR];
@@ -125,27 +129,25 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
       }
     }
   }
+  }
 }
 
 template <int MRV, int R, int TAPS>
-inline void cv_tile_rem(const CvArgs& a, int mv0, std::ptrdiff_t p0, int r) {
+inline void cv_tile_rem(const CvArgs& a, int mv0, int c0, int r) {
   if constexpr (R > 0) {
     if (r == R)
-      cv_tile<MRV, R, TAPS>(a, mv0, p0);
+      cv_tile<MRV, R, TAPS>(a, mv0, c0, 1);
     else
-      cv_tile_rem<MRV, R - 1, TAPS>(a, mv0, p0, r);
+      cv_tile_rem<MRV, R - 1, TAPS>(a, mv0, c0, r);
   }
 }
 
 template <int MRV, int TAPS>
 void cv_rows(const CvArgs& a, int mv0) {
   constexpr int NR = cv_pixels(MRV);
-  for (int r = 0; r < a.H; ++r) {
-    const std::ptrdiff_t base = r * a.row;
-    int c = 0;
-    for (; c + NR <= a.W; c += NR) cv_tile<MRV, NR, TAPS>(a, mv0, base + c);
-    if (c < a.W) cv_tile_rem<MRV, NR - 1, TAPS>(a, mv0, base + c, a.W - c);
-  }
+  const int nc = a.W / NR, rem = a.W - nc * NR;
+  if (nc) cv_tile<MRV, NR, TAPS>(a, mv0, 0, nc);
+  if (rem) cv_tile_rem<MRV, NR - 1, TAPS>(a, mv0, nc * NR, rem);
 }
 
 // out = act(conv(in)) for M % 4 == 0 outputs, weights packed by the generic pack_cv (tiles of
