@@ -399,13 +399,14 @@ __attribute__((noinline)) void rows_tile(const ConvArgs& a, std::ptrdiff_t p0, i
       _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[0][r] = vaddq_f32(acc[0][r], acc2[0][r]);
     }
   }
+  // one branch per tile (GCC tests the flag again before each store if it is left inside)
+  if (a.relu) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[i][r] = relu(acc[i][r]);
+  }
   _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
     float* o = a.out + i * a.out_stride + p0;
-    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
-      float32x4_t v = acc[i][r];
-      if (a.relu) v = relu(v);
-      vst1q_f32(o + r * row, v);
-    }
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) vst1q_f32(o + r * row, acc[i][r]);
   }
   if (mask_last && cv == ncv - 1) {
     _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
