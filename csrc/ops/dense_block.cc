@@ -107,14 +107,7 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   out.mk = &mk;
   out.w1.reserve_zero(n_w1);
   const int64_t mo = mid_ / g1_;
-  // The fold serves the position-vector 1x1 (a group's outputs fit one register tile) and the
-  // channel-vector one (on a table whose conv1x1_cv clamps its loads), whichever the run picks.
-  out.cv1 = plan::chanvec_table(mk, mo, true);
-  const bool fold_pv = plan::fuse_gather(mk, mo), fold_cv = out.cv1 && out.cv1->cv1x1_clamp;
-  if (out.cv1) out.w1cv.reserve_zero(n_w1);
-  const bool folded = (fold_pv || fold_cv) && fold_1x1(p, out, fold_pv, fold_cv);
-  out.fused = fold_pv && folded;
-  out.cv1_fused = fold_cv && folded;
+  out.fused = plan::fuse_gather(mk, mo) && fold_1x1(p, out);
   for (int l = 0; l < L && !out.fused; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j)
@@ -128,8 +121,10 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
       mk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
                       out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
   // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
+  out.cv1 = plan::chanvec_table(mk, mo, true);
   out.cv3 = plan::chanvec_table(mk, M3, true);
-  if (out.cv1 && !out.cv1_fused) {
+  if (out.cv1) {
+    out.w1cv.reserve_zero(n_w1);
     for (int l = 0; l < L; ++l) {
       const int64_t K = kept_[l] / g1_;
       for (int64_t j = 0; j < g1_; ++j)
@@ -147,10 +142,9 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
 }
 
 // The fused 1x1's parameters: per layer and group, BN + ReLU folded into the weights (packed into
-// out.w1 when pack_pv, into out.w1cv for out.cv1 when pack_cv, at the group's usual offset: it keeps
-// at most K inputs) and the bias. False, with nothing packed, when some scale or shift is not finite
-// (then the separate gather runs).
-bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out, bool pack_pv, bool pack_cv) const {
+// out.w1 at the group's usual offset: it keeps at most K inputs) and the bias. False, with nothing
+// packed, when some scale or shift is not finite (then the separate gather runs).
+bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const {
   const int L = layers();
   const int64_t mo = mid_ / g1_;
   std::vector<BnFold> folds(static_cast<std::size_t>(L * g1_));
@@ -182,9 +176,7 @@ bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out, bool
       out.fold_k[l * g1_ + j] = kf;
       out.fold_nmax[l * g1_ + j] = f.n_max;
       std::copy(f.bias.begin(), f.bias.end(), out.fold_b1.begin() + l * mid_ + j * mo);
-      if (pack_pv)
-        out.mk->pack_conv1x1(f.w.data(), static_cast<int>(mo), kf, 1, out.w1.data() + out.off_w1[l] + j * mo * K);
-      if (pack_cv) out.cv1->pack_cv(f.w.data(), static_cast<int>(mo), kf, 1, out.w1cv.data() + out.off_w1[l] + j * mo * K);
+      out.mk->pack_conv1x1(f.w.data(), static_cast<int>(mo), kf, 1, out.w1.data() + out.off_w1[l] + j * mo * K);
     }
   }
   return true;
@@ -260,10 +252,9 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w1 = p.w1.data() + p.off_w1[l];
     const float* b1 = p.b1.data() + l * mid_;
     const float* w3 = p.w3.data() + p.off_w3[l];
-    const bool any_fold = p.fused || p.cv1_fused;
-    const int32_t* fidx = any_fold ? p.fold_index.data() + p.off_kept[l] : nullptr;
-    const float* fth = any_fold ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
-    const float* fb1 = any_fold ? p.fold_b1.data() + l * mid_ : nullptr;
+    const int32_t* fidx = p.fused ? p.fold_index.data() + p.off_kept[l] : nullptr;
+    const float* fth = p.fused ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
+    const float* fb1 = p.fused ? p.fold_b1.data() + l * mid_ : nullptr;
     // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads (folded into
     // its weights). Else the picked channels go through BN + ReLU once into a thread-local scratch,
     // then the 1x1.
@@ -279,12 +270,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
       static thread_local std::vector<const float*> ptrs;
       ptrs.resize(static_cast<std::size_t>(K));
-      // the picked channels, in the folded order for the fused 1x1 (channel vectors: from pixel
-      // (0, 0), q0 = 0)
-      const bool folded = use_cv1 ? p.cv1_fused : fused;
-      const int64_t first = use_cv1 && folded ? 1 : 0;
+      // the picked channels, in the folded order for the fused 1x1
+      const bool folded = fused && !use_cv1;
       for (int64_t k = 0; k < K; ++k)
-        ptrs[k] = block + (n * Ctot + (folded ? fidx : idx)[j * K + k]) * PS + g.origin + g.Wp + q0 + first;
+        ptrs[k] = block + (n * Ctot + (folded ? fidx : idx)[j * K + k]) * PS + g.origin + g.Wp + q0;
       // BN + ReLU of the picked channels once into a thread-local scratch of nq positions each
       auto gathered = [&]() {
         float* act = act_scratch(static_cast<std::size_t>(K * nq));
@@ -300,21 +289,13 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         return act;
       };
       if (use_cv1) {
+        float* act = gathered();
         CvArgs cv;
+        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
+        cv.in_stride = nq;
         cv.K = static_cast<int>(K);
-        cv.bias = b1 + j * mo;
-        if (folded) {  // the kept inputs in the folded order, clamped as they are loaded
-          const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
-          cv.K = p.fold_k[f];
-          cv.in_ptrs = ptrs.data();
-          cv.bn_thresh = fth + j * K;
-          cv.n_max = p.fold_nmax[f];
-          cv.bias = fb1 + j * mo;
-        } else {
-          cv.in = gathered() + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
-          cv.in_stride = nq;
-        }
         cv.w = p.w1cv.data() + p.off_w1[l] + j * K * mo;
+        cv.bias = b1 + j * mo;
         cv.M = static_cast<int>(mo);
         // the channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j
         cv.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + 1;

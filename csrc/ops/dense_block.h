@@ -47,9 +47,6 @@ struct DenseBlockPacked {
   // Also packed for the channel-vectorised kernels of cv1 / cv3 (mk or its half table), where a
   // group's outputs fill whole vectors (small images use them); null: not available.
   const MicroKernels* cv1 = nullptr;
-  // cv1 takes the gather fused (cv1x1_clamp, every BN scale and shift finite): w1cv then holds the
-  // folded weights (fold_* above, as for fused), else the separate gather runs before it.
-  bool cv1_fused = false;
   const MicroKernels* cv3 = nullptr;
   AlignedBuf<float> w1cv, w3cv;
   std::vector<std::size_t> off_kept, off_w1, off_w3;  // per layer offsets
@@ -86,7 +83,7 @@ class DenseBlock {
     AlignedBuf<uint16_t> h_mask;
   };
   void prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const;
-  bool fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out, bool pack_pv, bool pack_cv) const;
+  bool fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const;
   void pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) const;
   void run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, int64_t H, int64_t W, float* Y,
                const ParallelFor& par) const;

@@ -174,93 +174,6 @@ bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, doub
   return ok;
 }
 
-// The channel-vector 1x1 with the BN + ReLU gather fused (tables with cv1x1_clamp): BN folded into
-// weights and bias as the plan does, the kernel against its contract (ref_conv_cv of the folded
-// arguments) and against the unfolded meaning (BN + ReLU of every pixel, then ref_conv_cv).
-bool check_cv_fused(const MicroKernels& mk, int M, int K, int H, int W, int bn, double* worst) {
-  const int row = W + 2, plane = (H + 2) * row + 8;
-  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K), bias(M);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
-  std::vector<float> scale(K), shift(K);
-  for (int k = 0; k < K; ++k) bn_params(bn, k, &scale[k], &shift[k]);
-  std::vector<const float*> ptrs(K);
-  for (int k = 0; k < K; ++k) ptrs[k] = in.data() + static_cast<std::ptrdiff_t>((k * 7) % K) * plane + row + 1;
-  // NaN pixels (not of s == 0 inputs, folded into the bias whatever they are)
-  if (bn == 1)
-    for (int k = 0; k < K; ++k)
-      for (int i = k % 5; i < H * W && scale[k] != 0.0f; i += 3 + k % 4)
-        const_cast<float*>(ptrs[k])[(i / W) * row + i % W] = NAN;
-  const bool with_bias = (M + K) % 2 == 1;
-  // the unfolded meaning: max(x * s + b, 0) of every pixel into act, then the convolution
-  std::vector<float> act(static_cast<std::size_t>(K) * plane, 0.0f);
-  for (int k = 0; k < K; ++k)
-    for (int r = 0; r < H; ++r)
-      for (int c = 0; c < W; ++c) {
-        const float v = ptrs[k][r * row + c] * scale[k] + shift[k];
-        act[static_cast<std::size_t>(k) * plane + row + 1 + r * row + c] = v > 0.0f ? v : 0.0f;
-      }
-  std::vector<float> got(static_cast<std::size_t>(M) * plane, 7.0f), want(got), unfolded(got);
-  CvArgs a;
-  a.in = act.data() + row + 1;
-  a.in_stride = plane;
-  a.K = K;
-  a.w = w.data();
-  a.bias = with_bias ? bias.data() : nullptr;
-  a.M = M;
-  a.out_stride = plane;
-  a.H = H;
-  a.W = W;
-  a.row = row;
-  a.relu = K % 2;
-  a.out = unfolded.data() + row + 1;
-  ref_conv_cv(a, 1);
-  BnFold f;
-  if (!fold_bn_relu(w.data(), a.bias, M, K, scale.data(), shift.data(), f)) {
-    std::printf("  FAIL fold_bn_relu refused finite parameters\n");
-    return false;
-  }
-  std::vector<const float*> fptrs(f.order.size() + 1);  // never empty: a non-null in_ptrs says fused
-  for (std::size_t k = 0; k < f.order.size(); ++k) fptrs[k] = ptrs[f.order[k]];
-  a.in = nullptr;
-  a.in_ptrs = fptrs.data();
-  a.K = static_cast<int>(f.order.size());
-  a.w = f.w.data();
-  a.bias = f.bias.data();
-  a.bn_thresh = f.thresh.data();
-  a.n_max = f.n_max;
-  a.out = want.data() + row + 1;
-  ref_conv_cv(a, 1);
-  std::vector<float> packed(f.w.size() + 1);
-  mk.pack_cv(f.w.data(), M, a.K, 1, packed.data());
-  a.w = packed.data();
-  a.out = got.data() + row + 1;
-  mk.conv1x1_cv(a);
-  // the float sums of the folded terms round relative to their magnitudes (as check_conv's bound)
-  bool ok = true;
-  for (int m = 0; m < M; ++m)
-    for (int r = 0; r < H; ++r)
-      for (int c = 0; c < W; ++c) {
-        const std::size_t i = static_cast<std::size_t>(m) * plane + row + 1 + r * row + c;
-        double b = with_bias ? std::fabs(bias[m]) : 0.0;
-        for (int k = 0; k < K; ++k) {
-          const float x = ptrs[k][r * row + c], t = -shift[k] / scale[k];
-          const float cx = scale[k] > 0 ? (x > t ? x : t) : (x < t ? x : t);
-          const double s_cx = scale[k] == 0.0f ? 0.0 : std::fabs(double(scale[k]) * cx);
-          b += std::fabs(w[static_cast<std::size_t>(m) * K + k]) * (s_cx + std::fabs(shift[k]));
-        }
-        const double d = std::fabs(double(got[i]) - want[i]);
-        if (d > *worst && bn != 2) *worst = d;
-        if (!(d <= 1e-4 + 1e-5 * std::fabs(want[i]) + 1e-6 * b)) ok = false;
-        if (!(std::fabs(double(got[i]) - unfolded[i]) <= 1e-4 + 1e-5 * std::fabs(unfolded[i]) + 1e-6 * b)) ok = false;
-      }
-  for (std::size_t i = 0; i < got.size(); ++i)  // only pixels written
-    if (want[i] == 7.0f && got[i] != 7.0f) ok = false;
-  if (!ok) std::printf("  FAIL %s conv1x1_cv fused M=%d K=%d H=%d W=%d bn=%d\n", mk.name, M, K, H, W, bn);
-  return ok;
-}
-
 bool check_rows(const MicroKernels& mk, int M, int K, int H, int row, bool use_mask, double* worst) {
   const int margin = row + 32, nq = H * row;
   const int in_stride = nq + 2 * margin + mk.vl;
@@ -797,14 +710,6 @@ int main(int argc, char** argv) {
             ++cases;
             if (!check_cv(mk, taps, mv * mk.vl, K, hw.first, hw.second, &worst)) ++bad;
           }
-    if (mk.cv1x1_clamp)
-      for (int mv : {1, 2, 3, 8})
-        for (int K : {1, 3, 17, 40})
-          for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {2, 23}})
-            for (int bn : {0, 1, 2}) {
-              ++cases;
-              if (!check_cv_fused(mk, mv * mk.vl, K, hw.first, hw.second, bn, &worst)) ++bad;
-            }
     for (int M : {1, 2, 3, 4})
       for (int K : {1, 3, 8})
         for (int H : {1, 2, 5, 13, 17})

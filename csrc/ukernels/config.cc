@@ -22,23 +22,23 @@ namespace cdops {
 
 namespace {
 
-#define CD_UK_TABLE(isa, cv_clamp)                                                                           \
+#define CD_UK_TABLE(isa)                                                                                     \
   MicroKernels {                                                                                             \
     isa_params::isa.name, isa_params::isa.vl, isa_params::isa.mr_max, isa_params::isa.mrf_max,               \
         f32_conv1x1_##isa, f32_conv1x1_pack_##isa, f32_conv3x3_##isa, f32_conv3x3_pack_##isa,                \
         f32_bnrelu_gather_##isa, f32_chanvec_conv1x1_##isa, f32_chanvec_conv3x3_##isa, f32_chanvec_pack_##isa, \
-        f32_conv3x3_rows_##isa, cv_clamp                                                                     \
+        f32_conv3x3_rows_##isa                                                                               \
   }
 
-const MicroKernels kScalar = CD_UK_TABLE(scalar, 0);
+const MicroKernels kScalar = CD_UK_TABLE(scalar);
 #if defined(__x86_64__)
-const MicroKernels kSse2 = CD_UK_TABLE(sse2, 0);
-const MicroKernels kAvx2 = CD_UK_TABLE(avx2, 0);
-const MicroKernels kAvx512 = CD_UK_TABLE(avx512, 0);
-const MicroKernels kAvx512y = CD_UK_TABLE(avx512y, 0);
+const MicroKernels kSse2 = CD_UK_TABLE(sse2);
+const MicroKernels kAvx2 = CD_UK_TABLE(avx2);
+const MicroKernels kAvx512 = CD_UK_TABLE(avx512);
+const MicroKernels kAvx512y = CD_UK_TABLE(avx512y);
 #endif
 #if defined(__aarch64__)
-const MicroKernels kNeon = CD_UK_TABLE(neon, 1);
+const MicroKernels kNeon = CD_UK_TABLE(neon);
 const F16Kernels kNeonFp16{"neonfp16",
                            8,
                            16,

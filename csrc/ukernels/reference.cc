@@ -57,14 +57,8 @@ void ref_conv_cv(const CvArgs& a, int taps) {
         for (int k = 0; k < a.K; ++k)
           for (int t = 0; t < taps; ++t) {
             const std::ptrdiff_t off = taps == 1 ? 0 : (t / 3 - 1) * a.row + (t % 3 - 1);
-            float x;
-            if (a.in_ptrs) {
-              const float v = a.in_ptrs[k][q], th = a.bn_thresh[k];
-              x = k < a.n_max ? (v > th ? v : th) : (v < th ? v : th);
-            } else {
-              x = a.in[k * a.in_stride + q + off];
-            }
-            s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) * x;
+            s += static_cast<double>(a.w[(static_cast<std::ptrdiff_t>(m) * a.K + k) * taps + t]) *
+                 a.in[k * a.in_stride + q + off];
           }
         float v = static_cast<float>(s);
         if (a.relu && !(v > 0.0f)) v = 0.0f;

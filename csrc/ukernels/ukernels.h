@@ -73,12 +73,6 @@ struct CvArgs {
   int H = 0, W = 0;
   std::ptrdiff_t row = 0;
   int relu = 0;
-  // 1x1 only, optional (tables with cv1x1_clamp): input k's plane is in_ptrs[k] (same pixel
-  // addressing as in), each pixel clamped against bn_thresh[k] as in ConvArgs (max for k < n_max,
-  // min for the rest; NaN gives the threshold): the BN + ReLU gather fused, folded weights and bias.
-  const float* const* in_ptrs = nullptr;
-  const float* bn_thresh = nullptr;
-  int n_max = 0;
 };
 
 struct MicroKernels {
@@ -106,9 +100,6 @@ struct MicroKernels {
   // input row loads. May write up to vl - 1 positions past the last row, and reads (masks) that
   // far too.
   void (*conv3x3_rows)(const ConvArgs&);
-  // Whether conv1x1_cv takes CvArgs::in_ptrs (NEON: a clamp per loaded 4-pixel vector). The x86
-  // tables broadcast single pixels, where a clamp per pixel would cost more than the separate gather.
-  int cv1x1_clamp;
 };
 
 // W [M][K][taps] packed for conv1x1 (taps 1) or conv3x3 (taps 9) of table mk.
@@ -247,7 +238,6 @@ void ref_conv(const ConvArgs& a, int taps);
 // max(x * scale[k] + shift[k], 0), a.w unpacked [M][K].
 void ref_conv1x1_bnrelu(const ConvArgs& a, const float* scale, const float* shift);
 void ref_bnrelu_gather(const GatherArgs& a);
-// reads a.w unpacked, [M][K][taps]; a 1x1 with a.in_ptrs clamps its inputs as CvArgs says
-void ref_conv_cv(const CvArgs& a, int taps);
+void ref_conv_cv(const CvArgs& a, int taps);  // reads a.w unpacked, [M][K][taps]
 
 }  // namespace cdops

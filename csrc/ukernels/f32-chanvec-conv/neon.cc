@@ -6,12 +6,7 @@
 
 namespace cdops {
 
-void f32_chanvec_conv1x1_neon(const CvArgs& a) {
-  if (a.in_ptrs)
-    neon::conv_cv<1, true>(a);
-  else
-    neon::conv_cv<1>(a);
-}
+void f32_chanvec_conv1x1_neon(const CvArgs& a) { neon::conv_cv<1>(a); }
 void f32_chanvec_conv3x3_neon(const CvArgs& a) { neon::conv_cv<9>(a); }
 void f32_chanvec_pack_neon(const float* src, int M, int K, int taps, float* dst) { pack_cv(src, M, K, taps, dst); }
 

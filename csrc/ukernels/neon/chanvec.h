@@ -12,7 +12,6 @@
 #include <arm_neon.h>
 
 #include <cstddef>
-#include <type_traits>
 
 #include "ukernels/ukernels.h"
 
@@ -23,80 +22,38 @@ namespace {
 // Pixels per tile for MRV output vectors (MRV*NR accumulators + MRV weights + the pixels in flight).
 constexpr int cv_pixels(int mrv) { return mrv == 1 ? 14 : 7; }
 
-// acc + w * lane `lane` of x (lane a constant once the caller's loop is unrolled).
-inline float32x4_t fma_lane(float32x4_t acc, float32x4_t w, float32x4_t x, int lane) {
-  switch (lane) {
-    case 0: return vfmaq_laneq_f32(acc, w, x, 0);
-    case 1: return vfmaq_laneq_f32(acc, w, x, 1);
-    case 2: return vfmaq_laneq_f32(acc, w, x, 2);
-    default: return vfmaq_laneq_f32(acc, w, x, 3);
-  }
-}
-
-// How a tile's inputs are used: as they are, or clamped (CvArgs::in_ptrs) by max / by min.
-enum class Clamp { none, max, min };
-
-// BN: the inputs are a.in_ptrs, clamped against a.bn_thresh (the fused BN + ReLU gather, 1x1
-// only): one fmaxnm / fminnm per loaded 4-pixel vector. Its last NR % 4 pixels then come from one
-// more vector load ending at the tile's last pixel (one clamp, not one per pixel).
-template <int MRV, int NR, int TAPS, bool BN>
+template <int MRV, int NR, int TAPS>
 inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
-  static_assert(!BN || TAPS == 1, "the clamped inputs are a 1x1's");
   constexpr int NQ = NR / 4;  // pixels loaded four at a time; the rest one by one
-  constexpr bool TAIL_Q = BN && NR >= 4 && NR % 4 != 0;  // the rest as lanes of one more load
   float32x4_t acc[MRV][NR];
   _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
     const float32x4_t b = a.bias ? vld1q_f32(a.bias + (mv0 + v) * 4) : vdupq_n_f32(0.0f);
     _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[v][j] = b;
   }
   const float* w = a.w + static_cast<std::ptrdiff_t>(mv0) * 4 * a.K * TAPS;
+  const float* inp = a.in + p0;
   const std::ptrdiff_t row = a.row;
-  // inputs [kb, ke): every tap's weights of each, then its pixels (clamped per C)
-  auto inputs = [&](int kb, int ke, auto clamp) {
-    constexpr Clamp C = decltype(clamp)::value;
-    for (int k = kb; k < ke; ++k) {
-      const float* inp = BN ? a.in_ptrs[k] + p0 : a.in + k * a.in_stride + p0;
-      float32x4_t th = vdupq_n_f32(0.0f);
-      if constexpr (C != Clamp::none) th = vld1q_dup_f32(a.bn_thresh + k);
-      auto act = [&](float32x4_t x) {
-        if constexpr (C == Clamp::max) return vmaxnmq_f32(x, th);
-        if constexpr (C == Clamp::min) return vminnmq_f32(x, th);
-        return x;
-      };
-      const float* x = TAPS == 1 ? inp : inp - row - 1;
-      _Pragma("GCC unroll 1") for (int dy = 0; dy < (TAPS == 1 ? 1 : 3); ++dy, x += row) {
-        _Pragma("GCC unroll 3") for (int dx = 0; dx < (TAPS == 1 ? 1 : 3); ++dx, w += MRV * 4) {
-          float32x4_t wv[MRV];
-          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(w + v * 4);
-          _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) {
-            const float32x4_t xq = act(vld1q_f32(x + dx + 4 * q));
-            _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-              acc[v][4 * q + 0] = vfmaq_laneq_f32(acc[v][4 * q + 0], wv[v], xq, 0);
-              acc[v][4 * q + 1] = vfmaq_laneq_f32(acc[v][4 * q + 1], wv[v], xq, 1);
-              acc[v][4 * q + 2] = vfmaq_laneq_f32(acc[v][4 * q + 2], wv[v], xq, 2);
-              acc[v][4 * q + 3] = vfmaq_laneq_f32(acc[v][4 * q + 3], wv[v], xq, 3);
-            }
+  for (int k = 0; k < a.K; ++k, inp += a.in_stride) {
+    const float* x = TAPS == 1 ? inp : inp - row - 1;
+    _Pragma("GCC unroll 1") for (int dy = 0; dy < (TAPS == 1 ? 1 : 3); ++dy, x += row) {
+      _Pragma("GCC unroll 3") for (int dx = 0; dx < (TAPS == 1 ? 1 : 3); ++dx, w += MRV * 4) {
+        float32x4_t wv[MRV];
+        _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(w + v * 4);
+        _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) {
+          const float32x4_t xq = vld1q_f32(x + dx + 4 * q);
+          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
+            acc[v][4 * q + 0] = vfmaq_laneq_f32(acc[v][4 * q + 0], wv[v], xq, 0);
+            acc[v][4 * q + 1] = vfmaq_laneq_f32(acc[v][4 * q + 1], wv[v], xq, 1);
+            acc[v][4 * q + 2] = vfmaq_laneq_f32(acc[v][4 * q + 2], wv[v], xq, 2);
+            acc[v][4 * q + 3] = vfmaq_laneq_f32(acc[v][4 * q + 3], wv[v], xq, 3);
           }
-          if constexpr (TAIL_Q) {
-            const float32x4_t xt = act(vld1q_f32(x + dx + NR - 4));  // pixels NR-4 .. NR-1
-            _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
-              _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = fma_lane(acc[v][j], wv[v], xt, j - (NR - 4));
-            }
-          } else {
-            _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
-              const float32x4_t xb = act(vld1q_dup_f32(x + dx + j));
-              _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = vfmaq_f32(acc[v][j], wv[v], xb);
-            }
-          }
+        }
+        _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
+          const float32x4_t xb = vld1q_dup_f32(x + dx + j);
+          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = vfmaq_f32(acc[v][j], wv[v], xb);
         }
       }
     }
-  };
-  if constexpr (BN) {  // the folded order: max inputs first
-    inputs(0, a.n_max, std::integral_constant<Clamp, Clamp::max>{});
-    inputs(a.n_max, a.K, std::integral_constant<Clamp, Clamp::min>{});
-  } else {
-    inputs(0, a.K, std::integral_constant<Clamp, Clamp::none>{});
   }
   const float32x4_t zero = vdupq_n_f32(0.0f);
   const std::ptrdiff_t os = a.out_stride;
@@ -128,39 +85,39 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
   }
 }
 
-template <int MRV, int R, int TAPS, bool BN>
+template <int MRV, int R, int TAPS>
 inline void cv_tile_rem(const CvArgs& a, int mv0, std::ptrdiff_t p0, int r) {
   if constexpr (R > 0) {
     if (r == R)
-      cv_tile<MRV, R, TAPS, BN>(a, mv0, p0);
+      cv_tile<MRV, R, TAPS>(a, mv0, p0);
     else
-      cv_tile_rem<MRV, R - 1, TAPS, BN>(a, mv0, p0, r);
+      cv_tile_rem<MRV, R - 1, TAPS>(a, mv0, p0, r);
   }
 }
 
-template <int MRV, int TAPS, bool BN>
+template <int MRV, int TAPS>
 void cv_rows(const CvArgs& a, int mv0) {
   constexpr int NR = cv_pixels(MRV);
   for (int r = 0; r < a.H; ++r) {
     const std::ptrdiff_t base = r * a.row;
     int c = 0;
-    for (; c + NR <= a.W; c += NR) cv_tile<MRV, NR, TAPS, BN>(a, mv0, base + c);
-    if (c < a.W) cv_tile_rem<MRV, NR - 1, TAPS, BN>(a, mv0, base + c, a.W - c);
+    for (; c + NR <= a.W; c += NR) cv_tile<MRV, NR, TAPS>(a, mv0, base + c);
+    if (c < a.W) cv_tile_rem<MRV, NR - 1, TAPS>(a, mv0, base + c, a.W - c);
   }
 }
 
 // out = act(conv(in)) for M % 4 == 0 outputs, weights packed by the generic pack_cv (tiles of
-// cv_mrv_for(M / 4) output vectors, at most CV_MRV_MAX); BN: a.in_ptrs clamped (1x1 only).
-template <int TAPS, bool BN = false>
+// cv_mrv_for(M / 4) output vectors, at most CV_MRV_MAX).
+template <int TAPS>
 inline void conv_cv(const CvArgs& a) {
   static_assert(CV_MRV_MAX == 3, "the NEON channel-vector tiles cover 1-3 output vectors");
   const int Mv = a.M / 4;
   const int step = cv_mrv_for(Mv);
   for (int mv0 = 0; mv0 < Mv; mv0 += step) {
     switch (Mv - mv0 < step ? Mv - mv0 : step) {
-      case 1: cv_rows<1, TAPS, BN>(a, mv0); break;
-      case 2: cv_rows<2, TAPS, BN>(a, mv0); break;
-      default: cv_rows<3, TAPS, BN>(a, mv0); break;
+      case 1: cv_rows<1, TAPS>(a, mv0); break;
+      case 2: cv_rows<2, TAPS>(a, mv0); break;
+      default: cv_rows<3, TAPS>(a, mv0); break;
     }
   }
 }
