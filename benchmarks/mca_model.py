@@ -124,23 +124,29 @@ def _ends_in_branch(block: Block) -> bool:
 def join_page_splits(blocks: list[Block], page: int = PAGE_BYTES) -> list[Block]:
     """Join each block with the block it falls through into at a page boundary (one block to llvm-mca).
 
-    Joined only when that is certain from the trace: the first block ends exactly on a page boundary
-    without a branch, exactly one block (one translation) starts there and exactly one ends there,
-    and both ran the same number of times. Chains (code spanning several pages) join in turn."""
+    Joined only when that is certain from the trace: exactly one block (one translation) starts at
+    the page boundary, every block that ends there ends without a branch (so each of its executions
+    goes on into the one that starts there), and their executions add up to the starting block's (so
+    nothing else enters it). Several enders are the usual loop cut by a page: the loop's own head and
+    the prologue that falls into it; each gets its own copy of the rest, run as often as itself.
+    Chains (code spanning several pages) join in turn."""
     by_start: dict[int, list[Block]] = defaultdict(list)
     by_end: dict[int, list[Block]] = defaultdict(list)
     for b in blocks:
         by_start[b.vaddr].append(b)
         by_end[b.vaddr + _byte_size(b)].append(b)
-    successor: dict[int, Block] = {}  # id(first) -> second
+    successor: dict[int, Block] = {}  # id(ender) -> the block it falls into
     for boundary, enders in by_end.items():
         starters = by_start.get(boundary, [])
-        if boundary % page or len(enders) != 1 or len(starters) != 1:
+        if boundary % page or len(starters) != 1:
             continue
-        first, second = enders[0], starters[0]
-        if first is second or first.executions != second.executions or _ends_in_branch(first):
+        second = starters[0]
+        if any(first is second or _ends_in_branch(first) for first in enders):
             continue
-        successor[id(first)] = second
+        if sum(first.executions for first in enders) != second.executions:
+            continue
+        for first in enders:
+            successor[id(first)] = second
     absorbed = {id(b) for b in successor.values()}
     out = []
     for b in blocks:

@@ -133,6 +133,25 @@ def test_page_split_is_joined_only_when_it_is_certain(tmp_path: Path) -> None:
     assert [(b.vaddr, b.encodings) for b in joined] == [(0x40000c, words[:1] + words + words[:2])]
 
 
+def test_a_loop_cut_by_a_page_joins_its_head_and_its_prologue_each_with_the_rest() -> None:
+    """The loop's head (run 990 times) and the prologue falling into it (10 times) both end at the
+    page; the tail (1000 times) starts there: each ender gets its own copy of the tail. Executed
+    instructions are unchanged. Counts that do not add up are left alone."""
+    from mca_model import Block, join_page_splits
+
+    words = [w for w, _ in _TWO_CHAINS]
+    prologue = Block(0x400ff8, 10, words[:2], ["mov", "fmla"])
+    head = Block(0x400ffc, 990, words[:1], ["fmla"])
+    tail = Block(0x401000, 1000, words[1:], ["fmla"] * (len(words) - 1))
+    joined = join_page_splits([prologue, head, tail])
+    assert sorted((b.vaddr, b.executions, b.encodings) for b in joined) == [
+        (0x400ff8, 10, words[:2] + words[1:]), (0x400ffc, 990, words)]
+    executed = sum(b.executed_instructions for b in (prologue, head, tail))
+    assert sum(b.executed_instructions for b in joined) == executed
+    tail.executions = 1001
+    assert len(join_page_splits([prologue, head, tail])) == 3
+
+
 def test_truncated_trace_is_one_clear_error(tmp_path: Path) -> None:
     from mca_model import ModelError, read_window
 

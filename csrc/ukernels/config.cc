@@ -253,6 +253,10 @@ bool use_chanvec_3x3(const MicroKernels& mk, const MicroKernels* cv, int64_t W) 
 }
 
 const MicroKernels* rows_3x3_table(const MicroKernels& mk, int64_t M, int64_t W, bool chanvec) {
+#if defined(__aarch64__)
+  if (&mk == &kNeon)  // NEON's row bands take tiles of up to 4 outputs (neon_tiles().mr_max_3x3)
+    return (chanvec || W < kRowsMinW || !(M <= 4 || M % 4 == 0) || M > kRowsMaxOutputsNeon) ? nullptr : &mk;
+#endif
   if (chanvec || M > kRowsMaxOutputs || W < kRowsMinW) return nullptr;
   const MicroKernels* half = half_kernels(mk);  // the 256-bit build on AVX-512
   return half ? half : &mk;

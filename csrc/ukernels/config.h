@@ -76,6 +76,12 @@ constexpr int64_t kChanvec1x1MaxWAvx512 = 16;
 // The row-band 3x3 replaces the position-vectorised one for up to kRowsMaxOutputs outputs per
 // group on images at least kRowsMinW wide (measured at 112 and 56: 44-48 G MAC/s against 33-37).
 constexpr int64_t kRowsMaxOutputs = 2;
+// NEON's row bands for up to 4 outputs per group, or a multiple of 4 up to kRowsMaxOutputsNeon
+// (tiles of 4), in place of the position vectors, whose tiles compute the 2 pad columns of each
+// row. ARM cost model, neoverse-n1, with 4 outputs (C=G=8 at 28x28, C=G=4 at 56x56) and 8 (C=G=4 at
+// 28x28): C=G=8 50.9 against 52.2 M cycles, C=G=4 84.7 against 86.7 M (with the other row-band
+// changes of that step); 16 outputs do not occur at these widths in CondenseNet-74.
+constexpr int64_t kRowsMaxOutputsNeon = 16;
 constexpr int64_t kRowsMinW = 24;
 // Work items of the position-vector kernels: about kChunkMacs1x1 / K (1x1) or kChunkMacs3x3 / K
 // (3x3, K input channels per group) positions each, at least kChunkMinPositions.

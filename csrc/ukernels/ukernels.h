@@ -95,10 +95,11 @@ struct MicroKernels {
   void (*conv1x1_cv)(const CvArgs&);
   void (*conv3x3_cv)(const CvArgs&);
   void (*pack_cv)(const float* src, int M, int K, int taps, float* dst);
-  // f32-conv3x3-rows: 3x3 for M <= 4 outputs (weights packed by pack_conv3x3) over whole image
-  // rows: a.nq = H * a.row positions from row 1 column 0; tiles of several rows share their
-  // input row loads. May write up to vl - 1 positions past the last row, and reads (masks) that
-  // far too.
+  // f32-conv3x3-rows: 3x3 for M <= 4 outputs (NEON: also multiples of 4; weights packed by
+  // pack_conv3x3) over whole image rows: a.nq = H * a.row positions from row 1 column 0, columns 0
+  // and a.row - 1 the pad columns (a.mask, if set, zero there; without a mask their outputs may be
+  // anything); tiles of several rows share their input row loads. May write up to vl - 1 positions
+  // past the last row, and reads (masks) that far too.
   void (*conv3x3_rows)(const ConvArgs&);
 };
 

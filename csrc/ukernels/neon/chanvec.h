@@ -12,6 +12,7 @@
 #include <arm_neon.h>
 
 #include <cstddef>
+#include <utility>
 
 #include "ukernels/ukernels.h"
 
@@ -22,34 +23,84 @@ namespace {
 // Pixels per tile for MRV output vectors (MRV*NR accumulators + MRV weights + the pixels in flight).
 constexpr int cv_pixels(int mrv) { return mrv == 1 ? 14 : 7; }
 
-template <int MRV, int NR, int TAPS>
-inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
-  constexpr int NQ = NR / 4;  // pixels loaded four at a time; the rest one by one
-  float32x4_t acc[MRV][NR];
+template <class F, int... Is>
+__attribute__((always_inline)) inline void cv_static_for_(F&& f, std::integer_sequence<int, Is...>) {
+  (f(std::integral_constant<int, Is>{}), ...);
+}
+template <int N, class F>
+__attribute__((always_inline)) inline void cv_static_for(F&& f) {
+  cv_static_for_(f, std::make_integer_sequence<int, N>{});
+}
+
+// acc[v][j0..j0+3] += wv[v] * the four pixels of xq (one per lane).
+template <int MRV, int NR>
+__attribute__((always_inline)) inline void fma4(float32x4_t (&acc)[MRV][NR], int j0, const float32x4_t (&wv)[MRV],
+                                                float32x4_t xq) {
   _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-    const float32x4_t b = a.bias ? vld1q_f32(a.bias + (mv0 + v) * 4) : vdupq_n_f32(0.0f);
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[v][j] = b;
+    acc[v][j0 + 0] = vfmaq_laneq_f32(acc[v][j0 + 0], wv[v], xq, 0);
+    acc[v][j0 + 1] = vfmaq_laneq_f32(acc[v][j0 + 1], wv[v], xq, 1);
+    acc[v][j0 + 2] = vfmaq_laneq_f32(acc[v][j0 + 2], wv[v], xq, 2);
+    acc[v][j0 + 3] = vfmaq_laneq_f32(acc[v][j0 + 3], wv[v], xq, 3);
+  }
+}
+
+// Four pixels' accumulators p[0..3] (one output vector: 4 channels each) stored as 4 channels x 4
+// pixels: a 4x4 transpose (8 permutes) and one whole-vector store per channel.
+__attribute__((always_inline)) inline void store4(const float32x4_t* p, float* o, std::ptrdiff_t os) {
+  const float32x4_t t0 = vtrn1q_f32(p[0], p[1]), t1 = vtrn2q_f32(p[0], p[1]);
+  const float32x4_t t2 = vtrn1q_f32(p[2], p[3]), t3 = vtrn2q_f32(p[2], p[3]);
+  const float64x2_t d0 = vreinterpretq_f64_f32(t0), d1 = vreinterpretq_f64_f32(t1);
+  const float64x2_t d2 = vreinterpretq_f64_f32(t2), d3 = vreinterpretq_f64_f32(t3);
+  vst1q_f32(o, vreinterpretq_f32_f64(vtrn1q_f64(d0, d2)));
+  vst1q_f32(o + os, vreinterpretq_f32_f64(vtrn1q_f64(d1, d3)));
+  vst1q_f32(o + 2 * os, vreinterpretq_f32_f64(vtrn2q_f64(d0, d2)));
+  vst1q_f32(o + 3 * os, vreinterpretq_f32_f64(vtrn2q_f64(d1, d3)));
+}
+
+// The tiles of nc columns (NR pixels each, from column c0) on every image row, in one call: the
+// address set-up of a call costs about as much as a tile's epilogue.
+template <int MRV, int NR, int TAPS>
+__attribute__((noinline)) void cv_tile(const CvArgs& a, int mv0, int c0, int nc) {
+  for (int rc = 0; rc < a.H * nc; ++rc) {
+  const std::ptrdiff_t p0 = (rc / nc) * a.row + c0 + (rc % nc) * NR;
+  constexpr int NQ = NR / 4, REM = NR % 4;  // pixels loaded four at a time, then the rest
+  constexpr bool kTailQ = NQ > 0 && REM > 0;   // the rest as lanes of the last four pixels' load
+  float32x4_t acc[MRV][NR];
+  // each accumulator from its own load of the bias (one load and NR - 1 register copies would
+  // take NR - 1 FP pipe slots; a load takes a load slot)
+  static const float kZeros[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
+    const float* b = a.bias ? a.bias + (mv0 + v) * 4 : kZeros;
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+      asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
+      acc[v][j] = vld1q_f32(b);
+    }
   }
   const float* w = a.w + static_cast<std::ptrdiff_t>(mv0) * 4 * a.K * TAPS;
   const float* inp = a.in + p0;
   const std::ptrdiff_t row = a.row;
+  // one tap per iteration (a 3x3's taps at offsets off[t] from the input channel's pixel p0): a
+  // loop of 3 taps or of 9 leaves GCC renaming accumulators and copying them back (llvm-mca on
+  // neoverse-n1: 4 mov per 42 FMLA in the 2x7 tile)
+  std::ptrdiff_t off[TAPS];
+  for (int t = 0; t < TAPS; ++t) off[t] = TAPS == 1 ? 0 : (t / 3 - 1) * row + (t % 3 - 1);
   for (int k = 0; k < a.K; ++k, inp += a.in_stride) {
-    const float* x = TAPS == 1 ? inp : inp - row - 1;
-    _Pragma("GCC unroll 1") for (int dy = 0; dy < (TAPS == 1 ? 1 : 3); ++dy, x += row) {
-      _Pragma("GCC unroll 3") for (int dx = 0; dx < (TAPS == 1 ? 1 : 3); ++dx, w += MRV * 4) {
-        float32x4_t wv[MRV];
-        _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(w + v * 4);
-        _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) {
-          const float32x4_t xq = vld1q_f32(x + dx + 4 * q);
-          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-            acc[v][4 * q + 0] = vfmaq_laneq_f32(acc[v][4 * q + 0], wv[v], xq, 0);
-            acc[v][4 * q + 1] = vfmaq_laneq_f32(acc[v][4 * q + 1], wv[v], xq, 1);
-            acc[v][4 * q + 2] = vfmaq_laneq_f32(acc[v][4 * q + 2], wv[v], xq, 2);
-            acc[v][4 * q + 3] = vfmaq_laneq_f32(acc[v][4 * q + 3], wv[v], xq, 3);
-          }
-        }
+    _Pragma("GCC unroll 1") for (int t = 0; t < TAPS; ++t, w += MRV * 4) {
+      const float* x = inp + off[t];
+      float32x4_t wv[MRV];
+      _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(w + v * 4);
+      _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) fma4<MRV, NR>(acc, 4 * q, wv, vld1q_f32(x + 4 * q));
+      if constexpr (kTailQ) {
+        // pixels NR-4..NR-1 in one load (the first 4 - NR%4 lanes are done above): an ld1r per
+        // pixel would take an FP pipe slot each (llvm-mca, both cores)
+        const float32x4_t xt = vld1q_f32(x + NR - 4);
+        cv_static_for<REM>([&](auto l) __attribute__((always_inline)) {
+          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v)
+            acc[v][4 * NQ + l()] = vfmaq_laneq_f32(acc[v][4 * NQ + l()], wv[v], xt, 4 - REM + l());
+        });
+      } else {
         _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
-          const float32x4_t xb = vld1q_dup_f32(x + dx + j);
+          const float32x4_t xb = vld1q_dup_f32(x + j);
           _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = vfmaq_f32(acc[v][j], wv[v], xb);
         }
       }
@@ -63,47 +114,40 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
       _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[v][j] = vmaxnmq_f32(acc[v][j], zero);
     }
     // four pixels at a time: a 4x4 transpose (pixels x channels -> channels x pixels, 8 permutes)
-    // and one whole-vector store per channel, instead of 16 lane stores
-    _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) {
-      const float32x4_t* p = &acc[v][4 * q];
-      const float32x4_t t0 = vtrn1q_f32(p[0], p[1]), t1 = vtrn2q_f32(p[0], p[1]);
-      const float32x4_t t2 = vtrn1q_f32(p[2], p[3]), t3 = vtrn2q_f32(p[2], p[3]);
-      const float64x2_t d0 = vreinterpretq_f64_f32(t0), d1 = vreinterpretq_f64_f32(t1);
-      const float64x2_t d2 = vreinterpretq_f64_f32(t2), d3 = vreinterpretq_f64_f32(t3);
-      vst1q_f32(o + 4 * q, vreinterpretq_f32_f64(vtrn1q_f64(d0, d2)));
-      vst1q_f32(o + os + 4 * q, vreinterpretq_f32_f64(vtrn1q_f64(d1, d3)));
-      vst1q_f32(o + 2 * os + 4 * q, vreinterpretq_f32_f64(vtrn2q_f64(d0, d2)));
-      vst1q_f32(o + 3 * os + 4 * q, vreinterpretq_f32_f64(vtrn2q_f64(d1, d3)));
+    // and one whole-vector store per channel, instead of 16 lane stores; the last NR % 4 pixels
+    // as pixels NR-4..NR-1 (the first of them stored twice, with the same values)
+    _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) store4(&acc[v][4 * q], o + 4 * q, os);
+    if constexpr (kTailQ) {
+      store4(&acc[v][NR - 4], o + NR - 4, os);
+    } else {
+      _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
+        const float32x4_t r = acc[v][j];
+        vst1q_lane_f32(o + j, r, 0);
+        vst1q_lane_f32(o + os + j, r, 1);
+        vst1q_lane_f32(o + 2 * os + j, r, 2);
+        vst1q_lane_f32(o + 3 * os + j, r, 3);
+      }
     }
-    _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
-      const float32x4_t r = acc[v][j];
-      vst1q_lane_f32(o + j, r, 0);
-      vst1q_lane_f32(o + a.out_stride + j, r, 1);
-      vst1q_lane_f32(o + 2 * a.out_stride + j, r, 2);
-      vst1q_lane_f32(o + 3 * a.out_stride + j, r, 3);
-    }
+  }
   }
 }
 
 template <int MRV, int R, int TAPS>
-inline void cv_tile_rem(const CvArgs& a, int mv0, std::ptrdiff_t p0, int r) {
+inline void cv_tile_rem(const CvArgs& a, int mv0, int c0, int r) {
   if constexpr (R > 0) {
     if (r == R)
-      cv_tile<MRV, R, TAPS>(a, mv0, p0);
+      cv_tile<MRV, R, TAPS>(a, mv0, c0, 1);
     else
-      cv_tile_rem<MRV, R - 1, TAPS>(a, mv0, p0, r);
+      cv_tile_rem<MRV, R - 1, TAPS>(a, mv0, c0, r);
   }
 }
 
 template <int MRV, int TAPS>
 void cv_rows(const CvArgs& a, int mv0) {
   constexpr int NR = cv_pixels(MRV);
-  for (int r = 0; r < a.H; ++r) {
-    const std::ptrdiff_t base = r * a.row;
-    int c = 0;
-    for (; c + NR <= a.W; c += NR) cv_tile<MRV, NR, TAPS>(a, mv0, base + c);
-    if (c < a.W) cv_tile_rem<MRV, NR - 1, TAPS>(a, mv0, base + c, a.W - c);
-  }
+  const int nc = a.W / NR, rem = a.W - nc * NR;
+  if (nc) cv_tile<MRV, NR, TAPS>(a, mv0, 0, nc);
+  if (rem) cv_tile_rem<MRV, NR - 1, TAPS>(a, mv0, nc * NR, rem);
 }
 
 // out = act(conv(in)) for M % 4 == 0 outputs, weights packed by the generic pack_cv (tiles of

@@ -306,85 +306,183 @@ __attribute__((always_inline)) inline void static_for(F&& f) {
   static_for_(f, std::make_integer_sequence<int, N>{});
 }
 
-// Rows per tile for M outputs: M*R accumulators + R + 2 input rows + the weight registers <= 32.
-constexpr int rows_for(int m) {
-  const int wregs = (9 * m) / 4 + ((9 * m) % 4 ? 1 : 0) + ((9 * m) % 4 == 3 ? 1 : 0);
-  const int r = (kRegs - 2 - wregs) / (m + 1);
-  return r < 1 ? 1 : (r > 12 ? 12 : r);
-}
+// Rows per tile for M outputs (llvm-mca of the k loop, cortex-a72 / neoverse-n1, % of peak): 1x8
+// 99 / 92 and 1x7 98 / 97 with the split accumulators below (1x4 100 / 75: too few FMLA chains for
+// the latency; the 112x112 bands have 7-8 rows), 2x6 99.7 / 99.7 (2x8 98 / 96), 3x5 98 / 96,
+// 4x4 98 / 96.
+constexpr int rows_for(int m) { return m == 1 ? 8 : (m == 2 ? 6 : (m == 3 ? 5 : 4)); }
 
+// The 3 x MR weights of one tap column dx (taps dx, 3 + dx, 6 + dx of pack()'s [tap][mr] order):
+// one q-register per tap row, used by lane-indexed FMLA.
+template <int MR>
+struct TapColumn {
+  static_assert(MR >= 2 && MR <= 4, "tap columns of 2-4 outputs");
+  // the last tap row's register starts 4 - MR weights early (lanes 4 - MR..3), so as not to read
+  // past the packed weights
+  static constexpr int kBack = 4 - MR;
+  float32x4_t r[3];
+  inline void load(const float* w) {
+    _Pragma("GCC unroll 3") for (int dy = 0; dy < 3; ++dy) r[dy] = vld1q_f32(w + 3 * dy * MR - (dy == 2 ? kBack : 0));
+  }
+  template <int DY, int I>
+  inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
+    return vfmaq_laneq_f32(acc, x, r[DY], DY == 2 ? I + kBack : I);
+  }
+};
+
+// ncv tiles side by side from position p0 (one call: the address set-up of a tile cost as much as
+// its FMLA with the 4 input channels of the 112x112 blocks). The vectors start at image column 1
+// (the pad columns 0 and row-1 are not computed: with W % 4 == 0 no lane is a pad); mask_last: the
+// last tile's vector may hold pad lanes, which the mask zeroes.
+constexpr int kTapColumnMin = 2;
 template <int MR, int R>
-inline void rows_tile(const ConvArgs& a, std::ptrdiff_t p0) {
+__attribute__((noinline)) void rows_tile(const ConvArgs& a, std::ptrdiff_t p0, int ncv, bool mask_last) {
+  // the biases as vectors in memory: each accumulator starts from its own ldr q (a dup and R - 1
+  // register copies take R FP pipe slots)
+  alignas(16) float bias[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int l = 0; l < 4; ++l) bias[i][l] = a.bias ? a.bias[i] : 0.0f;
+  for (int cv = 0; cv < ncv; ++cv, p0 += 4) {
   float32x4_t acc[MR][R];
   _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
-    const float32x4_t b = a.bias ? vdupq_n_f32(a.bias[i]) : vdupq_n_f32(0.0f);
-    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[i][r] = b;
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
+      const float* b = bias[i];
+      asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
+      acc[i][r] = vld1q_f32(b);
+    }
   }
   const float* w = a.w;
   const std::ptrdiff_t row = a.row;
   const float* inp = a.in + p0 - row;  // input row above the tile's first row
-  Weights<9 * MR> wr;
-  for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
-    wr.load(w);
-    static_for<3>([&](auto dx) __attribute__((always_inline)) {
-      float32x4_t x[R + 2];
-      const float* src = inp + (dx() - 1);
-      _Pragma("GCC unroll 16") for (int rr = 0; rr < R + 2; ++rr) x[rr] = vld1q_f32(src + rr * row);
-      // dy-major: consecutive FMLA hit different accumulators
-      static_for<3>([&](auto dy) __attribute__((always_inline)) {
-        static_for<MR>([&](auto i) __attribute__((always_inline)) {
-          _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r)
-            acc[i()][r] = wr.template fma<(dy() * 3 + dx()) * MR + i()>(acc[i()][r], x[r + dy()]);
+  if constexpr (MR >= kTapColumnMin) {
+    for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
+      // one column of taps (dx) per iteration: its R + 2 input row vectors each serve up to 3 output
+      // rows. Unrolled over dx (or loaded row by row), GCC renames accumulators and copies them back
+      // (llvm-mca on neoverse-n1: 8-20 mov per 144 FMLA in the 4x4, 2x7 and 2x8 tiles).
+      const float* src = inp - 1;
+      const float* wd = w;
+      _Pragma("GCC unroll 1") for (int dx = 0; dx < 3; ++dx, ++src, wd += MR) {
+        TapColumn<MR> wr;
+        wr.load(wd);
+        float32x4_t x[R + 2];
+        _Pragma("GCC unroll 16") for (int rr = 0; rr < R + 2; ++rr) x[rr] = vld1q_f32(src + rr * row);
+        // dy-major: consecutive FMLA hit different accumulators
+        static_for<3>([&](auto dy) __attribute__((always_inline)) {
+          static_for<MR>([&](auto i) __attribute__((always_inline)) {
+            _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r)
+              acc[i()][r] = wr.template fma<dy(), i()>(acc[i()][r], x[r + dy()]);
+          });
+        });
+      }
+    }
+  } else {
+    // 1 output: all 9 taps per iteration (with one column at a time GCC copies registers: 1x12 81 %
+    // of the modeled peak on neoverse-n1 against 96 %), the middle tap row into a second set of
+    // accumulators, added at the end, so that twice as many FMLA chains hide the latency (the
+    // 112x112 bands have 7-8 rows and 4 input channels)
+    constexpr bool kSplit = MR == 1;
+    float32x4_t acc2[kSplit ? MR : 1][kSplit ? R : 1];
+    if constexpr (kSplit) {
+      _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc2[0][r] = vdupq_n_f32(0.0f);
+    }
+    Weights<9 * MR> wr;
+    for (int k = 0; k < a.K; ++k, inp += a.in_stride, w += 9 * MR) {
+      wr.load(w);
+      static_for<3>([&](auto dx) __attribute__((always_inline)) {
+        float32x4_t x[R + 2];
+        const float* src = inp + (dx() - 1);
+        _Pragma("GCC unroll 16") for (int rr = 0; rr < R + 2; ++rr) x[rr] = vld1q_f32(src + rr * row);
+        static_for<3>([&](auto dy) __attribute__((always_inline)) {
+          static_for<MR>([&](auto i) __attribute__((always_inline)) {
+            _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
+              if constexpr (kSplit && dy() == 1)
+                acc2[i()][r] = wr.template fma<(dy() * 3 + dx()) * MR + i()>(acc2[i()][r], x[r + dy()]);
+              else
+                acc[i()][r] = wr.template fma<(dy() * 3 + dx()) * MR + i()>(acc[i()][r], x[r + dy()]);
+            }
+          });
         });
       });
-    });
+    }
+    if constexpr (kSplit) {
+      _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[0][r] = vaddq_f32(acc[0][r], acc2[0][r]);
+    }
+  }
+  // one branch per tile (GCC tests the flag again before each store if it is left inside)
+  if (a.relu) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) acc[i][r] = relu(acc[i][r]);
   }
   _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
     float* o = a.out + i * a.out_stride + p0;
-    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
-      float32x4_t v = acc[i][r];
-      if (a.relu) v = relu(v);
-      if (a.mask) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vld1q_u32(a.mask + p0 + r * row)));
-      vst1q_f32(o + r * row, v);
+    _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) vst1q_f32(o + r * row, acc[i][r]);
+  }
+  if (mask_last && cv == ncv - 1) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+      float* o = a.out + i * a.out_stride + p0;
+      _Pragma("GCC unroll 16") for (int r = 0; r < R; ++r) {
+        const uint32x4_t v = vandq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(o + r * row)),
+                                       vld1q_u32(a.mask + p0 + r * row));
+        vst1q_f32(o + r * row, vreinterpretq_f32_u32(v));
+      }
     }
+  }
   }
 }
 
 template <int MR, int R>
-inline void rows_tile_rem(const ConvArgs& a, std::ptrdiff_t p0, int r) {
+inline void rows_tile_rem(const ConvArgs& a, std::ptrdiff_t p0, int r, int ncv, bool mask_last) {
   if constexpr (R > 0) {
     if (r == R)
-      rows_tile<MR, R>(a, p0);
+      rows_tile<MR, R>(a, p0, ncv, mask_last);
     else
-      rows_tile_rem<MR, R - 1>(a, p0, r);
+      rows_tile_rem<MR, R - 1>(a, p0, r, ncv, mask_last);
   }
 }
 
+// Rows of the image in bands of at most rows_for(MR), as even as they come (18 rows: 9 + 9, not
+// 12 + 6: a short band has fewer accumulators to hide the FMLA latency and reloads more rows).
 template <int MR>
 void rows_all(const ConvArgs& a) {
   constexpr int R = rows_for(MR);
-  const int H = static_cast<int>(a.nq / a.row);
-  const int ncv = static_cast<int>((a.row + 3) / 4);
-  for (int r0 = 0; r0 < H; r0 += R) {
-    const int nr = H - r0 < R ? H - r0 : R;
-    for (int cv = 0; cv < ncv; ++cv) {
-      const std::ptrdiff_t p0 = r0 * a.row + cv * 4;
-      if (nr == R)
-        rows_tile<MR, R>(a, p0);
-      else
-        rows_tile_rem<MR, R - 1>(a, p0, nr);
+  const std::ptrdiff_t row = a.row, W = row - 2;
+  const int H = static_cast<int>(a.nq / row);
+  const int ncv = static_cast<int>((W + 3) / 4);
+  const bool tail = a.mask && W % 4 != 0;
+  const int nb = (H + R - 1) / R;
+  for (int b = 0, r0 = 0; b < nb; ++b) {
+    const int nr = H / nb + (b < H % nb ? 1 : 0);
+    rows_tile_rem<MR, R>(a, r0 * row + 1, nr, ncv, tail);
+    if (a.mask) {  // the pad columns, not computed: zero (as the mask says)
+      for (int i = 0; i < a.M; ++i) {
+        float* o = a.out + i * a.out_stride + r0 * row;
+        for (int r = 0; r < nr; ++r) o[r * row] = o[r * row + row - 1] = 0.0f;
+      }
     }
+    r0 += nr;
   }
 }
 
-// a.nq = H * row (whole rows); a.M <= 4 (one tile: packed by pack() with taps 9). Writes may
-// spill up to 3 positions past the last row (into the bottom pad row).
+// a.nq = H * row (whole rows of row - 2 image columns between a pad column either side: a.mask,
+// if set, is zero there); a.M <= 4 (one tile) or a multiple of 4 (tiles of 4), weights packed by
+// pack() with taps 9. The pad columns are written zero with a mask and left as they are without.
+// Writes may spill up to 2 positions past the last row (into the bottom pad row).
 inline void conv3x3_rows(const ConvArgs& a) {
   switch (a.M) {
-    case 1: rows_all<1>(a); break;
-    case 2: rows_all<2>(a); break;
-    case 3: rows_all<3>(a); break;
-    default: rows_all<4>(a); break;
+    case 1: rows_all<1>(a); return;
+    case 2: rows_all<2>(a); return;
+    case 3: rows_all<3>(a); return;
+    case 4: rows_all<4>(a); return;
+    default: break;
+  }
+  // tiles of 4 outputs, packed one after another (pack(): mr_for gives 4 for M % 4 == 0)
+  for (int m0 = 0; m0 < a.M; m0 += 4) {
+    ConvArgs t = a;
+    t.M = 4;
+    t.w = a.w + static_cast<std::ptrdiff_t>(m0) * a.K * 9;
+    t.bias = a.bias ? a.bias + m0 : nullptr;
+    t.out = a.out + m0 * a.out_stride;
+    rows_all<4>(t);
   }
 }
 
