@@ -80,7 +80,8 @@ def test_fmla_count_takes_vector_fmla_only() -> None:
     from mca_model import count_fmla
 
     texts = ["fmla v0.4s, v8.4s, v9.s[0]", "fmla\tv1.4s, v2.4s, v3.4s", "FMLA V4.8H, V5.8H, V6.H[7]",
-             "fmla s0, s1, v2.s[1]", "fmul v0.4s, v1.4s, v2.4s", "fmadd s0, s1, s2, s3", "fmlal v0.4s, v1.4h, v2.4h"]
+             "fmla s0, s1, v2.s[1]", "fmul v0.4s, v1.4s, v2.4s", "fmadd s0, s1, s2, s3",
+             "fmlal v0.4s, v1.4h, v2.4h"]
     assert count_fmla(texts, "aarch64") == 3
     assert count_fmla(texts, "x86_64") == 0
 
@@ -92,7 +93,8 @@ def test_kernel_tables_show_the_loss_over_the_fmla_bound() -> None:
 
     lib = "libcondense_deploy_ops.so"
     row = {"by_file": {lib: {"cycles": 30e6, "fmla": 40e6}},
-           "by_symbol": {f"{lib}: big": {"instructions": 40e6, "cycles": 20e6, "fmla": 36e6, "share_of_cycles": 0.5},
+           "by_symbol": {f"{lib}: big": {"instructions": 40e6, "cycles": 20e6, "fmla": 36e6,
+                                         "share_of_cycles": 0.5},
                          f"{lib}: lossy": {"instructions": 8e6, "cycles": 10e6, "fmla": 4e6,
                                            "share_of_cycles": 0.25},
                          "libc.so.6: memcpy": {"instructions": 1e6, "cycles": 1e6, "fmla": 0,
