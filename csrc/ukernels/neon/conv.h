@@ -65,13 +65,13 @@ struct Weights {
   float32x4_t q[kQ > 0 ? kQ : 1];
   float32x2_t d;
   float s;
-  inline void load(const float* w) {
+  __attribute__((always_inline)) inline void load(const float* w) {
     _Pragma("GCC unroll 16") for (int i = 0; i < kQ; ++i) q[i] = vld1q_f32(w + 4 * i);
     if constexpr (kRem >= 2) d = vld1_f32(w + 4 * kQ);
     if constexpr (kRem == 1 || kRem == 3) s = w[MR - 1];
   }
   template <int I>
-  inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
+  __attribute__((always_inline)) inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
     if constexpr (I < 4 * kQ) {
       return vfmaq_laneq_f32(acc, x, q[I / 4], I % 4);
     } else if constexpr (kRem >= 2 && I < 4 * kQ + 2) {
@@ -83,7 +83,7 @@ struct Weights {
 };
 
 template <int MR, int NR, int I = 0>
-inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weights<MR>& w) {
+__attribute__((always_inline)) inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weights<MR>& w) {
   if constexpr (I < MR) {
     acc[I][j] = w.template fma<I>(acc[I][j], x);
     fma_row<MR, NR, I + 1>(acc, j, x, w);
@@ -112,7 +112,7 @@ struct Pass {
 };
 
 template <int MR, int NR, bool RELU, bool MASK>
-inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
+__attribute__((always_inline)) inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
   // made here for each tile: hoisted out of the caller's loop over tiles it would hold a register
   // through the reduction, and the 4x6 3x3 tile spills
   float32x4_t zero = vdupq_n_f32(0.0f);
@@ -138,7 +138,7 @@ inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, 
 // True when the n mask words from m (n % 4 == 0) are all set, so a tile's stores need no `and`:
 // integer loads and ANDs, off the FP pipes the masking would take (a pad column falls in about one
 // tile in five of a 112x112, 56x56 or 28x28 image).
-inline bool mask_all_set(const uint32_t* m, int n) {
+__attribute__((always_inline)) inline bool mask_all_set(const uint32_t* m, int n) {
   uint64_t all = ~uint64_t{0};
   for (int i = 0; i < n; i += 2) {
     uint64_t w;
@@ -156,7 +156,7 @@ inline bool mask_all_set(const uint32_t* m, int n) {
 // PEEL (fused, first pass): the first input is a max (kPeelMax) or min (kPeelMin) input and goes
 // with the bias loads; kNoPeel: the accumulators start from the bias or from out.
 enum Peel { kNoPeel, kPeelMax, kPeelMin };
-template <int MR, int NR, int S, int TAPS, bool BN, Peel PEEL>
+template <int MR, int NR, int S, int TAPS, bool BN, Peel PEEL, bool RELU_LAST = false>
 __attribute__((always_inline)) inline void tiles_run(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt,
                                                      const Pass& p) {
   const std::ptrdiff_t os = a.out_stride;
@@ -240,6 +240,14 @@ __attribute__((always_inline)) inline void tiles_run(const ConvArgs& a, int m0, 
   }
   // one branch per tile (the flags are read once, not per stored vector); no masking where the
   // tile holds no pad lane
+  if constexpr (RELU_LAST) {
+    // the fused 1x1's usual last pass: the flags known per call, one branch here
+    if (a.mask && !mask_all_set(a.mask + i0, 4 * NR))
+      store_tile<MR, NR, true, true>(acc, o, os, a.mask + i0);
+    else
+      store_tile<MR, NR, true, false>(acc, o, os, nullptr);
+    continue;
+  }
   const uint32_t* mask = a.mask && p.last && !mask_all_set(a.mask + i0, 4 * NR) ? a.mask + i0 : nullptr;
   if (!p.last)
     store_tile<MR, NR, false, false>(acc, o, os, nullptr);
@@ -258,6 +266,14 @@ __attribute__((always_inline)) inline void tiles_run(const ConvArgs& a, int m0, 
 template <int MR, int NR, int S, int TAPS, bool BN>
 __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt, const Pass& p) {
   if constexpr (BN) {
+    // the fused 1x1 in one pass with ReLU (every block's): relu and last known at compile time
+    if (p.bias && p.nk > 0 && p.last && a.relu) {
+      if (p.nmax > 0)
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMax, true>(a, m0, i0, nt, p);
+      else
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMin, true>(a, m0, i0, nt, p);
+      return;
+    }
     if (p.bias && p.nk > 0) {
       if (p.nmax > 0)
         tiles_run<MR, NR, S, TAPS, BN, kPeelMax>(a, m0, i0, nt, p);
