@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cifar_train import train_args
 
 from condense_deploy.cli import cli
 from condense_deploy.commands.progress import ProgressBars
@@ -35,8 +36,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(savedir: Path, data_dir: Path, *extra: str) -> list[str]:
-    return ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir", str(savedir), *SMALL,
-            *extra]
+    return train_args(data_dir, savedir, *SMALL, *extra)
 
 
 def _interrupted_run(runner, monkeypatch: pytest.MonkeyPatch, savedir: Path, data_dir: Path, wanted: int,
