@@ -107,6 +107,12 @@ def test_kernel_tables_show_the_loss_over_the_fmla_bound() -> None:
     assert losses.index("`lossy` | 10.0 M | 2.0 M | 8.0 M (80 %)") < losses.index("`big`")
     assert "memcpy" not in text
     assert _kernel_tables("m", {"by_file": {}, "by_symbol": {"libc.so.6: memcpy": {}}}, 2) == []
+    # no FMLA counted (the x86 calibration): the hottest functions without the bound's columns
+    for v in row["by_symbol"].values():
+        v["fmla"] = 0
+    text = "\n".join(_kernel_tables("m", row, 2))
+    assert "| `big` | 20.0 M | 50.0 % | 2.00 |" in text
+    assert "FMLA" not in text and "largest losses" not in text
 
 
 # Two independent accumulator chains in one loop: fmla v0 / fmla v1 (each on its own accumulator),
