@@ -16,8 +16,11 @@ namespace cdops {
 
 namespace {
 
-// Inputs [k0, k1) clamped against their thresholds (the folded form): per 4 vectors 4 loads, 4
-// fmaxnm (LO) or fminnm, 4 stores; fmaxnm / fminnm return the threshold for a NaN input.
+// Inputs [k0, k1) clamped against their thresholds (the folded form): per 4 vectors one 4-register
+// ld1, 4 fmaxnm (LO) or fminnm, one 4-register st1; fmaxnm / fminnm return the threshold for a NaN
+// input. llvm-mca, cycles per 16 floats: neoverse-n1 4.1 (6.0 with 4 ldr q + 2 stp q, which GCC
+// makes of single-vector stores: a q store takes two V-pipe cycles in its N1 model), cortex-a72 10.1
+// (11.1; stores bound it).
 template <bool LO>
 void clamp_gather(const GatherArgs& a, int k0, int k1) {
   const int nq = a.nq;
@@ -29,12 +32,12 @@ void clamp_gather(const GatherArgs& a, int k0, int k1) {
     auto clamp = [&](float32x4_t x) { return LO ? vmaxnmq_f32(x, t) : vminnmq_f32(x, t); };
     int i = 0;
     for (; i + 16 <= nq; i += 16) {
-      const float32x4_t x0 = vld1q_f32(src + i), x1 = vld1q_f32(src + i + 4), x2 = vld1q_f32(src + i + 8),
-                        x3 = vld1q_f32(src + i + 12);
-      vst1q_f32(dst + i, clamp(x0));
-      vst1q_f32(dst + i + 4, clamp(x1));
-      vst1q_f32(dst + i + 8, clamp(x2));
-      vst1q_f32(dst + i + 12, clamp(x3));
+      float32x4x4_t x = vld1q_f32_x4(src + i);
+      x.val[0] = clamp(x.val[0]);
+      x.val[1] = clamp(x.val[1]);
+      x.val[2] = clamp(x.val[2]);
+      x.val[3] = clamp(x.val[3]);
+      vst1q_f32_x4(dst + i, x);
     }
     for (; i < nq; i += 4) vst1q_f32(dst + i, clamp(vld1q_f32(src + i)));
   }
