@@ -23,12 +23,15 @@ namespace {
 // (11.1; stores bound it).
 template <bool LO>
 void clamp_gather(const GatherArgs& a, int k0, int k1) {
+  const float* const* in = a.in;  // locals: the stores may alias a, whose fields GCC would reload
+  const float* thresh = a.thresh;
+  float* out = a.out;
   const int nq = a.nq;
   const std::ptrdiff_t os = a.out_stride;
   for (int k = k0; k < k1; ++k) {
-    const float* src = a.in[k];
-    float* dst = a.out + k * os;
-    const float32x4_t t = vdupq_n_f32(a.thresh[k]);
+    const float* src = in[k];
+    float* dst = out + k * os;
+    const float32x4_t t = vdupq_n_f32(thresh[k]);
     auto clamp = [&](float32x4_t x) { return LO ? vmaxnmq_f32(x, t) : vminnmq_f32(x, t); };
     int i = 0;
     for (; i + 16 <= nq; i += 16) {
