@@ -436,6 +436,53 @@ bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
   return ok;
 }
 
+// The folded gather (GatherArgs::thresh): BN scales and shifts of Case::bn folded as the plan does,
+// the clamp against the reference bit for bit, and s * out + b against the unfolded max(s*x + b, 0)
+// (both signs, zero, tiny and huge scales; NaN inputs for bn 1, which give ~0 folded).
+bool check_clamp_gather(const MicroKernels& mk, int K, int nq, int bn) {
+  std::vector<std::vector<float>> chans(K, std::vector<float>(nq));
+  std::vector<float> scale(K), shift(K), w(K, 1.0f);
+  for (int k = 0; k < K; ++k) {
+    for (auto& v : chans[k]) v = uni(-2, 2);
+    bn_params(bn, k, &scale[k], &shift[k]);
+    if (bn == 1)
+      for (int i = k % 3; i < nq; i += 2 + k % 5) chans[k][i] = NAN;
+  }
+  BnFold f;
+  if (!fold_bn_relu(w.data(), nullptr, 1, K, scale.data(), shift.data(), f)) {
+    std::printf("  FAIL fold_bn_relu refused finite parameters\n");
+    return false;
+  }
+  const int kf = static_cast<int>(f.order.size());
+  std::vector<const float*> ptrs(kf + 1);
+  for (int k = 0; k < kf; ++k) ptrs[k] = chans[f.order[k]].data();
+  std::vector<float> got(static_cast<std::size_t>(kf) * nq + 1, 7.0f), want(got);
+  GatherArgs g;
+  g.in = ptrs.data();
+  g.thresh = f.thresh.data();
+  g.n_max = f.n_max;
+  g.K = kf;
+  g.out_stride = nq;
+  g.nq = nq;
+  g.out = want.data();
+  ref_bnrelu_gather(g);
+  g.out = got.data();
+  mk.bnrelu_gather(g);
+  bool ok = std::memcmp(got.data(), want.data(), sizeof(float) * got.size()) == 0;
+  for (int k = 0; k < kf && ok; ++k) {
+    const int src = f.order[k];
+    const float s = scale[src], b = shift[src];
+    for (int i = 0; i < nq; ++i) {
+      const float x = chans[src][i], v = x * s + b, relu = v > 0.0f ? v : 0.0f;
+      const double folded = double(s) * got[static_cast<std::size_t>(k) * nq + i] + b;
+      if (!(std::fabs(folded - relu) <= 1e-6 * (std::fabs(double(s) * got[k * nq + i]) + std::fabs(b)) + 1e-30))
+        ok = false;
+    }
+  }
+  if (!ok) std::printf("  FAIL %s clamp gather K=%d nq=%d bn=%d\n", mk.name, K, nq, bn);
+  return ok;
+}
+
 // ---- fp16 ------------------------------------------------------------------------------------
 
 bool check_f16_gather(const F16Kernels& hk, int K, int nq, double* worst) {
@@ -710,10 +757,17 @@ int main(int argc, char** argv) {
               ++cases;
               if (!check_conv(mk, c, &worst)) ++bad;
             }
+    for (int M : {1, 4, 8, 13, 32, 40})  // a folded 1x1 after the gather whose inputs were all dropped
+      for (int nv : {1, 3, 5}) {
+        Case c{0, M, nv * 16, 9, 1, 1, M % 2, 1, 0, 0};
+        ++cases;
+        if (!check_conv(mk, c, &worst)) ++bad;
+      }
     for (int taps : {1, 9})
       for (int mv : {1, 2, 3, 4, 5, 7})
-        for (int K : {1, 3, 17})
+        for (int K : {0, 1, 3, 17})  // 0: a folded 1x1 whose inputs were all dropped
           for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}}) {
+            if (K == 0 && taps == 9) continue;
             ++cases;
             if (!check_cv(mk, taps, mv * mk.vl, K, hw.first, hw.second, &worst)) ++bad;
           }
@@ -731,6 +785,12 @@ int main(int argc, char** argv) {
         ++cases;
         if (!check_gather(mk, K, nv * 16, &worst)) ++bad;
       }
+    for (int K : {1, 4, 9, 17})
+      for (int nv : {1, 2, 5, 7})  // NEON: 4 vectors an iteration, then the rest
+        for (int bn : {0, 1, 2}) {
+          ++cases;
+          if (!check_clamp_gather(mk, K, nv * mk.vl, bn)) ++bad;
+        }
     std::printf("%s (vl %d, mr %d): %d cases, %d failed, max abs diff %.3g\n", mk.name, mk.vl, mk.mr_max, cases, bad,
                 worst);
     failures += bad;
