@@ -22,6 +22,9 @@ between the guest's start and stop markers: address, executions, instruction byt
    reported.
 5. Each block is attributed to the mapped file (and, where the file has a symbol table, the
    function) it lies in, from the guest's maps and ``llvm-nm``/``llvm-readelf``.
+6. Each block's vector FMLA instructions are counted too (aarch64: ``fmla v.4s`` / ``v.8h``, by
+   element or not), so a function's cycles can be held against its FMLA-bound cycles (executed
+   FMLA / the core's FMLA per cycle): what is over the bound is the loss outside the multiply-adds.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ DISASSEMBLE_ARGS = {
     "x86_64": ["-triple=x86_64"],
 }
 MCA_TRIPLE = {"aarch64": "aarch64", "x86_64": "x86_64"}
+# vector FMLA (any arrangement, by element or not), in llvm-mc's and in qemu's disassembly; scalar
+# fmla by element (``fmla s0, s1, v2.s[0]``) is not a full pipe op and is left out
+FMLA = {"aarch64": re.compile(r"^fmla\s+v\d+\.\d+[hsd]\b")}
+
+
+def count_fmla(texts: list[str], arch: str) -> int:
+    """Vector FMLA among ``texts`` (instruction lines); 0 where the architecture has no pattern."""
+    pattern = FMLA.get(arch)
+    return sum(1 for t in texts if pattern.match(t.strip().lower())) if pattern else 0
 
 
 class ModelError(RuntimeError):
@@ -382,6 +394,7 @@ class Analysis:
     rejected_share: float          # share llvm-mca rejected
     string_share: float            # x86 rep-string iterations, charged at STRING_BYTES_PER_CYCLE
     rejected: list[str]
+    fmla: int                      # vector FMLA executed (aarch64; 0 elsewhere)
     by_file: dict[str, dict[str, float]]
     by_symbol: dict[str, dict[str, float]]
     mcpu: str
@@ -427,33 +440,42 @@ def analyse(window: Window, maps: list[Mapping], roots: list[Path], arch: str, m
     cycles = modeled_cycles + cpi * sum(b.executed_instructions for b in cold)
 
     sym = Symbolizer(maps, roots)
-    by_file: dict[str, dict[str, float]] = defaultdict(lambda: {"instructions": 0, "cycles": 0.0})
-    by_symbol: dict[str, dict[str, float]] = defaultdict(lambda: {"instructions": 0, "cycles": 0.0})
+    def counters() -> dict[str, float]:
+        return {"instructions": 0, "cycles": 0.0, "fmla": 0}
+
+    by_file: dict[str, dict[str, float]] = defaultdict(counters)
+    by_symbol: dict[str, dict[str, float]] = defaultdict(counters)
+    fmla_total = 0
     for i, b in enumerate(window.blocks):
         c = block_cycles[i] if i < len(hot) else cpi * b.executed_instructions
+        # hot blocks by llvm-mc's text (what llvm-mca modeled), the cold rest by qemu's
+        fmla = b.executions * count_fmla(regions[i] if i < len(hot) else b.qemu_disas, arch)
+        fmla_total += fmla
         fname, func = sym.locate(b.vaddr)
-        by_file[fname]["instructions"] += b.executed_instructions
-        by_file[fname]["cycles"] += c
-        by_symbol[f"{fname}: {func}"]["instructions"] += b.executed_instructions
-        by_symbol[f"{fname}: {func}"]["cycles"] += c
+        for entry in (by_file[fname], by_symbol[f"{fname}: {func}"]):
+            entry["instructions"] += b.executed_instructions
+            entry["cycles"] += c
+            entry["fmla"] += fmla
     return Analysis(
         instructions=total, cycles=cycles, modeled_blocks=len(hot), blocks=len(window.blocks),
         coverage=acc / total, undecoded_share=undecoded / total, rejected_share=rejected / total,
         string_share=strings / total,
-        rejected=sorted(costs.rejected), by_file=dict(by_file), by_symbol=dict(by_symbol), mcpu=costs.mcpu)
+        rejected=sorted(costs.rejected), fmla=fmla_total, by_file=dict(by_file), by_symbol=dict(by_symbol),
+        mcpu=costs.mcpu)
 
 
 def summarize(analysis: Analysis, runs: int, top: int = 40) -> dict[str, Any]:
     """Per-inference figures (the window held ``runs`` inferences) for the JSON report."""
     def per_run(d: dict[str, float]) -> dict[str, float]:
         return {"instructions": round(d["instructions"] / runs), "cycles": round(d["cycles"] / runs),
-                "share_of_cycles": round(d["cycles"] / analysis.cycles, 4)}
+                "fmla": round(d["fmla"] / runs), "share_of_cycles": round(d["cycles"] / analysis.cycles, 4)}
 
     files = sorted(analysis.by_file.items(), key=lambda kv: -kv[1]["cycles"])
     symbols = sorted(analysis.by_symbol.items(), key=lambda kv: -kv[1]["cycles"])[:top]
     return {
         "instructions": round(analysis.instructions / runs),
         "cycles": round(analysis.cycles / runs),
+        "fmla": round(analysis.fmla / runs),
         "ipc": round(analysis.instructions / analysis.cycles, 3),
         "blocks_executed": analysis.blocks,
         "blocks_modeled": analysis.modeled_blocks,

@@ -69,6 +69,50 @@ def test_known_loop_models_at_fp_throughput(tmp_path: Path) -> None:
     assert 7.5 <= per_iter_a72 <= 9.5, per_iter_a72
     assert 3.5 <= per_iter_n1 <= 5.0, per_iter_n1
     assert a72.undecoded_share == pytest.approx(1 / 10002)
+    # the 8 vector FMLA of each iteration are counted; the subs, b.ne, ret and garbage are not
+    assert a72.fmla == n1.fmla == 8000
+    assert sum(v["fmla"] for v in n1.by_symbol.values()) == 8000
+
+
+def test_fmla_count_takes_vector_fmla_only() -> None:
+    """Vector FMLA of any arrangement, by element or not, in llvm-mc's or qemu's spelling; not the
+    scalar by-element form, other multiplies, or x86 (no pattern there)."""
+    from mca_model import count_fmla
+
+    texts = ["fmla v0.4s, v8.4s, v9.s[0]", "fmla\tv1.4s, v2.4s, v3.4s", "FMLA V4.8H, V5.8H, V6.H[7]",
+             "fmla s0, s1, v2.s[1]", "fmul v0.4s, v1.4s, v2.4s", "fmadd s0, s1, s2, s3",
+             "fmlal v0.4s, v1.4h, v2.4h"]
+    assert count_fmla(texts, "aarch64") == 3
+    assert count_fmla(texts, "x86_64") == 0
+
+
+def test_kernel_tables_show_the_loss_over_the_fmla_bound() -> None:
+    """Per kernel function: FMLA-bound cycles (FMLA / FMLA per cycle) and the cycles over them, and a
+    second table ordered by that loss; the library's totals in its heading."""
+    from arm_model import _kernel_tables, fmla_per_cycle
+
+    lib = "libcondense_deploy_ops.so"
+    row = {"by_file": {lib: {"cycles": 30e6, "fmla": 40e6}},
+           "by_symbol": {f"{lib}: big": {"instructions": 40e6, "cycles": 20e6, "fmla": 36e6,
+                                         "share_of_cycles": 0.5},
+                         f"{lib}: lossy": {"instructions": 8e6, "cycles": 10e6, "fmla": 4e6,
+                                           "share_of_cycles": 0.25},
+                         "libc.so.6: memcpy": {"instructions": 1e6, "cycles": 1e6, "fmla": 0,
+                                               "share_of_cycles": 0.02}}}
+    assert fmla_per_cycle(8) == 2 and fmla_per_cycle(4) == 1
+    text = "\n".join(_kernel_tables("m", row, fmla_per_cycle(8)))
+    assert "| `big` | 20.0 M | 50.0 % | 2.00 | 18.0 M | 2.0 M (10 %) |" in text
+    assert "all kernels: 30.0 M cycles, FMLA bound 20.0 M" in text
+    losses = text.split("largest losses")[1]
+    assert losses.index("`lossy` | 10.0 M | 2.0 M | 8.0 M (80 %)") < losses.index("`big`")
+    assert "memcpy" not in text
+    assert _kernel_tables("m", {"by_file": {}, "by_symbol": {"libc.so.6: memcpy": {}}}, 2) == []
+    # no FMLA counted (the x86 calibration): the hottest functions without the bound's columns
+    for v in row["by_symbol"].values():
+        v["fmla"] = 0
+    text = "\n".join(_kernel_tables("m", row, 2))
+    assert "| `big` | 20.0 M | 50.0 % | 2.00 |" in text
+    assert "FMLA" not in text and "largest losses" not in text
 
 
 # Two independent accumulator chains in one loop: fmla v0 / fmla v1 (each on its own accumulator),

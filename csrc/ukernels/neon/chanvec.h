@@ -61,21 +61,14 @@ __attribute__((always_inline)) inline void store4(const float32x4_t* p, float* o
 // address set-up of a call costs about as much as a tile's epilogue.
 template <int MRV, int NR, int TAPS>
 __attribute__((noinline)) void cv_tile(const CvArgs& a, int mv0, int c0, int nc) {
-  for (int rc = 0; rc < a.H * nc; ++rc) {
-  const std::ptrdiff_t p0 = (rc / nc) * a.row + c0 + (rc % nc) * NR;
+  // rows, then columns (one loop over both divided by nc per tile: an sdiv, about 10 cycles a tile
+  // on neoverse-n1 in llvm-mca)
+  for (int r = 0; r < a.H; ++r)
+  for (int c = 0; c < nc; ++c) {
+  const std::ptrdiff_t p0 = r * a.row + c0 + c * NR;
   constexpr int NQ = NR / 4, REM = NR % 4;  // pixels loaded four at a time, then the rest
   constexpr bool kTailQ = NQ > 0 && REM > 0;   // the rest as lanes of the last four pixels' load
   float32x4_t acc[MRV][NR];
-  // each accumulator from its own load of the bias (one load and NR - 1 register copies would
-  // take NR - 1 FP pipe slots; a load takes a load slot)
-  static const float kZeros[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
-    const float* b = a.bias ? a.bias + (mv0 + v) * 4 : kZeros;
-    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
-      asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
-      acc[v][j] = vld1q_f32(b);
-    }
-  }
   const float* w = a.w + static_cast<std::ptrdiff_t>(mv0) * 4 * a.K * TAPS;
   const float* inp = a.in + p0;
   const std::ptrdiff_t row = a.row;
@@ -84,26 +77,63 @@ __attribute__((noinline)) void cv_tile(const CvArgs& a, int mv0, int c0, int nc)
   // neoverse-n1: 4 mov per 42 FMLA in the 2x7 tile)
   std::ptrdiff_t off[TAPS];
   for (int t = 0; t < TAPS; ++t) off[t] = TAPS == 1 ? 0 : (t / 3 - 1) * row + (t % 3 - 1);
-  for (int k = 0; k < a.K; ++k, inp += a.in_stride) {
-    _Pragma("GCC unroll 1") for (int t = 0; t < TAPS; ++t, w += MRV * 4) {
-      const float* x = inp + off[t];
-      float32x4_t wv[MRV];
-      _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(w + v * 4);
-      _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) fma4<MRV, NR>(acc, 4 * q, wv, vld1q_f32(x + 4 * q));
-      if constexpr (kTailQ) {
-        // pixels NR-4..NR-1 in one load (the first 4 - NR%4 lanes are done above): an ld1r per
-        // pixel would take an FP pipe slot each (llvm-mca, both cores)
-        const float32x4_t xt = vld1q_f32(x + NR - 4);
-        cv_static_for<REM>([&](auto l) __attribute__((always_inline)) {
-          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v)
-            acc[v][4 * NQ + l()] = vfmaq_laneq_f32(acc[v][4 * NQ + l()], wv[v], xt, 4 - REM + l());
-        });
-      } else {
-        _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
-          const float32x4_t xb = vld1q_dup_f32(x + j);
-          _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = vfmaq_f32(acc[v][j], wv[v], xb);
-        }
+  // acc += the tap at x, weights w
+  auto tap = [&](const float* x, const float* wt) __attribute__((always_inline)) {
+    float32x4_t wv[MRV];
+    _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) wv[v] = vld1q_f32(wt + v * 4);
+    _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) fma4<MRV, NR>(acc, 4 * q, wv, vld1q_f32(x + 4 * q));
+    if constexpr (kTailQ) {
+      // pixels NR-4..NR-1 in one load (the first 4 - NR%4 lanes are done above): an ld1r per
+      // pixel would take an FP pipe slot each (llvm-mca, both cores)
+      const float32x4_t xt = vld1q_f32(x + NR - 4);
+      cv_static_for<REM>([&](auto l) __attribute__((always_inline)) {
+        _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v)
+          acc[v][4 * NQ + l()] = vfmaq_laneq_f32(acc[v][4 * NQ + l()], wv[v], xt, 4 - REM + l());
+      });
+    } else {
+      _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {
+        const float32x4_t xb = vld1q_dup_f32(x + j);
+        _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) acc[v][j] = vfmaq_f32(acc[v][j], wv[v], xb);
       }
+    }
+  };
+  // each accumulator from its own load of the bias (one load and NR - 1 register copies would
+  // take NR - 1 FP pipe slots; a load takes a load slot), in one block with the first tap's FMLA
+  // (alone before the loop the loads made a load-bound block of their own: about 13 cycles a
+  // tile on neoverse-n1 in llvm-mca); the same operations in the same order
+  static const float kZeros[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  auto load_bias = [&]() __attribute__((always_inline)) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < MRV; ++v) {
+      const float* b = a.bias ? a.bias + (mv0 + v) * 4 : kZeros;
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+        asm volatile("" : "+r"(b));  // a new address to GCC: the loads stay separate
+        acc[v][j] = vld1q_f32(b);
+      }
+    }
+  };
+  if (a.K > 0) {  // the loads after the branch, so that they share the first tap's block
+    load_bias();
+    tap(inp + off[0], w);
+    w += MRV * 4;
+    if (TAPS == 1) inp += a.in_stride;
+  } else {
+    load_bias();
+  }
+  if constexpr (TAPS == 1) {
+    for (int k = 1; k < a.K; ++k, inp += a.in_stride, w += MRV * 4) tap(inp, w);
+  } else {
+    // taps outer, input channels inner: the channel loop is the long one (K = 32-64 in the blocks
+    // that use it), so the outer loop's own block runs 9 times a tile instead of K (1.4 cycles each
+    // on neoverse-n1 in llvm-mca). The sums run in another order than the other ISAs' (within
+    // rounding of them).
+    const float* const in0 = inp;
+    const float* const w0 = w - MRV * 4;  // the packed weights of channel 0, tap 0
+    constexpr std::ptrdiff_t kWStep = TAPS * MRV * 4;
+    for (int t = 0; t < TAPS; ++t) {
+      const int k0 = t == 0 ? 1 : 0;
+      const float* x = in0 + off[t] + k0 * a.in_stride;
+      const float* wt = w0 + t * MRV * 4 + k0 * kWStep;
+      _Pragma("GCC unroll 1") for (int k = k0; k < a.K; ++k, x += a.in_stride, wt += kWStep) tap(x, wt);
     }
   }
   const float32x4_t zero = vdupq_n_f32(0.0f);
@@ -117,7 +147,21 @@ __attribute__((noinline)) void cv_tile(const CvArgs& a, int mv0, int c0, int nc)
     // and one whole-vector store per channel, instead of 16 lane stores; the last NR % 4 pixels
     // as pixels NR-4..NR-1 (the first of them stored twice, with the same values)
     _Pragma("GCC unroll 4") for (int q = 0; q < NQ; ++q) store4(&acc[v][4 * q], o + 4 * q, os);
-    if constexpr (kTailQ) {
+    if constexpr (kTailQ && REM == 3) {
+      // the last 3 pixels: two by a 2x2 transpose per channel pair (two permutes, four 8-byte
+      // stores), the third by lane stores: 10 FP pipe slots on neoverse-n1 in llvm-mca, against 16
+      // for a 4x4 transpose of pixels NR-4..NR-1 (8 permutes and 4 vector stores)
+      const int j = 4 * NQ;
+      const float32x4_t t0 = vtrn1q_f32(acc[v][j], acc[v][j + 1]), t1 = vtrn2q_f32(acc[v][j], acc[v][j + 1]);
+      vst1_f32(o + j, vget_low_f32(t0));
+      vst1_f32(o + os + j, vget_low_f32(t1));
+      vst1_f32(o + 2 * os + j, vget_high_f32(t0));
+      vst1_f32(o + 3 * os + j, vget_high_f32(t1));
+      vst1q_lane_f32(o + j + 2, acc[v][j + 2], 0);
+      vst1q_lane_f32(o + os + j + 2, acc[v][j + 2], 1);
+      vst1q_lane_f32(o + 2 * os + j + 2, acc[v][j + 2], 2);
+      vst1q_lane_f32(o + 3 * os + j + 2, acc[v][j + 2], 3);
+    } else if constexpr (kTailQ) {
       store4(&acc[v][NR - 4], o + NR - 4, os);
     } else {
       _Pragma("GCC unroll 4") for (int j = 4 * NQ; j < NR; ++j) {

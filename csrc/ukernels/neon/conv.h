@@ -19,6 +19,8 @@
 #include <arm_neon.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "ukernels/config.h"
@@ -63,13 +65,13 @@ struct Weights {
   float32x4_t q[kQ > 0 ? kQ : 1];
   float32x2_t d;
   float s;
-  inline void load(const float* w) {
+  __attribute__((always_inline)) inline void load(const float* w) {
     _Pragma("GCC unroll 16") for (int i = 0; i < kQ; ++i) q[i] = vld1q_f32(w + 4 * i);
     if constexpr (kRem >= 2) d = vld1_f32(w + 4 * kQ);
     if constexpr (kRem == 1 || kRem == 3) s = w[MR - 1];
   }
   template <int I>
-  inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
+  __attribute__((always_inline)) inline float32x4_t fma(float32x4_t acc, float32x4_t x) const {
     if constexpr (I < 4 * kQ) {
       return vfmaq_laneq_f32(acc, x, q[I / 4], I % 4);
     } else if constexpr (kRem >= 2 && I < 4 * kQ + 2) {
@@ -81,7 +83,7 @@ struct Weights {
 };
 
 template <int MR, int NR, int I = 0>
-inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weights<MR>& w) {
+__attribute__((always_inline)) inline void fma_row(float32x4_t (&acc)[MR][NR], int j, float32x4_t x, const Weights<MR>& w) {
   if constexpr (I < MR) {
     acc[I][j] = w.template fma<I>(acc[I][j], x);
     fma_row<MR, NR, I + 1>(acc, j, x, w);
@@ -110,21 +112,40 @@ struct Pass {
 };
 
 template <int MR, int NR, bool RELU, bool MASK>
-inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
+__attribute__((always_inline)) inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, const uint32_t* mask) {
   // made here for each tile: hoisted out of the caller's loop over tiles it would hold a register
   // through the reduction, and the 4x6 3x3 tile spills
   float32x4_t zero = vdupq_n_f32(0.0f);
   asm volatile("" : "+w"(zero));
-  _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
-    uint32x4_t mk = vdupq_n_u32(0);
-    if constexpr (MASK) mk = vld1q_u32(mask + 4 * j);
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+  uint32x4_t mk[NR];
+  _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) mk[j] = MASK ? vld1q_u32(mask + 4 * j) : vdupq_n_u32(0);
+  // an output's vectors one after another: neighbouring stores pair into stp q (one FP pipe slot per
+  // vector on neoverse-n1 in llvm-mca, against two for a lone str q)
+  _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i) {
+    // the output's own base register (else GCC keeps an offset register per store, spills them and
+    // pairs none)
+    float* oi = o + i * os;
+    asm volatile("" : "+r"(oi));
+    _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
       float32x4_t v = acc[i][j];
       if constexpr (RELU) v = vmaxnmq_f32(v, zero);
-      if constexpr (MASK) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), mk));
-      vst1q_f32(o + i * os + 4 * j, v);
+      if constexpr (MASK) v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), mk[j]));
+      vst1q_f32(oi + 4 * j, v);
     }
   }
+}
+
+// True when the n mask words from m (n % 4 == 0) are all set, so a tile's stores need no `and`:
+// integer loads and ANDs, off the FP pipes the masking would take (a pad column falls in about one
+// tile in five of a 112x112, 56x56 or 28x28 image).
+__attribute__((always_inline)) inline bool mask_all_set(const uint32_t* m, int n) {
+  uint64_t all = ~uint64_t{0};
+  for (int i = 0; i < n; i += 2) {
+    uint64_t w;
+    std::memcpy(&w, m + i, sizeof w);
+    all &= w;
+  }
+  return all == ~uint64_t{0};
 }
 
 // nt [MR outputs x NR position vectors] tiles side by side from position i0, each over one pass of
@@ -132,8 +153,12 @@ inline void store_tile(float32x4_t (&acc)[MR][NR], float* o, std::ptrdiff_t os, 
 // Not inlined into its caller, which fills those buffers: inlined, GCC forwards the stores and
 // copies registers again. Several tiles per call: one frame and one address set-up for all of them
 // (a fused 1x1 with 2-5 inputs spent as much on those as on its FMLA).
-template <int MR, int NR, int S, int TAPS, bool BN>
-__attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt, const Pass& p) {
+// PEEL (fused, first pass): the first input is a max (kPeelMax) or min (kPeelMin) input and goes
+// with the bias loads; kNoPeel: the accumulators start from the bias or from out.
+enum Peel { kNoPeel, kPeelMax, kPeelMin };
+template <int MR, int NR, int S, int TAPS, bool BN, Peel PEEL, bool RELU_LAST = false>
+__attribute__((always_inline)) inline void tiles_run(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt,
+                                                     const Pass& p) {
   const std::ptrdiff_t os = a.out_stride;
   // the fused 1x1 only: the 3x3 tiles (long reductions, little to save) spill with the loop around
   if constexpr (!BN) nt = 1;
@@ -143,16 +168,17 @@ __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdif
   // hidden from GCC each tile, or it hoists the loads out of this loop and copies registers again
   const float32x4_t* bias = p.bias;
   asm volatile("" : "+r"(bias));
-  if (bias) {
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
-      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = bias[i * S + j];
-  } else {
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
-      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = vld1q_f32(o + i * os + 4 * j);
-  }
   const float* w = p.w;
   const std::ptrdiff_t row = a.row;
   Weights<MR> wr;
+  constexpr bool peel = BN && PEEL != kNoPeel;
+  if (bias && !peel) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = bias[i * S + j];
+  } else if (!bias) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = vld1q_f32(o + i * os + 4 * j);
+  }
   if constexpr (BN) {
     // 1x1 on picked channels, BN + ReLU folded into the weights: one fmaxnm (inputs [0, nmax)) or
     // fminnm (the rest) per input vector against its threshold
@@ -160,6 +186,24 @@ __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdif
     const float32x4_t* th = p.thresh;
     asm volatile("" : "+r"(th));
     int k = 0;
+    if constexpr (peel) {
+      // the bias loads and the first input's FMLA in one straight block (with 2-10 inputs per
+      // group the loads stood alone before the loop: 10-15 cycles a tile, load-bound, on
+      // neoverse-n1 in llvm-mca); the same operations in the same order
+      const float* src = ptrs[0] + i0;
+      const float32x4_t t = th[0];
+      wr.load(w);
+      float32x4_t x[NR];
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) {
+        const float32x4_t v = vld1q_f32(src + 4 * j);
+        x[j] = PEEL == kPeelMax ? vmaxnmq_f32(v, t) : vminnmq_f32(v, t);
+      }
+      _Pragma("GCC unroll 16") for (int i = 0; i < MR; ++i)
+        _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) acc[i][j] = bias[i * S + j];
+      _Pragma("GCC unroll 16") for (int j = 0; j < NR; ++j) fma_row<MR, NR>(acc, j, x[j], wr);
+      k = 1;
+      w += MR;
+    }
     for (; k < p.nmax; ++k, w += MR) {
       const float* src = ptrs[k] + i0;
       const float32x4_t t = th[k];
@@ -194,8 +238,17 @@ __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdif
       }
     }
   }
-  // one branch per tile (the flags are read once, not per stored vector)
-  const uint32_t* mask = a.mask ? a.mask + i0 : nullptr;
+  // one branch per tile (the flags are read once, not per stored vector); no masking where the
+  // tile holds no pad lane
+  if constexpr (RELU_LAST) {
+    // the fused 1x1's usual last pass: the flags known per call, one branch here
+    if (a.mask && !mask_all_set(a.mask + i0, 4 * NR))
+      store_tile<MR, NR, true, true>(acc, o, os, a.mask + i0);
+    else
+      store_tile<MR, NR, true, false>(acc, o, os, nullptr);
+    continue;
+  }
+  const uint32_t* mask = a.mask && p.last && !mask_all_set(a.mask + i0, 4 * NR) ? a.mask + i0 : nullptr;
   if (!p.last)
     store_tile<MR, NR, false, false>(acc, o, os, nullptr);
   else if (a.relu && mask)
@@ -207,6 +260,29 @@ __attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdif
   else
     store_tile<MR, NR, false, false>(acc, o, os, nullptr);
   }
+}
+
+// The peel's choice made once per call, not per tile (a branch there is a block of its own).
+template <int MR, int NR, int S, int TAPS, bool BN>
+__attribute__((noinline)) void conv_tiles(const ConvArgs& a, int m0, std::ptrdiff_t i0, int nt, const Pass& p) {
+  if constexpr (BN) {
+    // the fused 1x1 in one pass with ReLU (every block's): relu and last known at compile time
+    if (p.bias && p.nk > 0 && p.last && a.relu) {
+      if (p.nmax > 0)
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMax, true>(a, m0, i0, nt, p);
+      else
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMin, true>(a, m0, i0, nt, p);
+      return;
+    }
+    if (p.bias && p.nk > 0) {
+      if (p.nmax > 0)
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMax>(a, m0, i0, nt, p);
+      else
+        tiles_run<MR, NR, S, TAPS, BN, kPeelMin>(a, m0, i0, nt, p);
+      return;
+    }
+  }
+  tiles_run<MR, NR, S, TAPS, BN, kNoPeel>(a, m0, i0, nt, p);
 }
 
 // Remainder of position vectors (fewer than a full NR tile): pick the template by count.
