@@ -21,12 +21,16 @@ constexpr int nr_for(int mr) {
 // Outputs per register tile for M outputs: the largest divisor of M in [3, MR_MAX] (equal tiles),
 // else MR_MAX (the last tile smaller); M itself when it fits.
 // With the gather fused (1x1 with the folded BN + ReLU on its loads), a group of up to MRF_TILE
-// outputs is one tall tile, so each picked channel is clamped once; up to MRF_MAX outputs are two
-// equal tiles (each clamps the inputs again): a 16 x 1 tile loads 17 values and a threshold per
-// 16 FMAs and ran at 31-34 G MAC/s in cache on AVX-512 (24 inputs, 56 wide), two 8 x 3 tiles at 44.
+// outputs is one tall tile, so each picked channel is clamped once; up to MRF_MAX outputs are
+// equal tiles of at most MRF_TILE (each clamps the inputs again): a 16 x 1 tile loads 17 values
+// and a threshold per 16 FMAs and ran at 31-34 G MAC/s in cache on AVX-512 (24 inputs, 56 wide),
+// two 8 x 3 tiles at 44.
 constexpr int MRF_TILE = MRF_MAX < 8 ? MRF_MAX : 8;
 inline int mr_for(int M, bool fused = false) {
-  if (fused && M <= MRF_MAX) return M <= MRF_TILE ? M : (M + 1) / 2;
+  if (fused && M <= MRF_MAX) {
+    const int tiles = (M + MRF_TILE - 1) / MRF_TILE;
+    return (M + tiles - 1) / tiles;
+  }
   if (M <= MR_MAX) return M;
   for (int d = MR_MAX; d >= 3; --d)
     if (M % d == 0) return d;
