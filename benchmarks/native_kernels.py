@@ -138,6 +138,30 @@ def image_feed(session, batch: int = 1, size: int = 224) -> dict[str, np.ndarray
 # ----------------------------------------------------------------------------------------------
 
 
+def native_vs_stock(label, native, stock, x, macs, args):
+    """``native`` and ``stock`` sessions on input ``x``: checks they agree (max abs diff < 1e-3), times
+    them interleaved, prints a line; returns the row's timing fields and the difference."""
+    feed_native, feed_stock = {native.get_inputs()[0].name: x}, {stock.get_inputs()[0].name: x}
+    a, b = native.run(None, feed_native)[0], stock.run(None, feed_stock)[0]
+    err = float(np.abs(a - b).max())
+    assert err < 1e-3, f"{label}: native and stock differ by {err}"
+    t = interleaved({"native": (native, feed_native), "stock": (stock, feed_stock)}, args.rounds, args.iters)
+    row = dict(
+        macs=macs,
+        native_ms=med(t["native"]) * 1e3,
+        stock_ms=med(t["stock"]) * 1e3,
+        native_gmacs=macs / med(t["native"]) / 1e9,
+        stock_gmacs=macs / med(t["stock"]) / 1e9,
+        ratio=ratio(t["native"], t["stock"]),
+    )
+    print(
+        f"{label}: native {row['native_ms']:.3f} ms ({row['native_gmacs']:.1f} GMAC/s), stock "
+        f"{row['stock_ms']:.3f} ms ({row['stock_gmacs']:.1f}), ratio {row['ratio']:.3f}",
+        flush=True,
+    )
+    return row, err
+
+
 def bench_blocks(groups, args, rng):
     rows = []
     for cut in dense_block_cuts(groups, args.onnx_dir):
@@ -146,34 +170,10 @@ def bench_blocks(groups, args, rng):
         x = rng.normal(0, 1, (1, c0, hw, site.width)).astype(np.float32)
         ours = create_session(cut["native"], args.threads)
         stock = create_session(cut["stock"], args.threads)
-        feed_ours, feed_stock = {ours.get_inputs()[0].name: x}, {stock.get_inputs()[0].name: x}
-        a, b = ours.run(None, feed_ours)[0], stock.run(None, feed_stock)[0]
-        err = float(np.abs(a - b).max())
-        assert err < 1e-3, f"block C0={c0}: native and stock differ by {err}"
-        t = interleaved({"native": (ours, feed_ours), "stock": (stock, feed_stock)}, args.rounds, args.iters)
-        macs = block_macs(attrs, hw)
-        rows.append(
-            dict(
-                groups=groups,
-                c0=c0,
-                growth=site.growth,
-                layers=site.layers,
-                hw=hw,
-                macs=macs,
-                native_ms=med(t["native"]) * 1e3,
-                stock_ms=med(t["stock"]) * 1e3,
-                native_gmacs=macs / med(t["native"]) / 1e9,
-                stock_gmacs=macs / med(t["stock"]) / 1e9,
-                ratio=ratio(t["native"], t["stock"]),
-                max_abs_diff=err,
-            )
-        )
-        print(
-            f"G={groups} block C0={c0:4d} {hw:3d}x{hw:<3d}: native {rows[-1]['native_ms']:.3f} ms "
-            f"({rows[-1]['native_gmacs']:.1f} GMAC/s), stock {rows[-1]['stock_ms']:.3f} ms "
-            f"({rows[-1]['stock_gmacs']:.1f}), ratio {rows[-1]['ratio']:.3f}",
-            flush=True,
-        )
+        timing, err = native_vs_stock(f"G={groups} block C0={c0:4d} {hw:3d}x{hw:<3d}", ours, stock, x,
+                                      block_macs(attrs, hw), args)
+        rows.append(dict(groups=groups, c0=c0, growth=site.growth, layers=site.layers, hw=hw, **timing,
+                         max_abs_diff=err))
     return rows
 
 
@@ -190,32 +190,9 @@ def bench_convs(groups, args, rng):
             x = np.maximum(rng.normal(0, 1, (1, cin, hw, hw)), 0).astype(np.float32)
             ours = create_session(grouped_conv_model(w, None, groups, 0), args.threads)
             stock = create_session(conv_model(w, groups), args.threads)
-            a, b = ours.run(None, {"X": x})[0], stock.run(None, {"X": x})[0]
-            err = float(np.abs(a - b).max())
-            assert err < 1e-3, f"conv {cin}->{cout} k{k}: differ by {err}"
-            t = interleaved({"native": (ours, {"X": x}), "stock": (stock, {"X": x})}, args.rounds, args.iters)
-            macs = cout * cin // groups * k * k * hw * hw
-            rows.append(
-                dict(
-                    groups=groups,
-                    k=k,
-                    cin=cin,
-                    cout=cout,
-                    hw=hw,
-                    macs=macs,
-                    native_ms=med(t["native"]) * 1e3,
-                    stock_ms=med(t["stock"]) * 1e3,
-                    native_gmacs=macs / med(t["native"]) / 1e9,
-                    stock_gmacs=macs / med(t["stock"]) / 1e9,
-                    ratio=ratio(t["native"], t["stock"]),
-                )
-            )
-            print(
-                f"G={groups} conv{k}x{k} {cin:4d}->{cout:4d} {hw:3d}: native {rows[-1]['native_ms']:.3f} ms "
-                f"({rows[-1]['native_gmacs']:.1f}), stock {rows[-1]['stock_ms']:.3f} ms "
-                f"({rows[-1]['stock_gmacs']:.1f}), ratio {rows[-1]['ratio']:.3f}",
-                flush=True,
-            )
+            timing, _ = native_vs_stock(f"G={groups} conv{k}x{k} {cin:4d}->{cout:4d} {hw:3d}", ours, stock, x,
+                                        cout * cin // groups * k * k * hw * hw, args)
+            rows.append(dict(groups=groups, k=k, cin=cin, cout=cout, hw=hw, **timing))
     return rows
 
 
@@ -287,6 +264,15 @@ def bench_models_profiled(models, args):
     return {name: dict(ms=ms, ratio_to_mobilenet=ms / out["mobilenet_v1"]) for name, ms in out.items()}
 
 
+def _table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines, then a blank line."""
+
+    def line(cells: list[str]) -> str:
+        return "|" + "".join(f" {c} |" if c else " |" for c in cells)
+
+    return [line(columns), "|" + "---|" * len(columns), *map(line, rows), ""]
+
+
 def markdown(res) -> str:
     lines = [
         f"# Native kernels benchmark ({res['arch']}, ISA {res['isa']}, {res['threads']} thread(s), "
@@ -297,60 +283,42 @@ def markdown(res) -> str:
         "",
     ]
     if "models" in res:
-        lines += [
-            "## Whole models (224x224, batch 1)",
-            "",
-            "| model | ms | G MAC/s | ratio to MobileNet v1 |",
-            "|---|---|---|---|",
-        ]
-        for name, r in res["models"].items():
-            lines.append(f"| {name} | {r['ms']:.2f} | {r['gmacs']:.1f} | {r['ratio_to_mobilenet']:.3f} |")
-        lines.append("")
+        lines += ["## Whole models (224x224, batch 1)", ""]
+        lines += _table(["model", "ms", "G MAC/s", "ratio to MobileNet v1"],
+                        [[name, f"{r['ms']:.2f}", f"{r['gmacs']:.1f}", f"{r['ratio_to_mobilenet']:.3f}"]
+                         for name, r in res["models"].items()])
     if "models_profiled" in res:
         lines += [
             "Second view, immune to preemption: the sum over each graph's nodes of the node's fastest "
             "kernel time (onnxruntime profiler, 40 runs):",
             "",
-            "| model | ms | ratio to MobileNet v1 |",
-            "|---|---|---|",
         ]
-        for name, r in res["models_profiled"].items():
-            lines.append(f"| {name} | {r['ms']:.2f} | {r['ratio_to_mobilenet']:.3f} |")
-        lines.append("")
+        lines += _table(["model", "ms", "ratio to MobileNet v1"],
+                        [[name, f"{r['ms']:.2f}", f"{r['ratio_to_mobilenet']:.3f}"]
+                         for name, r in res["models_profiled"].items()])
+    timing = ["native ms", "G MAC/s", "stock ms", "G MAC/s", "ratio"]
+
+    def times(r) -> list[str]:
+        return [f"{r['native_ms']:.3f}", f"{r['native_gmacs']:.1f}", f"{r['stock_ms']:.3f}",
+                f"{r['stock_gmacs']:.1f}", f"{r['ratio']:.3f}"]
+
     if "blocks" in res:
-        lines += [
-            "## Dense blocks: DenseBlock vs stock subgraph",
-            "",
-            "| C=G | C0 | growth x layers | HxW | native ms | G MAC/s | stock ms | G MAC/s | ratio |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
+        lines += ["## Dense blocks: DenseBlock vs stock subgraph", ""]
+        table = []
         for g in sorted({r["groups"] for r in res["blocks"]}, reverse=True):
             rows = [r for r in res["blocks"] if r["groups"] == g]
-            for r in rows:
-                lines.append(
-                    f"| {g} | {r['c0']} | {r['growth']} x {r['layers']} | {r['hw']} | {r['native_ms']:.3f} | "
-                    f"{r['native_gmacs']:.1f} | {r['stock_ms']:.3f} | {r['stock_gmacs']:.1f} | "
-                    f"{r['ratio']:.3f} |"
-                )
+            table += [[str(g), str(r["c0"]), f"{r['growth']} x {r['layers']}", str(r["hw"]), *times(r)]
+                      for r in rows]
             n, s, m = (sum(r[k] for r in rows) for k in ("native_ms", "stock_ms", "macs"))
-            lines.append(
-                f"| {g} | sum | | | {n:.3f} | {m / n / 1e6:.1f} | {s:.3f} | {m / s / 1e6:.1f} | {n / s:.3f} |"
-            )
-        lines.append("")
+            total = dict(native_ms=n, native_gmacs=m / n / 1e6, stock_ms=s, stock_gmacs=m / s / 1e6,
+                         ratio=n / s)
+            table.append([str(g), "sum", "", "", *times(total)])
+        lines += _table(["C=G", "C0", "growth x layers", "HxW", *timing], table)
     if "convs" in res:
-        lines += [
-            "## GroupedConv vs stock Conv (each block's last-layer shapes)",
-            "",
-            "| G | k | in -> out | HxW | native ms | G MAC/s | stock ms | G MAC/s | ratio |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in res["convs"]:
-            lines.append(
-                f"| {r['groups']} | {r['k']} | {r['cin']} -> {r['cout']} | {r['hw']} | "
-                f"{r['native_ms']:.3f} | {r['native_gmacs']:.1f} | {r['stock_ms']:.3f} | "
-                f"{r['stock_gmacs']:.1f} | {r['ratio']:.3f} |"
-            )
-        lines.append("")
+        lines += ["## GroupedConv vs stock Conv (each block's last-layer shapes)", ""]
+        table = [[str(r["groups"]), str(r["k"]), f"{r['cin']} -> {r['cout']}", str(r["hw"]), *times(r)]
+                 for r in res["convs"]]
+        lines += _table(["G", "k", "in -> out", "HxW", *timing], table)
     return "\n".join(lines)
 
 

@@ -23,52 +23,37 @@ def test_no_clobber_when_the_target_appears_during_the_write(tmp_path: Path) -> 
     assert target.read_text() == "theirs" and temp_files(tmp_path) == []
 
 
-@pytest.mark.parametrize("round_", range(2))
-def test_two_concurrent_writers_without_force_exactly_one_wins(tmp_path: Path, round_: int) -> None:
-    source = conv_net(tmp_path / "a.onnx", channels=16, size=32)
-    target = tmp_path / "b.onnx"
+def _exactly_one_wins(args: list[str], target: Path, timeout: float) -> None:
+    """The CLI run with ``args`` (writing ``target`` without --force) in two processes started
+    together: one writes the file, the other exits 1 with the usual 'already exists' error, and no
+    temporary file is left."""
     procs = [
-        subprocess.Popen(
-            [*CLI, "optimize", str(source), "-o", str(target)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     results = []
     for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=timeout)
         results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    winners = [r for r in results if r.returncode == 0]
-    losers = [r for r in results if r.returncode != 0]
-    assert len(winners) == 1 and len(losers) == 1, [r.stderr for r in results]
-    assert_clean_error(losers[0], 1, "already exists (use --force to overwrite)")
-    assert target.is_file() and temp_files(tmp_path) == []
+    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr for r in results]
+    assert_clean_error(
+        next(r for r in results if r.returncode), 1, "already exists (use --force to overwrite)"
+    )
+    assert target.is_file() and temp_files(target.parent) == []
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_two_concurrent_writers_without_force_exactly_one_wins(tmp_path: Path, round_: int) -> None:
+    source = conv_net(tmp_path / "a.onnx", channels=16, size=32)
+    target = tmp_path / "b.onnx"
+    _exactly_one_wins(["optimize", str(source), "-o", str(target)], target, timeout=120)
 
 
 @pytest.mark.slow
 def test_two_concurrent_exports_exactly_one_wins(tmp_path: Path) -> None:
     """Two exports to the same new path at once, without --force: one writes, the other is refused."""
     target = tmp_path / "m.onnx"
-    procs = [
-        subprocess.Popen(
-            [*CLI, "export", "condensenet50_cifar", "-o", str(target)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=600)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr for r in results]
-    assert_clean_error(
-        next(r for r in results if r.returncode), 1, "already exists (use --force to overwrite)"
-    )
-    assert target.is_file() and temp_files(tmp_path) == []
+    _exactly_one_wins(["export", "condensenet50_cifar", "-o", str(target)], target, timeout=600)
 
 
 def test_without_hard_links_the_name_is_still_claimed_exclusively(tmp_path: Path, monkeypatch) -> None:

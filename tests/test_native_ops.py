@@ -202,11 +202,13 @@ def _bn_of_every_kind(p, rng):
 
 
 def test_dense_block_bn_scales_of_every_sign_and_size(lib_path, isas):
-    """The fused 1x1 runs BN + ReLU folded into its weights (a max or min clamp per input): negative,
-    zero and tiny scales match the reference on every ISA, on the position-vector path (fused where a
-    group's outputs fit a tile) and on small images (separate gather)."""
+    """The 1x1 runs BN + ReLU folded into its weights (a max or min clamp per input): negative, zero
+    and tiny scales match the reference on every ISA, with the clamp fused into the position-vector
+    1x1 (a group's outputs fit a tile) and through the separate clamp gather (larger groups, and the
+    channel-vector 1x1 of small images)."""
     rng = np.random.default_rng(21)
-    shapes = [(16, 8, 3, 8, 30, 26), (16, 16, 2, 4, 19, 23), (16, 8, 2, 8, 9, 9)]
+    shapes = [(16, 8, 3, 8, 30, 26), (16, 16, 2, 4, 19, 23), (16, 8, 2, 8, 9, 9), (16, 16, 2, 2, 21, 19),
+              (16, 16, 2, 2, 7, 7)]
     for c0, growth, layers, groups, h, w in shapes:
         p = _bn_of_every_kind(dense_params(rng, c0, growth, layers, groups, groups), rng)
         x = rng.normal(0, 1, (1, c0, h, w)).astype(np.float32)
@@ -216,15 +218,44 @@ def test_dense_block_bn_scales_of_every_sign_and_size(lib_path, isas):
             _close(session(model, lib_path, isa=isa).run(None, {"X": x})[0], want)
 
 
+@pytest.mark.parametrize("groups,h,w", [(8, 24, 20), (2, 24, 20), (2, 7, 7)])
+def test_dense_block_infinite_bn_shift_runs_unfolded(lib_path, isas, groups, h, w):
+    """A BN shift of +inf cannot be folded into the 1x1: that block keeps BN + ReLU in the separate
+    gather, and the infinity reaches the outputs as the plain arithmetic says (inf, or NaN where
+    infinities of both signs meet), as in the reference."""
+    rng = np.random.default_rng(9)
+    c0 = 16
+    p = dense_params(rng, c0, 8, 1, groups, groups)
+    p["bn_shift"] = p["bn_shift"].copy()
+    p["bn_shift"][0] = np.inf  # input 0 of group 0, whose 1x1 weights [mid / groups][K] are made positive
+    k = p["attrs"]["kept"][0] // groups
+    col0 = slice(0, (p["attrs"]["mid"] // groups) * k, k)
+    p["w1"] = p["w1"].copy()
+    p["w1"][col0] = np.abs(p["w1"][col0])
+    x = rng.normal(0, 1, (1, c0, h, w)).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # inf - inf in the reference's sums
+        want = dense_block_ref(x, p)
+    assert not np.isfinite(want).all()
+    model = dense_block_model(p, c0)
+    for isa in isas:
+        got = session(model, lib_path, isa=isa).run(None, {"X": x})[0]
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.array_equal(np.isposinf(got), np.isposinf(want))
+        finite = np.isfinite(want)
+        _close(got[finite], want[finite])
+
+
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_dense_block_nan_input_contributes_nothing(lib_path, isas, sign):
+@pytest.mark.parametrize("groups,h,w", [(8, 24, 20), (2, 24, 20), (2, 7, 7)])
+def test_dense_block_nan_input_contributes_nothing(lib_path, isas, sign, groups, h, w):
     """A NaN input value goes through BN + ReLU as 0 (folded: it clamps to the threshold), so the new
-    channels stay finite: the same as an input far on the inactive side of every BN using it."""
+    channels stay finite: the same as an input far on the inactive side of every BN using it (the
+    clamp fused into the 1x1, and through the separate gather for larger groups and small images)."""
     rng = np.random.default_rng(5)
     c0 = 16
-    p = dense_params(rng, c0, 8, 2, 8, 8)
+    p = dense_params(rng, c0, 8, 2, groups, groups)
     p["bn_scale"] = (sign * p["bn_scale"]).astype(np.float32)
-    x = rng.normal(0, 1, (1, c0, 24, 20)).astype(np.float32)
+    x = rng.normal(0, 1, (1, c0, h, w)).astype(np.float32)
     nan_at = rng.random(x.shape) < 0.05
     x[nan_at] = np.nan
     want = dense_block_ref(np.where(nan_at, np.float32(-sign * 1e30), x), p)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import pytest
+from _cifar_train import train_args
 from _clean import assert_clean_error
 
 from condense_deploy.cli import cli
@@ -130,25 +131,8 @@ def test_architecture_combinations_are_checked_before_any_folder(runner, tmp_pat
 
     data = write_cifar_archive(tmp_path / "data", train_per_class=1, test_per_class=1, extracted=True)
     run = tmp_path / "run"
-    result = runner.invoke(
-        cli,
-        [
-            "train",
-            "--data",
-            "cifar10",
-            "--data-dir",
-            str(data),
-            "--savedir",
-            str(run),
-            "--stages",
-            "2-2-2",
-            "--growth",
-            "4-8-8",
-            "--group-1x1",
-            "3",
-            "--no-progress",
-        ],
-    )
+    impossible = ["--stages", "2-2-2", "--growth", "4-8-8", "--group-1x1", "3"]
+    result = runner.invoke(cli, train_args(data, run, *impossible, "--no-progress"))
     assert_clean_error(result, 1, "divisible by --group-1x1 3")
     assert not run.exists()
 

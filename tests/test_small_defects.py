@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _cifar_train import train_args
 from _clean import assert_clean_error, temp_files
 from _onnx_models import conv_net
 
@@ -46,16 +47,7 @@ def test_bad_tar_is_one_line_everywhere(runner, tmp_path: Path) -> None:
     (data / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not a gzip stream at all")
     source = conv_net(tmp_path / "m.onnx", size=32)
     for args in (
-        [
-            "train",
-            "--data",
-            "cifar10",
-            "--data-dir",
-            str(data),
-            "--savedir",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ],
+        train_args(data, tmp_path / "run", "--no-progress"),
         ["eval", str(source), "--data", "cifar10", "--data-dir", str(data)],
         ["quantize", str(source), "-o", str(tmp_path / "q.onnx"), "--calibration-data", str(data)],
     ):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cifar_train import train_args
 
 from condense_deploy.cli import cli
 from condense_deploy.commands.progress import ProgressBars
@@ -35,11 +36,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(savedir: Path, data_dir: Path, *extra: str) -> list[str]:
-    return ["train", "--data", "cifar10", "--data-dir", str(data_dir), "--savedir", str(savedir), *SMALL,
-            *extra]
+    return train_args(data_dir, savedir, *SMALL, *extra)
 
 
-def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, wanted: int) -> None:
+def _interrupted_run(runner, monkeypatch: pytest.MonkeyPatch, savedir: Path, data_dir: Path, wanted: int,
+                     epochs: int) -> str:
+    """``train`` of ``epochs`` epochs with Ctrl-C pressed in epoch index ``wanted``: checks it exits
+    130 and returns its output (the interruption undone, for the run that follows)."""
     real = loop._Run.train_epoch
 
     def train_epoch(self: loop._Run, epoch: int):  # type: ignore[no-untyped-def]
@@ -48,20 +51,21 @@ def _interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, wanted: int) -> None:
         return real(self, epoch)
 
     monkeypatch.setattr(loop._Run, "train_epoch", train_epoch)
+    stopped = runner.invoke(cli, _train(savedir, data_dir, "--epochs", str(epochs)))
+    assert stopped.exit_code == 130, stopped.output
+    monkeypatch.undo()
+    return stopped.output
 
 
 def test_ctrl_c_after_a_checkpoint_exits_130_and_its_advice_resumes(runner, monkeypatch, tmp_path: Path,
                                                                      data_dir: Path) -> None:
     savedir = tmp_path / "run"
-    _interrupt_in_epoch(monkeypatch, 1)
-    stopped = runner.invoke(cli, _train(savedir, data_dir, "--epochs", "2"))
-    assert stopped.exit_code == 130, stopped.output
-    errors = [line for line in stopped.output.splitlines() if line.startswith("Error:")]
+    stopped = _interrupted_run(runner, monkeypatch, savedir, data_dir, 1, epochs=2)
+    errors = [line for line in stopped.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: interrupted in epoch 2; the last checkpoint is {savedir}/save_models/"
                       "checkpoint_000.pth.tar; continue with: condense-deploy train --savedir "
                       f"{savedir} --resume"]
-    assert (savedir / "save_models" / "latest.txt").is_file() and "Traceback" not in stopped.output
-    monkeypatch.undo()
+    assert (savedir / "save_models" / "latest.txt").is_file() and "Traceback" not in stopped
     advice = errors[0].split("continue with: condense-deploy ")[1].split()
     resumed = runner.invoke(cli, [*advice, "--data-dir", str(data_dir)])
     assert resumed.exit_code == 0, resumed.output
@@ -71,12 +75,9 @@ def test_ctrl_c_after_a_checkpoint_exits_130_and_its_advice_resumes(runner, monk
 def test_ctrl_c_before_the_first_checkpoint_says_to_start_again(runner, monkeypatch, tmp_path: Path,
                                                                  data_dir: Path) -> None:
     savedir = tmp_path / "run"
-    _interrupt_in_epoch(monkeypatch, 0)
-    stopped = runner.invoke(cli, _train(savedir, data_dir, "--epochs", "1"))
-    assert stopped.exit_code == 130, stopped.output
+    stopped = _interrupted_run(runner, monkeypatch, savedir, data_dir, 0, epochs=1)
     assert ("Error: interrupted in epoch 1, before the first checkpoint: nothing to resume; run the same "
-            "command again to start over") in stopped.output
-    monkeypatch.undo()
+            "command again to start over") in stopped
     again = runner.invoke(cli, _train(savedir, data_dir, "--epochs", "1"))  # as the message says
     assert again.exit_code == 0, again.output
 

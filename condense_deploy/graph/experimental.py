@@ -18,11 +18,11 @@ import onnx
 from .passes import (
     channel_gather,
     eliminate_dead,
-    grouped_conv_to_rewrite,
+    given_bias,
     make_conv,
     make_node,
     nchwc_block,
-    rewrite_until_done,
+    rewrite_grouped_convs,
 )
 from .view import GraphView
 
@@ -71,24 +71,22 @@ def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_IN
     weights.
     """
     block = block or nchwc_block()
-    done: set[str] = set()
 
-    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = grouped_conv_to_rewrite(g, conv, done, None)
-        chain = _lgc_chain(g, conv) if parts is not None else None
-        if parts is None or chain is None or parts[0].shape[2:] != (1, 1):
-            return False
-        weight, bias, group = parts
+    def rewrite(g: GraphView, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray,
+                group: int) -> set[str] | None:
+        chain = _lgc_chain(g, conv)
+        if chain is None or weight.shape[2:] != (1, 1):
+            return None
         gather, bn, relu = chain
         dims = g.dims(gather.input[0])
         channels = dims[1] if len(dims) == 4 else 0
         if channels <= 0 or channels % block or channels > max_inputs:
-            return False
+            return None
         params = g.consts_of(bn.input[1:5])
         index = channel_gather(g, gather)
         full = None if params is None or index is None else _scatter_bn(params, index, channels)
         if full is None or index is None:
-            return False
+            return None
         per_out, per_in = weight.shape[0] // group, weight.shape[1]
         dense = np.zeros((weight.shape[0], channels, 1, 1), weight.dtype)
         for k in range(group):
@@ -99,13 +97,11 @@ def lgc_as_dense_conv(model: onnx.ModelProto, max_inputs: int = DENSE_LGC_MAX_IN
         new_bn = make_node("BatchNormalization", [gather.input[0], *(g.add_const("bn", f) for f in full)],
                        [normed], g.fresh("bn"), epsilon=float(g.attr(bn, "epsilon", 1e-5)))
         new_relu = make_node("Relu", [normed], [activated], g.fresh("relu"))
-        new_conv = make_conv(g, conv, activated, conv.output[0], dense,
-                              bias if len(conv.input) > 2 else None, 1)
-        done.add(conv.name)
+        new_conv = make_conv(g, conv, activated, conv.output[0], dense, given_bias(conv, bias), 1)
         g.replace([gather, bn, relu, conv], [new_bn, new_relu, new_conv], conv)
-        return True
+        return {conv.name}
 
-    return rewrite_until_done(model, rewrite)
+    return rewrite_grouped_convs(model, rewrite)
 
 
 def bn_to_depthwise_conv(model: onnx.ModelProto, min_channels: int = 8) -> onnx.ModelProto:

@@ -374,6 +374,34 @@ def grouped_conv_to_rewrite(g: GraphView, conv: onnx.NodeProto, done: set[str],
     return None if parts is None or parts[2] == 1 else parts
 
 
+# rewrite(g, conv, weight, bias, group) -> the names of the nodes it leaves in conv's place (never
+# rewritten again), or None where it does not apply
+GroupedConvRewrite = Callable[[GraphView, onnx.NodeProto, np.ndarray, np.ndarray, int], set[str] | None]
+
+
+def rewrite_grouped_convs(model: onnx.ModelProto, rewrite: GroupedConvRewrite,
+                          select: Callable[[str], bool] | None = None) -> onnx.ModelProto:
+    """``rewrite_until_done`` over the grouped Convs ``grouped_conv_to_rewrite`` offers, each rewritten
+    at most once (the nodes a rewrite leaves are not offered again, so it cannot loop)."""
+    done: set[str] = set()
+
+    def step(g: GraphView, conv: onnx.NodeProto) -> bool:
+        parts = grouped_conv_to_rewrite(g, conv, done, select)
+        made = None if parts is None else rewrite(g, conv, *parts)
+        if not made:
+            return False
+        done.update(made)
+        return True
+
+    return rewrite_until_done(model, step)
+
+
+def given_bias(conv: onnx.NodeProto, bias: np.ndarray) -> np.ndarray | None:
+    """``bias`` for a Conv that replaces ``conv``, or None where ``conv`` has no bias input (the
+    replacement then has none either)."""
+    return bias if len(conv.input) > 2 else None
+
+
 def _round_up(n: int, block: int) -> int:
     return -(-n // block) * block
 
@@ -386,25 +414,21 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
     unchanged. BN (if present) gets neutral parameters for them. ``select(conv_name)`` limits it.
     """
     block = block or nchwc_block()
-    done: set[str] = set()
 
-    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = grouped_conv_to_rewrite(g, conv, done, select)
-        if parts is None:
-            return False
-        weight, bias, group = parts
+    def rewrite(g: GraphView, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray,
+                group: int) -> set[str] | None:
         per_in = weight.shape[1]
         target = _round_up(per_in, block)
         if target == per_in or (select is None and target > max_ratio * per_in):
-            return False
+            return None
         # nodes between the index gather and the conv, elementwise per channel
         chain, gather = g.walk_up(conv.input[0], through=lambda n: _per_channel(g, n),
                                   stop=lambda n: channel_gather(g, n) is not None)
         if gather is None:
-            return False
+            return None
         index = channel_gather(g, gather)
         if index is None:
-            return False
+            return None
         slots = np.arange(group)[:, None] * per_in + np.concatenate(
             [np.arange(per_in), np.zeros(target - per_in, np.int64)])[None, :]
         slots = slots.reshape(-1)  # padded position -> original position (pads copy slot 0)
@@ -432,14 +456,12 @@ def pad_group_inputs(model: onnx.ModelProto, block: int | None = None, max_ratio
         per_out = weight.shape[0] // group
         for k in range(group):
             new_weight[k * per_out:(k + 1) * per_out, :per_in] = weight[k * per_out:(k + 1) * per_out]
-        new_conv = make_conv(g, conv, tensor, conv.output[0], new_weight,
-                              bias if len(conv.input) > 2 else None, group)
+        new_conv = make_conv(g, conv, tensor, conv.output[0], new_weight, given_bias(conv, bias), group)
         new_conv.name = conv.name
-        done.add(conv.name)
         g.replace([gather, *chain, conv], new_nodes + [new_conv], conv)
-        return True
+        return {conv.name}
 
-    return rewrite_until_done(model, rewrite)
+    return rewrite_grouped_convs(model, rewrite, select)
 
 
 def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_ratio: float = 2.0,
@@ -448,18 +470,14 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
     then Gather the real outputs back (a grouped conv off the fast path costs more than the
     extra MACs when groups have few outputs)."""
     block = block or nchwc_block()
-    done: set[str] = set()
 
-    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = grouped_conv_to_rewrite(g, conv, done, select)
-        if parts is None:
-            return False
-        weight, bias, group = parts
+    def rewrite(g: GraphView, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray,
+                group: int) -> set[str] | None:
         per_out = weight.shape[0] // group
         target = _round_up(per_out, block)
         too_wide = select is None and target > max_ratio * per_out
         if target == per_out or weight.shape[1] % block or too_wide:
-            return False
+            return None
         new_weight = np.zeros((group * target,) + weight.shape[1:], weight.dtype)
         new_bias = np.zeros(group * target, weight.dtype)
         keep: list[int] = []
@@ -468,16 +486,14 @@ def pad_group_outputs(model: onnx.ModelProto, block: int | None = None, max_rati
             new_bias[k * target:k * target + per_out] = bias[k * per_out:(k + 1) * per_out]
             keep.extend(range(k * target, k * target + per_out))
         wide = g.fresh(conv.output[0] + "_padded")
-        new_conv = make_conv(g, conv, conv.input[0], wide, new_weight,
-                              new_bias if len(conv.input) > 2 else None, group)
+        new_conv = make_conv(g, conv, conv.input[0], wide, new_weight, given_bias(conv, new_bias), group)
         new_conv.name = conv.name
         index = g.add_const("unpad_index", np.array(keep, np.int64))
         gather = make_node("Gather", [wide, index], [conv.output[0]], g.fresh("unpad_gather"), axis=1)
-        done.add(conv.name)
         g.replace([conv], [new_conv, gather], conv)
-        return True
+        return {conv.name}
 
-    return rewrite_until_done(model, rewrite)
+    return rewrite_grouped_convs(model, rewrite, select)
 
 
 def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int = 2,
@@ -491,18 +507,13 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
     ``duplicate_producer`` the conv (+ ReLU) that feeds it computes each channel ``multiplier``
     times instead (its weight rows repeated), so the depthwise conv has multiplier 1.
     """
-    done: set[str] = set()
-
-    def rewrite(g: GraphView, conv: onnx.NodeProto) -> bool:
-        parts = grouped_conv_to_rewrite(g, conv, done, select)
-        if parts is None:
-            return False
-        weight, bias, group = parts
+    def rewrite(g: GraphView, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray,
+                group: int) -> set[str] | None:
         out_channels, per_in = weight.shape[:2]
         in_channels = per_in * group
         per_out = out_channels // group
         if group == 1 or per_in == 1 or per_out > max_outputs_per_group:
-            return False
+            return None
         removed: list[onnx.NodeProto] = [conv]
         x = conv.input[0]
         src = np.arange(in_channels)  # conv input channel c is tensor x channel src[c]
@@ -534,14 +545,12 @@ def grouped_conv_to_depthwise(model: onnx.ModelProto, max_outputs_per_group: int
         mid = g.fresh(conv.output[0] + "_dw")
         dw_conv = make_conv(g, conv, x, mid, dw, None, dw_groups)
         dw_conv.name = conv.name + "_dw"
-        sum_conv = make_conv(g, conv, mid, conv.output[0], summ,
-                              bias if len(conv.input) > 2 else None, 1, kernel_like=False)
+        sum_conv = make_conv(g, conv, mid, conv.output[0], summ, given_bias(conv, bias), 1, kernel_like=False)
         sum_conv.name = conv.name + "_sum"
-        done.update({conv.name, dw_conv.name, sum_conv.name})
         g.replace(removed, [*added, dw_conv, sum_conv], conv)
-        return True
+        return {conv.name, dw_conv.name, sum_conv.name}
 
-    return rewrite_until_done(model, rewrite)
+    return rewrite_grouped_convs(model, rewrite, select)
 
 
 def _duplicate_producer(g: GraphView, x: str, times: int,

@@ -103,35 +103,30 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
       for (int64_t m = 0; m < mid_ / g1_; ++m)
         out.b1[l * mid_ + j * (mid_ / g1_) + m] = p.b1[l * mid_ + m * g1_ + j];
 
-  // Per layer, per group: the ISA's packed layout of [mo][K] (1x1) and [M3][K3][9] (3x3).
-  out.mk = &mk;
+  // Per layer, per group: the ISA's packed layout of [mo][K] (1x1) and [M3][K3][9] (3x3), and the
+  // channel-vectorised layouts (same offsets) where the outputs of a group fill whole vectors.
   out.w1.reserve_zero(n_w1);
-  const int64_t mo = mid_ / g1_;
-  out.fused = plan::fuse_gather(mk, mo) && fold_1x1(p, out);
-  for (int l = 0; l < L && !out.fused; ++l) {
+  const int64_t mo = mid_ / g1_, M3 = growth_ / g3_, K3 = mid_ / g3_;
+  out.cv1 = plan::chanvec_table(mk, mo, true);
+  out.cv3 = plan::chanvec_table(mk, M3, true);
+  if (out.cv1) out.w1cv.reserve_zero(n_w1);
+  const bool fuse = plan::fuse_gather(mk, mo);
+  out.folded = fold_1x1(p, fuse, out);
+  out.fused = out.folded && fuse;
+  for (int l = 0; l < L && !out.folded; ++l) {
     const int64_t K = kept_[l] / g1_;
-    for (int64_t j = 0; j < g1_; ++j)
-      mk.pack_conv1x1(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 0,
-                      out.w1.data() + out.off_w1[l] + j * mo * K);
+    for (int64_t j = 0; j < g1_; ++j) {
+      const float* w = p.w1 + out.off_w1[l] + j * mo * K;
+      const std::size_t o = out.off_w1[l] + j * mo * K;
+      mk.pack_conv1x1(w, static_cast<int>(mo), static_cast<int>(K), 0, out.w1.data() + o);
+      if (out.cv1) out.cv1->pack_cv(w, static_cast<int>(mo), static_cast<int>(K), 1, out.w1cv.data() + o);
+    }
   }
   out.w3.reserve_zero(L * w3_layer);
-  const int64_t M3 = growth_ / g3_, K3 = mid_ / g3_;
   for (int l = 0; l < L; ++l)
     for (int64_t g = 0; g < g3_; ++g)
       mk.pack_conv3x3(p.w3 + out.off_w3[l] + g * M3 * K3 * 9, static_cast<int>(M3), static_cast<int>(K3),
                       out.w3.data() + out.off_w3[l] + g * M3 * K3 * 9);
-  // Channel-vectorised layouts (same offsets), where the outputs of a group fill whole vectors.
-  out.cv1 = plan::chanvec_table(mk, mo, true);
-  out.cv3 = plan::chanvec_table(mk, M3, true);
-  if (out.cv1) {
-    out.w1cv.reserve_zero(n_w1);
-    for (int l = 0; l < L; ++l) {
-      const int64_t K = kept_[l] / g1_;
-      for (int64_t j = 0; j < g1_; ++j)
-        out.cv1->pack_cv(p.w1 + out.off_w1[l] + j * mo * K, static_cast<int>(mo), static_cast<int>(K), 1,
-                   out.w1cv.data() + out.off_w1[l] + j * mo * K);
-    }
-  }
   if (out.cv3) {
     out.w3cv.reserve_zero(L * w3_layer);
     for (int l = 0; l < L; ++l)
@@ -141,10 +136,12 @@ void DenseBlock::pack(const DenseBlockParams& p, const MicroKernels& mk, DenseBl
   }
 }
 
-// The fused 1x1's parameters: per layer and group, BN + ReLU folded into the weights (packed into
-// out.w1 at the group's usual offset: it keeps at most K inputs) and the bias. False, with nothing
-// packed, when some scale or shift is not finite (then the separate gather runs).
-bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const {
+// The 1x1's parameters with BN + ReLU folded in, per layer and group: weights packed into out.w1
+// (for the fused 1x1 when fuse, else for the 1x1 after the clamp gather) and out.w1cv (when cv1)
+// at the group's usual offsets (a group keeps at most K inputs), the bias, the kept inputs' channels
+// and thresholds. False, with nothing packed, when some scale or shift is not finite (then every
+// group gathers BN + ReLU unfolded).
+bool DenseBlock::fold_1x1(const DenseBlockParams& p, bool fuse, DenseBlockPacked& out) const {
   const int L = layers();
   const int64_t mo = mid_ / g1_;
   std::vector<BnFold> folds(static_cast<std::size_t>(L * g1_));
@@ -166,7 +163,7 @@ bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) cons
   for (int l = 0; l < L; ++l) {
     const int64_t K = kept_[l] / g1_;
     for (int64_t j = 0; j < g1_; ++j) {
-      const BnFold& f = folds[l * g1_ + j];
+      BnFold& f = folds[l * g1_ + j];
       const std::size_t k0 = out.off_kept[l] + j * K;
       const int kf = static_cast<int>(f.order.size());
       for (int k = 0; k < kf; ++k) {
@@ -176,7 +173,10 @@ bool DenseBlock::fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) cons
       out.fold_k[l * g1_ + j] = kf;
       out.fold_nmax[l * g1_ + j] = f.n_max;
       std::copy(f.bias.begin(), f.bias.end(), out.fold_b1.begin() + l * mid_ + j * mo);
-      out.mk->pack_conv1x1(f.w.data(), static_cast<int>(mo), kf, 1, out.w1.data() + out.off_w1[l] + j * mo * K);
+      const std::size_t o = out.off_w1[l] + j * mo * K;
+      out.mk->pack_conv1x1(f.w.data(), static_cast<int>(mo), kf, fuse ? 1 : 0, out.w1.data() + o);
+      if (out.cv1) out.cv1->pack_cv(f.w.data(), static_cast<int>(mo), kf, 1, out.w1cv.data() + o);
+      f = BnFold();  // its weights are packed: free them as we go
     }
   }
   return true;
@@ -252,13 +252,15 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const float* w1 = p.w1.data() + p.off_w1[l];
     const float* b1 = p.b1.data() + l * mid_;
     const float* w3 = p.w3.data() + p.off_w3[l];
-    const int32_t* fidx = p.fused ? p.fold_index.data() + p.off_kept[l] : nullptr;
-    const float* fth = p.fused ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
-    const float* fb1 = p.fused ? p.fold_b1.data() + l * mid_ : nullptr;
-    // One register tile covers a group's 1x1 outputs: BN + ReLU fused into its loads (folded into
-    // its weights). Else the picked channels go through BN + ReLU once into a thread-local scratch,
-    // then the 1x1.
-    const bool fused = p.fused;
+    const int32_t* fidx = p.folded ? p.fold_index.data() + p.off_kept[l] : nullptr;
+    const float* fth = p.folded ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
+    const float* fb1 = p.folded ? p.fold_b1.data() + l * mid_ : nullptr;
+    // BN + ReLU folded into the 1x1's weights and bias (every scale and shift finite): a group's
+    // kept inputs in the folded order, each clamped against its threshold. Where one register tile
+    // covers a group's 1x1 outputs the clamp is fused into the 1x1's loads; else the picked channels
+    // go through the gather (the clamp, or BN + ReLU unfolded) once into a thread-local scratch, then
+    // the 1x1.
+    const bool folded = p.folded, fused = p.fused;
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
     const bool use_cv1 = plan::use_chanvec_1x1(p.cv1, W);
     const bool use_cv3 = plan::use_chanvec_3x3(mk, p.cv3, W);
@@ -268,34 +270,39 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
 
     // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
     auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
+      const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
+      const int Kg = folded ? p.fold_k[f] : static_cast<int>(K);  // inputs the 1x1 reads
       static thread_local std::vector<const float*> ptrs;
       ptrs.resize(static_cast<std::size_t>(K));
-      // the picked channels, in the folded order for the fused 1x1
-      const bool folded = fused && !use_cv1;
-      for (int64_t k = 0; k < K; ++k)
+      for (int k = 0; k < Kg; ++k)
         ptrs[k] = block + (n * Ctot + (folded ? fidx : idx)[j * K + k]) * PS + g.origin + g.Wp + q0;
-      // BN + ReLU of the picked channels once into a thread-local scratch of nq positions each
+      // the picked channels clamped (or BN + ReLU'd) once into a thread-local scratch of nq positions each
       auto gathered = [&]() {
         float* act = act_scratch(static_cast<std::size_t>(K * nq));
         GatherArgs ga;
         ga.in = ptrs.data();
         ga.scale = sc + j * K;
         ga.shift = sh + j * K;
-        ga.K = static_cast<int>(K);
+        if (folded) {
+          ga.thresh = fth + j * K;
+          ga.n_max = p.fold_nmax[f];
+        }
+        ga.K = Kg;
         ga.out = act;
         ga.out_stride = nq;
         ga.nq = nq;
         mk.bnrelu_gather(ga);
         return act;
       };
+      const float* bias = (folded ? fb1 : b1) + j * mo;
       if (use_cv1) {
         float* act = gathered();
         CvArgs cv;
         cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
         cv.in_stride = nq;
-        cv.K = static_cast<int>(K);
+        cv.K = Kg;
         cv.w = p.w1cv.data() + p.off_w1[l] + j * K * mo;
-        cv.bias = b1 + j * mo;
+        cv.bias = bias;
         cv.M = static_cast<int>(mo);
         // the channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j
         cv.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + 1;
@@ -308,15 +315,12 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         return;
       }
       ConvArgs ca;
-      ca.K = static_cast<int>(K);
-      ca.bias = b1 + j * mo;
+      ca.K = Kg;
+      ca.bias = bias;
       if (fused) {  // the kept inputs in the folded order, against their thresholds
-        const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
-        ca.K = p.fold_k[f];
         ca.in_ptrs = ptrs.data();
         ca.bn_thresh = fth + j * K;
         ca.n_max = p.fold_nmax[f];
-        ca.bias = fb1 + j * mo;
       } else {
         ca.in = gathered();
         ca.in_stride = nq;

@@ -36,9 +36,11 @@ struct DenseBlockPacked {
   std::vector<int64_t> max_idx;  // per layer, checked against C_l at run time
   std::vector<float> scale, shift, b1;
   AlignedBuf<float> w1, w3;      // per layer, per group: packed by mk->pack_conv1x1 / pack_conv3x3
-  // The 1x1 with the gather fused (a group's outputs fit one register tile, every BN scale and shift
-  // finite): w1 then holds the weights with BN + ReLU folded in (ukernels/bn_fold.h), a group's kept
-  // inputs in the folded order; else the picked channels go through the separate gather.
+  // BN + ReLU folded into the 1x1 (every BN scale and shift finite; ukernels/bn_fold.h): w1 and
+  // w1cv then hold the folded weights, a group's kept inputs in the folded order, which the 1x1
+  // reads clamped against their thresholds: fused into its loads (fused: a group's outputs fit one
+  // register tile) or through the clamp gather. Not folded: the gather computes BN + ReLU.
+  bool folded = false;
   bool fused = false;
   std::vector<int32_t> fold_index;  // per layer, per group: its kept inputs' channels (off_kept layout)
   std::vector<float> fold_thresh;   // their thresholds (same layout)
@@ -83,7 +85,7 @@ class DenseBlock {
     AlignedBuf<uint16_t> h_mask;
   };
   void prepare(Workspace& ws, int64_t N, int64_t Ctot, int64_t H, int64_t W) const;
-  bool fold_1x1(const DenseBlockParams& p, DenseBlockPacked& out) const;
+  bool fold_1x1(const DenseBlockParams& p, bool fuse, DenseBlockPacked& out) const;
   void pack_f16(const DenseBlockParams& p, DenseBlockPacked& out) const;
   void run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, int64_t H, int64_t W, float* Y,
                const ParallelFor& par) const;

@@ -11,6 +11,8 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ops/dense_block.h"
@@ -44,24 +46,177 @@ void bn_params(int bn, int k, float* s, float* b) {
   }
 }
 
-bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
+// ---- element types: one checking body serves the fp32 and the fp16 kernel tables ---------------
+
+// Values rounded to fp16 (what the fp16 kernels see), as floats.
+std::vector<float> to_half_floats(const F16Kernels& hk, std::vector<float> v) {
+  std::vector<half_t> h(v.size());
+  hk.f32_to_f16(v.data(), h.data(), v.size());
+  hk.f16_to_f32(h.data(), v.data(), v.size());
+  return v;
+}
+std::vector<half_t> to_halves(const F16Kernels& hk, const std::vector<float>& v) {
+  std::vector<half_t> h(v.size());
+  hk.f32_to_f16(v.data(), h.data(), v.size());
+  return h;
+}
+std::vector<float> abs_of(std::vector<float> v) {
+  for (auto& x : v) x = std::fabs(x);
+  return v;
+}
+
+// fp16 sums against the double-accumulated reference of the same (fp16-rounded) values. The
+// error allowed for an output is kF16Tol half-precision units (2^-11) of its sum of |terms|
+// (|bias| + sum |w * x|): fp16 accumulation of n terms errs by up to about sqrt(n) such units on
+// random data (n up to 360 here), a wrong weight or tap by the whole term.
+constexpr double kF16Unit = 1.0 / 2048;
+constexpr double kF16Tol = 24;
+
+// What a check needs to know of a kernel table: its element type and argument structs, the values
+// its kernels see (fp16: rounded), and how far one of its outputs may be from the reference.
+template <class Kernels>
+struct Elem;
+
+template <>
+struct Elem<MicroKernels> {
+  using T = float;
+  using Conv = ConvArgs;
+  using Cv = CvArgs;
+  using Mask = uint32_t;
+  static constexpr int kWeightSlack = 0;
+  static constexpr int kPlaneSlack = 8;  // check_cv: room after a channel plane's last row
+  static constexpr bool kTermSums = false;  // the tolerance needs no sum of |terms| (but see check_conv)
+  static std::vector<float> seen(const MicroKernels&, std::vector<float> v) { return v; }
+  static std::vector<float> elems(const MicroKernels&, const std::vector<float>& v) { return v; }
+  static std::vector<float> floats(const MicroKernels&, const std::vector<float>& v) { return v; }
+  // the absolute difference; allowed: 1e-4 + 1e-5 |want| + 1e-6 of the output's bound (check_conv's
+  // fused 1x1: the folded terms' sum of magnitudes; else 0)
+  static double error(float got, float want, double) { return std::fabs(double(got) - want); }
+  static bool allowed(double err, float want, double bound) {
+    return err <= 1e-4 + 1e-5 * std::fabs(want) + 1e-6 * bound;
+  }
+};
+
+template <>
+struct Elem<F16Kernels> {
+  using T = half_t;
+  using Conv = F16ConvArgs;
+  using Cv = F16CvArgs;
+  using Mask = uint16_t;
+  static constexpr int kWeightSlack = kF16WeightSlack;
+  static constexpr int kPlaneSlack = 16;
+  static constexpr bool kTermSums = true;
+  static std::vector<float> seen(const F16Kernels& hk, std::vector<float> v) { return to_half_floats(hk, std::move(v)); }
+  static std::vector<half_t> elems(const F16Kernels& hk, const std::vector<float>& v) { return to_halves(hk, v); }
+  static std::vector<float> floats(const F16Kernels& hk, const std::vector<half_t>& h) {
+    std::vector<float> v(h.size());
+    hk.f16_to_f32(h.data(), v.data(), h.size());
+    return v;
+  }
+  // in half-precision units of the output's sum of |terms| (its bound); allowed: kF16Tol
+  static double error(float got, float want, double bound) {
+    return std::fabs(double(got) - want) / (kF16Unit * std::max(1e-3f, static_cast<float>(bound)));
+  }
+  static bool allowed(double err, float, double) { return err <= kF16Tol; }
+};
+
+// got against want, output by output: the largest error into *worst (unless worst is null); false
+// if an error is more than E allows. bound: each output's bound for E (empty: 0).
+template <class E>
+bool within(const std::vector<float>& got, const std::vector<float>& want, const std::vector<double>& bound,
+            double* worst) {
+  bool ok = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double b = bound.empty() ? 0.0 : bound[i], err = E::error(got[i], want[i], b);
+    if (worst && err > *worst) *worst = err;
+    if (!E::allowed(err, want[i], b)) ok = false;
+  }
+  return ok;
+}
+
+// Random operands as every conv check draws them: inputs in [-1, 1], weights [M][K][taps] scaled by
+// 1/sqrt(K * taps), biases in [-0.5, 0.5].
+struct Operands {
+  std::vector<float> in, w, bias;
+};
+Operands random_operands(std::size_t n_in, int M, int K, int taps) {
+  Operands o{std::vector<float>(n_in), std::vector<float>(static_cast<std::size_t>(K) * taps * M), std::vector<float>(M)};
+  for (auto& v : o.in) v = uni(-1, 1);
+  for (auto& v : o.w) v = uni(-1, 1) / std::sqrt(float(K * taps));
+  for (auto& v : o.bias) v = uni(-0.5f, 0.5f);
+  return o;
+}
+
+// The kernel's arguments (ConvArgs or CvArgs of its element type) with the reference's sizes,
+// strides and ReLU; the caller sets the pointers.
+template <class A, class R>
+A same_shape(const R& r) {
+  A a;
+  a.in_stride = r.in_stride;
+  a.K = r.K;
+  a.M = r.M;
+  a.out_stride = r.out_stride;
+  a.row = r.row;
+  a.relu = r.relu;
+  if constexpr (std::is_same_v<R, ConvArgs>) {
+    a.nq = r.nq;
+  } else {
+    a.H = r.H;
+    a.W = r.W;
+  }
+  return a;
+}
+
+// Each output's sum of |terms| (|bias| + sum |w * x|): ref (the reference of args a over in, w and
+// bias) run on their absolute values without the ReLU. A fused 1x1 keeps its inputs (in_ptrs): BN +
+// ReLU makes them >= 0 already. n_out outputs, a.out at out_offset of them.
+template <class A, class Ref>
+std::vector<double> term_sums(A a, const std::vector<float>& in, const std::vector<float>& w,
+                              const std::vector<float>& bias, std::size_t n_out, std::ptrdiff_t out_offset, Ref ref) {
+  const std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
+  std::vector<float> sums(n_out, 7.0f);
+  a.in = abs_in.data() + (a.in - in.data());
+  a.w = abs_w.data();
+  a.bias = a.bias ? abs_bias.data() : nullptr;
+  a.relu = 0;
+  a.out = sums.data() + out_offset;
+  ref(a);
+  return std::vector<double>(sums.begin(), sums.end());
+}
+
+// Position-vector 1x1 / 3x3 of table mk against the reference. The fused 1x1 (c.fused): fp32 folds
+// BN + ReLU into weights and bias, as the plan does, and is checked against its contract (ref_conv
+// of the folded arguments) and against the unfolded meaning (ref_conv1x1_bnrelu); fp16 keeps them
+// unfolded (fp16 sums of folded biases would lose accuracy).
+template <class Kernels>
+bool check_conv(const Kernels& mk, const Case& c, double* worst) {
+  using E = Elem<Kernels>;
+  using T = typename E::T;
+  constexpr bool folds = std::is_same_v<Kernels, MicroKernels>;
   const int margin = c.row + 32;
-  const int in_stride = c.nq + 2 * margin;
-  std::vector<float> in(static_cast<std::size_t>(c.K) * in_stride), w(static_cast<std::size_t>(c.K) * c.taps * c.M),
-      bias(c.M);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(c.K * c.taps));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  const int in_stride = c.nq + 2 * margin, out_stride = c.nq + 16;
+  Operands o = random_operands(static_cast<std::size_t>(c.K) * in_stride, c.M, c.K, c.taps);
+  std::vector<float> scale(c.K), shift(c.K);
+  if constexpr (!folds) {  // fp16: BN scales and shifts for every case (fp32: below, fused only)
+    for (auto& v : scale) v = uni(0.5f, 1.5f);
+    for (auto& v : shift) v = uni(-0.3f, 0.3f);
+  }
+  std::vector<float> in = E::seen(mk, std::move(o.in)), w = E::seen(mk, std::move(o.w)),
+                     bias = E::seen(mk, std::move(o.bias));
+  scale = E::seen(mk, scale);
+  shift = E::seen(mk, shift);
   std::vector<uint32_t> mask(c.nq);
-  for (int i = 0; i < c.nq; ++i) mask[i] = (i % 7 == 3) ? 0u : 0xFFFFFFFFu;
-  const int out_stride = c.nq + 16;
-  std::vector<float> got(static_cast<std::size_t>(c.M) * out_stride + 16, 7.0f), want(got);
+  std::vector<typename E::Mask> k_mask(c.nq);
+  for (int i = 0; i < c.nq; ++i) {
+    mask[i] = (i % 7 == 3) ? 0u : 0xFFFFFFFFu;
+    k_mask[i] = static_cast<typename E::Mask>(mask[i]);
+  }
+  const std::size_t n_out = static_cast<std::size_t>(c.M) * out_stride + 16;
+  std::vector<float> want(n_out, 7.0f), unfolded;
   ConvArgs a;
   a.in = in.data() + margin;
   a.in_stride = in_stride;
   a.K = c.K;
-  std::vector<float> packed(w.size());
-  pack_weights(mk, w.data(), c.M, c.K, c.taps, c.fused, packed.data());
   a.w = w.data();
   a.bias = c.bias ? bias.data() : nullptr;
   a.M = c.M;
@@ -71,83 +226,110 @@ bool check_conv(const MicroKernels& mk, const Case& c, double* worst) {
   a.relu = c.relu;
   a.row = c.row;
   std::vector<const float*> ptrs(c.K), fptrs;
-  std::vector<float> scale(c.K), shift(c.K);
-  std::vector<float> unfolded(got);
-  BnFold f;
   if (c.fused) {
-    // BN + ReLU folded into weights and bias, as the plan does; the kernel against its contract
-    // (ref_conv of the folded arguments) and against the unfolded meaning (ref_conv1x1_bnrelu)
-    for (int k = 0; k < c.K; ++k) {
+    for (int k = 0; k < c.K; ++k)
       ptrs[k] = in.data() + margin + static_cast<std::ptrdiff_t>((k * 7) % c.K) * in_stride;  // any order
-      bn_params(c.bn, k, &scale[k], &shift[k]);
-    }
-    // NaN inputs: a NaN contributes 0 through max(NaN * s + b, 0), and ~0 folded. Not where s == 0
-    // (folded: the constant relu(b) whatever the input is)
-    if (c.bn == 1)
-      for (int k = 0; k < c.K; ++k)
-        for (int i = k % 5; i < c.nq && scale[k] != 0.0f; i += 3 + k % 4) const_cast<float*>(ptrs[k])[i] = NAN;
     a.in_ptrs = ptrs.data();
-    a.out = unfolded.data();
-    ref_conv1x1_bnrelu(a, scale.data(), shift.data());
-    if (!fold_bn_relu(w.data(), a.bias, c.M, c.K, scale.data(), shift.data(), f)) {
-      std::printf("  FAIL fold_bn_relu refused finite parameters\n");
-      return false;
-    }
-    fptrs.resize(f.order.size() + 1);  // never empty: a non-null in_ptrs says fused, even with no inputs
-    for (std::size_t k = 0; k < f.order.size(); ++k) fptrs[k] = ptrs[f.order[k]];
-    a.in_ptrs = fptrs.data();
-    a.K = static_cast<int>(f.order.size());
-    a.w = f.w.data();
-    a.bias = f.bias.data();
-    a.bn_thresh = f.thresh.data();
-    a.n_max = f.n_max;
-    pack_weights(mk, f.w.data(), c.M, a.K, 1, 1, packed.data());
   }
-  a.out = want.data();
-  ref_conv(a, c.taps);
-  a.out = got.data();
-  a.w = packed.data();
-  (c.taps == 1 ? mk.conv1x1 : mk.conv3x3)(a);
-  // fused: the float sums of the folded terms round relative to their magnitudes (huge scales, and
-  // the w * shift terms cancel in the sum): 1e-6 of |bias| + sum |w| (|s * clamp(x)| + |b|) more
-  std::vector<double> bound(got.size(), 0.0);
-  if (c.fused)
-    for (int m = 0; m < c.M; ++m)
-      for (int i = 0; i < c.nq; ++i) {
-        double b = c.bias ? std::fabs(bias[m]) : 0.0;
-        for (int k = 0; k < c.K; ++k) {
-          const float x = ptrs[k][i], t = -shift[k] / scale[k];
-          const float cx = scale[k] > 0 ? (x > t ? x : t) : (x < t ? x : t);
-          const double s_cx = scale[k] == 0.0f ? 0.0 : std::fabs(double(scale[k]) * cx);
-          b += std::fabs(w[static_cast<std::size_t>(m) * c.K + k]) * (s_cx + std::fabs(shift[k]));
-        }
-        bound[static_cast<std::size_t>(m) * out_stride + i] = b;
+  std::vector<double> bound;
+  BnFold f;
+  if constexpr (folds) {
+    if (c.fused) {
+      for (int k = 0; k < c.K; ++k) bn_params(c.bn, k, &scale[k], &shift[k]);
+      // NaN inputs: a NaN contributes 0 through max(NaN * s + b, 0), and ~0 folded. Not where s == 0
+      // (folded: the constant relu(b) whatever the input is)
+      if (c.bn == 1)
+        for (int k = 0; k < c.K; ++k)
+          for (int i = k % 5; i < c.nq && scale[k] != 0.0f; i += 3 + k % 4) const_cast<float*>(ptrs[k])[i] = NAN;
+      unfolded.assign(n_out, 7.0f);
+      a.out = unfolded.data();
+      ref_conv1x1_bnrelu(a, scale.data(), shift.data());
+      if (!fold_bn_relu(w.data(), a.bias, c.M, c.K, scale.data(), shift.data(), f)) {
+        std::printf("  FAIL fold_bn_relu refused finite parameters\n");
+        return false;
       }
-  bool ok = true;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = std::fabs(double(got[i]) - want[i]);
-    if (d > *worst && c.bn != 2) *worst = d;  // (bn 2: sums near 1e20)
-    if (!(d <= 1e-4 + 1e-5 * std::fabs(want[i]) + 1e-6 * bound[i])) ok = false;
-    // against the unfolded meaning: the same bound
-    if (c.fused &&
-        !(std::fabs(double(got[i]) - unfolded[i]) <= 1e-4 + 1e-5 * std::fabs(unfolded[i]) + 1e-6 * bound[i]))
-      ok = false;
+      fptrs.resize(f.order.size() + 1);  // never empty: a non-null in_ptrs says fused, even with no inputs
+      for (std::size_t k = 0; k < f.order.size(); ++k) fptrs[k] = ptrs[f.order[k]];
+      a.in_ptrs = fptrs.data();
+      a.K = static_cast<int>(f.order.size());
+      a.w = f.w.data();
+      a.bias = f.bias.data();
+      a.bn_thresh = f.thresh.data();
+      a.n_max = f.n_max;
+      // the float sums of the folded terms round relative to their magnitudes (huge scales, and
+      // the w * shift terms cancel in the sum): 1e-6 of |bias| + sum |w| (|s * clamp(x)| + |b|) more
+      bound.assign(n_out, 0.0);
+      for (int m = 0; m < c.M; ++m)
+        for (int i = 0; i < c.nq; ++i) {
+          double b = c.bias ? std::fabs(bias[m]) : 0.0;
+          for (int k = 0; k < c.K; ++k) {
+            const float x = ptrs[k][i], t = -shift[k] / scale[k];
+            const float cx = scale[k] > 0 ? (x > t ? x : t) : (x < t ? x : t);
+            const double s_cx = scale[k] == 0.0f ? 0.0 : std::fabs(double(scale[k]) * cx);
+            b += std::fabs(w[static_cast<std::size_t>(m) * c.K + k]) * (s_cx + std::fabs(shift[k]));
+          }
+          bound[static_cast<std::size_t>(m) * out_stride + i] = b;
+        }
+    }
+    a.out = want.data();
+    ref_conv(a, c.taps);
+  } else {
+    auto ref = [&](const ConvArgs& r) {
+      c.fused ? ref_conv1x1_bnrelu(r, scale.data(), shift.data()) : ref_conv(r, c.taps);
+    };
+    a.out = want.data();
+    ref(a);
+    bound = term_sums(a, in, w, bias, n_out, 0, ref);
   }
+
+  // the kernel on the same values in its element type (its inputs copied after the NaNs went in)
+  std::vector<T> packed(w.size() + E::kWeightSlack);
+  if (c.taps == 1)
+    mk.pack_conv1x1(a.w, c.M, a.K, c.fused, packed.data());
+  else
+    mk.pack_conv3x3(a.w, c.M, a.K, packed.data());
+  const std::vector<float>& a_bias = f.bias.empty() ? bias : f.bias;  // fp32 fused: the folded bias
+  const std::vector<T> k_in = E::elems(mk, in), k_bias = E::elems(mk, a_bias), k_scale = E::elems(mk, scale),
+                       k_shift = E::elems(mk, shift);
+  std::vector<T> k_out = E::elems(mk, std::vector<float>(n_out, 7.0f));
+  std::vector<const T*> k_ptrs(a.K + 1);
+  auto h = same_shape<typename E::Conv>(a);
+  h.in = k_in.data() + margin;
+  h.w = packed.data();
+  h.bias = a.bias ? k_bias.data() : nullptr;
+  h.out = k_out.data();
+  h.mask = a.mask ? k_mask.data() : nullptr;
+  if (c.fused) {
+    for (int k = 0; k < a.K; ++k) k_ptrs[k] = k_in.data() + (a.in_ptrs[k] - in.data());
+    h.in_ptrs = k_ptrs.data();
+    if constexpr (folds) {
+      h.bn_thresh = a.bn_thresh;
+      h.n_max = a.n_max;
+    } else {
+      h.bn_scale = k_scale.data();
+      h.bn_shift = k_shift.data();
+    }
+  }
+  (c.taps == 1 ? mk.conv1x1 : mk.conv3x3)(h);
+  const std::vector<float> got = E::floats(mk, k_out);
+  bool ok = within<E>(got, want, bound, c.bn == 2 ? nullptr : worst);  // (bn 2: sums near 1e20)
+  if (!unfolded.empty()) ok = within<E>(got, unfolded, bound, nullptr) && ok;  // the same bound
   if (!ok)
     std::printf("  FAIL %s conv%s K=%d M=%d nq=%d relu=%d bias=%d mask=%d fused=%d bn=%d\n", mk.name,
                 c.taps == 1 ? "1x1" : "3x3", c.K, c.M, c.nq, c.relu, c.bias, c.mask, c.fused, c.bn);
   return ok;
 }
 
-bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, double* worst) {
-  const int row = W + 2, plane = (H + 2) * row + 8;
-  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K * taps), bias(M);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * taps));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
-  std::vector<float> packed(w.size());
-  mk.pack_cv(w.data(), M, K, taps, packed.data());
-  std::vector<float> got(static_cast<std::size_t>(M) * plane, 7.0f), want(got);
+// Channel-vector 1x1 / 3x3 of table mk against the reference.
+template <class Kernels>
+bool check_cv(const Kernels& mk, int taps, int M, int K, int H, int W, double* worst) {
+  using E = Elem<Kernels>;
+  using T = typename E::T;
+  const int row = W + 2, plane = (H + 2) * row + E::kPlaneSlack;
+  Operands o = random_operands(static_cast<std::size_t>(K) * plane, M, K, taps);
+  const std::vector<float> in = E::seen(mk, std::move(o.in)), w = E::seen(mk, std::move(o.w)),
+                           bias = E::seen(mk, std::move(o.bias));
+  std::vector<float> want(static_cast<std::size_t>(M) * plane, 7.0f);
   CvArgs a;
   a.in = in.data() + row + 1;
   a.in_stride = plane;
@@ -155,22 +337,28 @@ bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, doub
   a.w = w.data();
   a.bias = (M + K) % 2 ? bias.data() : nullptr;
   a.M = M;
+  a.out = want.data() + row + 1;
   a.out_stride = plane;
   a.H = H;
   a.W = W;
   a.row = row;
   a.relu = K % 2;
-  a.out = want.data() + row + 1;
   ref_conv_cv(a, taps);
-  a.out = got.data() + row + 1;
-  a.w = packed.data();
-  (taps == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(a);
-  bool ok = true;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = std::fabs(double(got[i]) - want[i]);
-    if (d > *worst) *worst = d;
-    if (!(d <= 1e-4 + 1e-5 * std::fabs(want[i]))) ok = false;
-  }
+  std::vector<double> bound;
+  if constexpr (E::kTermSums)
+    bound = term_sums(a, in, w, bias, want.size(), row + 1, [&](const CvArgs& r) { ref_conv_cv(r, taps); });
+
+  std::vector<T> packed(w.size() + E::kWeightSlack);
+  mk.pack_cv(w.data(), M, K, taps, packed.data());
+  const std::vector<T> k_in = E::elems(mk, in), k_bias = E::elems(mk, bias);
+  std::vector<T> k_out = E::elems(mk, std::vector<float>(want.size(), 7.0f));
+  auto h = same_shape<typename E::Cv>(a);
+  h.in = k_in.data() + row + 1;
+  h.w = packed.data();
+  h.bias = a.bias ? k_bias.data() : nullptr;
+  h.out = k_out.data() + row + 1;
+  (taps == 1 ? mk.conv1x1_cv : mk.conv3x3_cv)(h);
+  const bool ok = within<E>(E::floats(mk, k_out), want, bound, worst);
   if (!ok) std::printf("  FAIL %s conv%s_cv M=%d K=%d H=%d W=%d\n", mk.name, taps == 1 ? "1x1" : "3x3", M, K, H, W);
   return ok;
 }
@@ -178,10 +366,8 @@ bool check_cv(const MicroKernels& mk, int taps, int M, int K, int H, int W, doub
 bool check_rows(const MicroKernels& mk, int M, int K, int H, int row, bool use_mask, double* worst) {
   const int margin = row + 32, nq = H * row;
   const int in_stride = nq + 2 * margin + mk.vl;
-  std::vector<float> in(static_cast<std::size_t>(K) * in_stride), w(static_cast<std::size_t>(K) * 9 * M), bias(M);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * 9));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
+  const Operands o = random_operands(static_cast<std::size_t>(K) * in_stride, M, K, 9);
+  const std::vector<float>&in = o.in, &w = o.w, &bias = o.bias;
   std::vector<uint32_t> mask(nq + mk.vl);
   // the dense block's layout: a pad column either side of each image row
   for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = (i % row == 0 || i % row == row - 1u) ? 0u : 0xFFFFFFFFu;
@@ -250,189 +436,54 @@ bool check_gather(const MicroKernels& mk, int K, int nq, double* worst) {
   return ok;
 }
 
+// The folded gather (GatherArgs::thresh): BN scales and shifts of Case::bn folded as the plan does,
+// the clamp against the reference bit for bit, and s * out + b against the unfolded max(s*x + b, 0)
+// (both signs, zero, tiny and huge scales; NaN inputs for bn 1, which give ~0 folded).
+bool check_clamp_gather(const MicroKernels& mk, int K, int nq, int bn) {
+  std::vector<std::vector<float>> chans(K, std::vector<float>(nq));
+  std::vector<float> scale(K), shift(K), w(K, 1.0f);
+  for (int k = 0; k < K; ++k) {
+    for (auto& v : chans[k]) v = uni(-2, 2);
+    bn_params(bn, k, &scale[k], &shift[k]);
+    if (bn == 1)
+      for (int i = k % 3; i < nq; i += 2 + k % 5) chans[k][i] = NAN;
+  }
+  BnFold f;
+  if (!fold_bn_relu(w.data(), nullptr, 1, K, scale.data(), shift.data(), f)) {
+    std::printf("  FAIL fold_bn_relu refused finite parameters\n");
+    return false;
+  }
+  const int kf = static_cast<int>(f.order.size());
+  std::vector<const float*> ptrs(kf + 1);
+  for (int k = 0; k < kf; ++k) ptrs[k] = chans[f.order[k]].data();
+  std::vector<float> got(static_cast<std::size_t>(kf) * nq + 1, 7.0f), want(got);
+  GatherArgs g;
+  g.in = ptrs.data();
+  g.thresh = f.thresh.data();
+  g.n_max = f.n_max;
+  g.K = kf;
+  g.out_stride = nq;
+  g.nq = nq;
+  g.out = want.data();
+  ref_bnrelu_gather(g);
+  g.out = got.data();
+  mk.bnrelu_gather(g);
+  bool ok = std::memcmp(got.data(), want.data(), sizeof(float) * got.size()) == 0;
+  for (int k = 0; k < kf && ok; ++k) {
+    const int src = f.order[k];
+    const float s = scale[src], b = shift[src];
+    for (int i = 0; i < nq; ++i) {
+      const float x = chans[src][i], v = x * s + b, relu = v > 0.0f ? v : 0.0f;
+      const double folded = double(s) * got[static_cast<std::size_t>(k) * nq + i] + b;
+      if (!(std::fabs(folded - relu) <= 1e-6 * (std::fabs(double(s) * got[k * nq + i]) + std::fabs(b)) + 1e-30))
+        ok = false;
+    }
+  }
+  if (!ok) std::printf("  FAIL %s clamp gather K=%d nq=%d bn=%d\n", mk.name, K, nq, bn);
+  return ok;
+}
+
 // ---- fp16 ------------------------------------------------------------------------------------
-
-// Values rounded to fp16 (what the fp16 kernels see), as floats.
-std::vector<float> to_half_floats(const F16Kernels& hk, std::vector<float> v) {
-  std::vector<half_t> h(v.size());
-  hk.f32_to_f16(v.data(), h.data(), v.size());
-  hk.f16_to_f32(h.data(), v.data(), v.size());
-  return v;
-}
-std::vector<half_t> to_halves(const F16Kernels& hk, const std::vector<float>& v) {
-  std::vector<half_t> h(v.size());
-  hk.f32_to_f16(v.data(), h.data(), v.size());
-  return h;
-}
-std::vector<float> abs_of(std::vector<float> v) {
-  for (auto& x : v) x = std::fabs(x);
-  return v;
-}
-
-// fp16 sums against the double-accumulated reference of the same (fp16-rounded) values. The
-// error allowed for an output is kF16Tol half-precision units (2^-11) of its sum of |terms|
-// (|bias| + sum |w * x|): fp16 accumulation of n terms errs by up to about sqrt(n) such units on
-// random data (n up to 360 here), a wrong weight or tap by the whole term.
-constexpr double kF16Unit = 1.0 / 2048;
-constexpr double kF16Tol = 24;
-
-bool check_f16_conv(const F16Kernels& hk, const Case& c, double* worst) {
-  const int margin = c.row + 32;
-  const int in_stride = c.nq + 2 * margin;
-  std::vector<float> in(static_cast<std::size_t>(c.K) * in_stride), w(static_cast<std::size_t>(c.K) * c.taps * c.M),
-      bias(c.M), scale(c.K), shift(c.K);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(c.K * c.taps));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
-  for (auto& v : scale) v = uni(0.5f, 1.5f);
-  for (auto& v : shift) v = uni(-0.3f, 0.3f);
-  in = to_half_floats(hk, in);
-  w = to_half_floats(hk, w);
-  bias = to_half_floats(hk, bias);
-  scale = to_half_floats(hk, scale);
-  shift = to_half_floats(hk, shift);
-  std::vector<uint32_t> mask(c.nq);
-  std::vector<uint16_t> mask16(c.nq);
-  for (int i = 0; i < c.nq; ++i) {
-    mask[i] = (i % 7 == 3) ? 0u : 0xFFFFFFFFu;
-    mask16[i] = static_cast<uint16_t>(mask[i]);
-  }
-  const int out_stride = c.nq + 16;
-  const std::size_t n_out = static_cast<std::size_t>(c.M) * out_stride + 16;
-  std::vector<float> want(n_out, 7.0f), bound(n_out, 7.0f);
-  // reference and the sum of |terms| (same call on absolute values)
-  std::vector<const float*> ptrs(c.K), abs_ptrs(c.K);
-  std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
-  ConvArgs a;
-  a.in_stride = in_stride;
-  a.K = c.K;
-  a.M = c.M;
-  a.out_stride = out_stride;
-  a.nq = c.nq;
-  a.mask = c.mask ? mask.data() : nullptr;
-  a.relu = c.relu;
-  a.row = c.row;
-  if (c.fused) {
-    for (int k = 0; k < c.K; ++k) ptrs[k] = in.data() + margin + static_cast<std::ptrdiff_t>((k * 7) % c.K) * in_stride;
-    a.in_ptrs = ptrs.data();
-  }
-  // the fused 1x1 of fp16 keeps BN + ReLU unfolded
-  auto ref = [&]() { c.fused ? ref_conv1x1_bnrelu(a, scale.data(), shift.data()) : ref_conv(a, c.taps); };
-  a.in = in.data() + margin;
-  a.w = w.data();
-  a.bias = c.bias ? bias.data() : nullptr;
-  a.out = want.data();
-  ref();
-  a.in = abs_in.data() + margin;  // fused: BN + ReLU makes the activations >= 0 already
-  a.w = abs_w.data();
-  a.bias = c.bias ? abs_bias.data() : nullptr;
-  a.relu = 0;
-  a.out = bound.data();
-  ref();
-
-  std::vector<half_t> h_in = to_halves(hk, in), h_bias = to_halves(hk, bias), h_scale = to_halves(hk, scale),
-                      h_shift = to_halves(hk, shift);
-  std::vector<half_t> packed(w.size() + kF16WeightSlack);
-  if (c.taps == 1)
-    hk.pack_conv1x1(w.data(), c.M, c.K, c.fused, packed.data());
-  else
-    hk.pack_conv3x3(w.data(), c.M, c.K, packed.data());
-  std::vector<half_t> h_out = to_halves(hk, std::vector<float>(n_out, 7.0f));
-  std::vector<const half_t*> h_ptrs(c.K);
-  F16ConvArgs h;
-  h.in = h_in.data() + margin;
-  h.in_stride = in_stride;
-  h.K = c.K;
-  h.w = packed.data();
-  h.bias = c.bias ? h_bias.data() : nullptr;
-  h.M = c.M;
-  h.out = h_out.data();
-  h.out_stride = out_stride;
-  h.nq = c.nq;
-  h.mask = c.mask ? mask16.data() : nullptr;
-  h.relu = c.relu;
-  h.row = c.row;
-  if (c.fused) {
-    for (int k = 0; k < c.K; ++k) h_ptrs[k] = h_in.data() + (ptrs[k] - in.data());
-    h.in_ptrs = h_ptrs.data();
-    h.bn_scale = h_scale.data();
-    h.bn_shift = h_shift.data();
-  }
-  (c.taps == 1 ? hk.conv1x1 : hk.conv3x3)(h);
-  std::vector<float> got(n_out);
-  hk.f16_to_f32(h_out.data(), got.data(), n_out);
-  bool ok = true;
-  for (std::size_t i = 0; i < n_out; ++i) {
-    const double d = std::fabs(double(got[i]) - want[i]), units = d / (kF16Unit * std::max(1e-3f, bound[i]));
-    if (units > *worst) *worst = units;
-    if (!(units <= kF16Tol)) ok = false;
-  }
-  if (!ok)
-    std::printf("  FAIL %s conv%s K=%d M=%d nq=%d relu=%d bias=%d mask=%d fused=%d\n", hk.name,
-                c.taps == 1 ? "1x1" : "3x3", c.K, c.M, c.nq, c.relu, c.bias, c.mask, c.fused);
-  return ok;
-}
-
-bool check_f16_cv(const F16Kernels& hk, int taps, int M, int K, int H, int W, double* worst) {
-  const int row = W + 2, plane = (H + 2) * row + 16;
-  std::vector<float> in(static_cast<std::size_t>(K) * plane), w(static_cast<std::size_t>(M) * K * taps), bias(M);
-  for (auto& v : in) v = uni(-1, 1);
-  for (auto& v : w) v = uni(-1, 1) / std::sqrt(float(K * taps));
-  for (auto& v : bias) v = uni(-0.5f, 0.5f);
-  in = to_half_floats(hk, in);
-  w = to_half_floats(hk, w);
-  bias = to_half_floats(hk, bias);
-  std::vector<float> abs_in = abs_of(in), abs_w = abs_of(w), abs_bias = abs_of(bias);
-  std::vector<float> want(static_cast<std::size_t>(M) * plane, 7.0f), bound(want);
-  const bool with_bias = (M + K) % 2;
-  CvArgs a;
-  a.in_stride = plane;
-  a.K = K;
-  a.M = M;
-  a.out_stride = plane;
-  a.H = H;
-  a.W = W;
-  a.row = row;
-  a.in = in.data() + row + 1;
-  a.w = w.data();
-  a.bias = with_bias ? bias.data() : nullptr;
-  a.relu = K % 2;
-  a.out = want.data() + row + 1;
-  ref_conv_cv(a, taps);
-  a.in = abs_in.data() + row + 1;
-  a.w = abs_w.data();
-  a.bias = with_bias ? abs_bias.data() : nullptr;
-  a.relu = 0;
-  a.out = bound.data() + row + 1;
-  ref_conv_cv(a, taps);
-  std::vector<half_t> h_in = to_halves(hk, in), h_bias = to_halves(hk, bias), packed(w.size() + kF16WeightSlack);
-  hk.pack_cv(w.data(), M, K, taps, packed.data());
-  std::vector<half_t> h_out = to_halves(hk, std::vector<float>(want.size(), 7.0f));
-  F16CvArgs h;
-  h.in = h_in.data() + row + 1;
-  h.in_stride = plane;
-  h.K = K;
-  h.w = packed.data();
-  h.bias = with_bias ? h_bias.data() : nullptr;
-  h.M = M;
-  h.out = h_out.data() + row + 1;
-  h.out_stride = plane;
-  h.H = H;
-  h.W = W;
-  h.row = row;
-  h.relu = K % 2;
-  (taps == 1 ? hk.conv1x1_cv : hk.conv3x3_cv)(h);
-  std::vector<float> got(want.size());
-  hk.f16_to_f32(h_out.data(), got.data(), got.size());
-  bool ok = true;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = std::fabs(double(got[i]) - want[i]), units = d / (kF16Unit * std::max(1e-3f, bound[i]));
-    if (units > *worst) *worst = units;
-    if (!(units <= kF16Tol)) ok = false;
-  }
-  if (!ok) std::printf("  FAIL %s conv%s_cv M=%d K=%d H=%d W=%d\n", hk.name, taps == 1 ? "1x1" : "3x3", M, K, H, W);
-  return ok;
-}
 
 bool check_f16_gather(const F16Kernels& hk, int K, int nq, double* worst) {
   std::vector<float> in(static_cast<std::size_t>(K) * nq), scale(K), shift(K);
@@ -639,14 +690,14 @@ int test_f16() {
         for (int nv : {1, 2, 3, 4, 5, 7, 9, 11, 14, 17}) {
           Case c{K, M, nv * 16, 9 + (nv % 5), kind == 1 ? 9 : 1, (M + K) % 2, (M % 3) != 0, (K % 2) == 1, kind == 2};
           ++cases;
-          if (!check_f16_conv(*hk, c, &worst)) ++bad;
+          if (!check_conv(*hk, c, &worst)) ++bad;
         }
   for (int taps : {1, 9})
     for (int mv : {1, 2, 3, 4, 5, 7, 8})
       for (int K : {1, 3, 17})
         for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}, {4, 16}, {3, 17}}) {
           ++cases;
-          if (!check_f16_cv(*hk, taps, mv * hk->vl, K, hw.first, hw.second, &worst)) ++bad;
+          if (!check_cv(*hk, taps, mv * hk->vl, K, hw.first, hw.second, &worst)) ++bad;
         }
   for (int K : {1, 3, 8})
     for (int nv : {1, 3, 8}) {
@@ -706,10 +757,17 @@ int main(int argc, char** argv) {
               ++cases;
               if (!check_conv(mk, c, &worst)) ++bad;
             }
+    for (int M : {1, 4, 8, 13, 32, 40})  // a folded 1x1 after the gather whose inputs were all dropped
+      for (int nv : {1, 3, 5}) {
+        Case c{0, M, nv * 16, 9, 1, 1, M % 2, 1, 0, 0};
+        ++cases;
+        if (!check_conv(mk, c, &worst)) ++bad;
+      }
     for (int taps : {1, 9})
       for (int mv : {1, 2, 3, 4, 5, 7})
-        for (int K : {1, 3, 17})
+        for (int K : {0, 1, 3, 17})  // 0: a folded 1x1 whose inputs were all dropped
           for (auto hw : {std::pair<int, int>{1, 1}, {7, 7}, {3, 14}, {14, 14}, {5, 9}, {2, 23}}) {
+            if (K == 0 && taps == 9) continue;
             ++cases;
             if (!check_cv(mk, taps, mv * mk.vl, K, hw.first, hw.second, &worst)) ++bad;
           }
@@ -727,6 +785,12 @@ int main(int argc, char** argv) {
         ++cases;
         if (!check_gather(mk, K, nv * 16, &worst)) ++bad;
       }
+    for (int K : {1, 4, 9, 17})
+      for (int nv : {1, 2, 5, 7})  // NEON: 4 vectors an iteration, then the rest
+        for (int bn : {0, 1, 2}) {
+          ++cases;
+          if (!check_clamp_gather(mk, K, nv * mk.vl, bn)) ++bad;
+        }
     std::printf("%s (vl %d, mr %d): %d cases, %d failed, max abs diff %.3g\n", mk.name, mk.vl, mk.mr_max, cases, bad,
                 worst);
     failures += bad;

@@ -69,8 +69,16 @@ void ref_conv_cv(const CvArgs& a, int taps) {
 void ref_bnrelu_gather(const GatherArgs& a) {
   for (int k = 0; k < a.K; ++k) {
     for (int i = 0; i < a.nq; ++i) {
-      const float v = a.in[k][i] * a.scale[k] + a.shift[k];
-      a.out[k * a.out_stride + i] = v > 0.0f ? v : 0.0f;
+      const float x = a.in[k][i];
+      float v;
+      if (a.thresh) {
+        const float t = a.thresh[k];
+        v = k < a.n_max ? (x > t ? x : t) : (x < t ? x : t);
+      } else {
+        v = x * a.scale[k] + a.shift[k];
+        v = v > 0.0f ? v : 0.0f;
+      }
+      a.out[k * a.out_stride + i] = v;
     }
   }
 }

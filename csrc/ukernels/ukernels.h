@@ -46,6 +46,10 @@ struct ConvArgs {
 };
 
 // out[k][i] = max(in_k[i] * scale[k] + shift[k], 0), i in [0, nq): BN + ReLU of picked channels.
+// With thresh set, the same BN + ReLU folded into the 1x1 that reads out (ukernels/bn_fold.h):
+// out[k][i] = max(in_k[i], thresh[k]) for k < n_max, min(in_k[i], thresh[k]) for the rest (a NaN
+// input gives thresh[k]); scale and shift are unused. One operation per vector instead of an FMA
+// and a max; the unfolded form stays for parameters the fold refuses (not finite).
 struct GatherArgs {
   const float* const* in = nullptr;  // K channel pointers (already offset)
   const float* scale = nullptr;
@@ -54,6 +58,8 @@ struct GatherArgs {
   float* out = nullptr;
   std::ptrdiff_t out_stride = 0;
   int nq = 0;
+  const float* thresh = nullptr;  // [K] or null (unfolded)
+  int n_max = 0;
 };
 
 // Channel-vectorised convolution (outputs along the vector lanes, pixels in the register tile):
