@@ -21,8 +21,14 @@ inline int cv_mrv_for(int Mv) {
   return CV_MRV_MAX;
 }
 
+// Images this wide take tiles of two rows (2 * CV_ROW2_W pixels), where the register budget holds
+// them: a one-row tile would use half the accumulators and load every weight vector for half the
+// FMAs (the 7x7 stage). Not on NEON, whose tiles the ARM cost model tunes.
+constexpr int CV_ROW2_W = (CD_UK_ID == CD_UK_ID_neon || CD_UK_ID == CD_UK_ID_scalar) ? 0 : 7;
+
 // Weights of output-vector tile [mv0, mv0 + mrv) packed as [k][tap][mrv*VL] at w + mv0*VL*K*TAPS.
-template <int MRV, int NR, int TAPS>
+// The tile's NR pixels are rows of PW pixels: pixel j at p0 + (j / PW) * a.row + j % PW.
+template <int MRV, int NR, int TAPS, int PW = NR>
 inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
   V acc[MRV][NR];
   for (int v = 0; v < MRV; ++v) {
@@ -39,20 +45,19 @@ inline void cv_tile(const CvArgs& a, int mv0, std::ptrdiff_t p0) {
       V wv[MRV];
       for (int v = 0; v < MRV; ++v) wv[v] = loadu(w + v * VL);
       for (int j = 0; j < NR; ++j) {
-        const V xb = splat(x[j]);
+        const V xb = splat(x[(j / PW) * row + j % PW]);
         for (int v = 0; v < MRV; ++v) acc[v][j] = fma_(wv[v], xb, acc[v][j]);
       }
     }
   }
   for (int v = 0; v < MRV; ++v) {
     float* o = a.out + static_cast<std::ptrdiff_t>(mv0 + v) * VL * a.out_stride + p0;
-    if (a.relu) {
-      V r[NR];
+    V r[NR];
+    if (a.relu)
       for (int j = 0; j < NR; ++j) r[j] = relu(acc[v][j]);
-      store_columns<NR>(r, o, a.out_stride);
-    } else {
-      store_columns<NR>(acc[v], o, a.out_stride);
-    }
+    else
+      for (int j = 0; j < NR; ++j) r[j] = acc[v][j];
+    for (int j0 = 0; j0 < NR; j0 += PW) store_columns<PW>(r + j0, o + (j0 / PW) * row, a.out_stride);
   }
 }
 
@@ -69,6 +74,14 @@ inline void cv_tile_rem(const CvArgs& a, int mv0, std::ptrdiff_t p0, int r) {
 template <int MRV, int TAPS>
 void cv_rows(const CvArgs& a, int mv0) {
   constexpr int NR = cv_nr_for(MRV);
+  if constexpr (CV_ROW2_W > 0 && 2 * CV_ROW2_W <= NR) {
+    if (a.W == CV_ROW2_W) {
+      int r = 0;
+      for (; r + 2 <= a.H; r += 2) cv_tile<MRV, 2 * CV_ROW2_W, TAPS, CV_ROW2_W>(a, mv0, r * a.row);
+      if (r < a.H) cv_tile<MRV, CV_ROW2_W, TAPS>(a, mv0, r * a.row);
+      return;
+    }
+  }
   for (int r = 0; r < a.H; ++r) {
     const std::ptrdiff_t base = r * a.row;
     int c = 0;
