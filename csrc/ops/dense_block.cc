@@ -51,6 +51,21 @@ void par_group_chunks(const ParallelFor& par, int64_t groups, std::ptrdiff_t s, 
   });
 }
 
+// Layer l's slices of the packed parameters (the fp32 arrays or their halves).
+template <typename T>
+struct LayerParams {
+  const int32_t* idx;  // the picked channels
+  const T *sc, *sh, *w1, *b1, *w3;
+  LayerParams(const DenseBlockPacked& p, int l, int64_t mid, const T* scale, const T* shift, const T* w1s,
+              const T* b1s, const T* w3s)
+      : idx(p.index.data() + p.off_kept[l]),
+        sc(scale + p.off_kept[l]),
+        sh(shift + p.off_kept[l]),
+        w1(w1s + p.off_w1[l]),
+        b1(b1s + l * mid),
+        w3(w3s + p.off_w3[l]) {}
+};
+
 // One layer of one image in the padded planes of the block buffer and mid: where each step reads
 // and writes, the same in fp32 and fp16. The plan (which kernel, folded or not) stays with run.
 template <typename T>
@@ -383,12 +398,7 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
     const LayerBuffers<float> lb{g, block, midb, mask, g1_, Cl, mo, M3, K3};
-    const int32_t* idx = p.index.data() + p.off_kept[l];
-    const float* sc = p.scale.data() + p.off_kept[l];
-    const float* sh = p.shift.data() + p.off_kept[l];
-    const float* w1 = p.w1.data() + p.off_w1[l];
-    const float* b1 = p.b1.data() + l * mid_;
-    const float* w3 = p.w3.data() + p.off_w3[l];
+    const LayerParams<float> lp(p, l, mid_, p.scale.data(), p.shift.data(), p.w1.data(), p.b1.data(), p.w3.data());
     const int32_t* fidx = p.folded ? p.fold_index.data() + p.off_kept[l] : nullptr;
     const float* fth = p.folded ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
     const float* fb1 = p.folded ? p.fold_b1.data() + l * mid_ : nullptr;
@@ -410,10 +420,10 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     auto step_1x1 = [&](int64_t j, std::ptrdiff_t q0, int nq) {
       const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
       const int Kg = folded ? p.fold_k[f] : static_cast<int>(K);  // inputs the 1x1 reads
-      const float* const* ptrs = lb.picked((folded ? fidx : idx) + j * K, Kg, K, q0);
+      const float* const* ptrs = lb.picked((folded ? fidx : lp.idx) + j * K, Kg, K, q0);
       // the picked channels clamped (or BN + ReLU'd) once into a thread-local scratch of nq positions each
       auto gathered = [&]() {
-        GatherArgs ga = lb.gather_args(ptrs, sc + j * K, sh + j * K, Kg, K, nq);
+        GatherArgs ga = lb.gather_args(ptrs, lp.sc + j * K, lp.sh + j * K, Kg, K, nq);
         if (folded) {
           ga.thresh = fth + j * K;
           ga.n_max = p.fold_nmax[f];
@@ -421,12 +431,12 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
         mk.bnrelu_gather(ga);
         return ga.out;
       };
-      const float* bias = (folded ? fb1 : b1) + j * mo;
+      const float* bias = (folded ? fb1 : lp.b1) + j * mo;
       if (use_cv1) {
         p.cv1->conv1x1_cv(lb.cv1_args(j, gathered(), nq, Kg, p.w1cv.data() + p.off_w1[l] + j * K * mo, bias));
         return;
       }
-      ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, w1 + j * K * mo, bias);
+      ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, lp.w1 + j * K * mo, bias);
       if (fused) {  // the kept inputs in the folded order, against their thresholds
         ca.in_ptrs = ptrs;
         ca.bn_thresh = fth + j * K;
@@ -448,9 +458,9 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
       const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(len) : plan::chunk(len, K3, 9);
       par_group_chunks(par, g3_, s, len, chunk, [&](int64_t gg, std::ptrdiff_t q0, int nq) {
         if (use_rows3)
-          rows_mk->conv3x3_rows(lb.conv3_args(gg, q0, nq, w3));
+          rows_mk->conv3x3_rows(lb.conv3_args(gg, q0, nq, lp.w3));
         else
-          lb.step_3x3(mk, p.cv3, use_cv3, w3, w3cv, gg, q0, nq);
+          lb.step_3x3(mk, p.cv3, use_cv3, lp.w3, w3cv, gg, q0, nq);
       });
     };
     const std::ptrdiff_t band = (use_cv1 || use_cv3) ? g.Qr : plan::band_positions(g.Qr, Cl + mid_ + growth_, mid_ * PS);
@@ -565,33 +575,29 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
     const LayerBuffers<half_t> lb{g, block, midb, mask, g1_, Cl, mo, M3, K3};
-    const int32_t* idx = p.index.data() + p.off_kept[l];
-    const half_t* sc = p.h_scale.data() + p.off_kept[l];
-    const half_t* sh = p.h_shift.data() + p.off_kept[l];
-    const half_t* w1 = p.h_w1.data() + p.off_w1[l];
-    const half_t* b1 = p.h_b1.data() + l * mid_;
-    const half_t* w3 = p.h_w3.data() + p.off_w3[l];
+    const LayerParams<half_t> lp(p, l, mid_, p.h_scale.data(), p.h_shift.data(), p.h_w1.data(), p.h_b1.data(),
+                                 p.h_w3.data());
     const half_t* w3cv = use_cv3 ? p.h_w3cv.data() + p.off_w3[l] : nullptr;
 
     // BN+ReLU of group j's picked channels (not folded: fp16 sums of folded biases would lose
     // accuracy), grouped 1x1, bias, ReLU -> mid (shuffled), [q0, q0+nq).
     auto step_1x1 = [&](int64_t j, std::ptrdiff_t q0, int nq) {
       const int Kg = static_cast<int>(K);  // inputs the 1x1 reads: every kept one
-      const half_t* const* ptrs = lb.picked(idx + j * K, Kg, K, q0);
+      const half_t* const* ptrs = lb.picked(lp.idx + j * K, Kg, K, q0);
       auto gathered = [&]() {  // BN + ReLU once into a thread-local scratch of nq positions each
-        F16GatherArgs ga = lb.gather_args(ptrs, sc + j * K, sh + j * K, Kg, K, nq);
+        F16GatherArgs ga = lb.gather_args(ptrs, lp.sc + j * K, lp.sh + j * K, Kg, K, nq);
         hk.bnrelu_gather(ga);
         return ga.out;
       };
       if (use_cv1) {
-        hk.conv1x1_cv(lb.cv1_args(j, gathered(), nq, Kg, p.h_w1cv.data() + p.off_w1[l] + j * K * mo, b1 + j * mo));
+        hk.conv1x1_cv(lb.cv1_args(j, gathered(), nq, Kg, p.h_w1cv.data() + p.off_w1[l] + j * K * mo, lp.b1 + j * mo));
         return;
       }
-      F16ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, w1 + j * K * mo, b1 + j * mo);
+      F16ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, lp.w1 + j * K * mo, lp.b1 + j * mo);
       if (fused) {
         ca.in_ptrs = ptrs;
-        ca.bn_scale = sc + j * K;
-        ca.bn_shift = sh + j * K;
+        ca.bn_scale = lp.sc + j * K;
+        ca.bn_shift = lp.sh + j * K;
       } else {
         ca.in = gathered();
         ca.in_stride = nq;
@@ -601,7 +607,7 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
     par_group_chunks(par, g1_, 0, g.Qr, use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1), step_1x1);
     par_group_chunks(par, g3_, 0, g.Qr, use_cv3 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9),
                      [&](int64_t gg, std::ptrdiff_t q0, int nq) {
-                       lb.step_3x3(hk, &hk, use_cv3, w3, w3cv, gg, q0, nq);
+                       lb.step_3x3(hk, &hk, use_cv3, lp.w3, w3cv, gg, q0, nq);
                      });
   }
 
