@@ -11,17 +11,168 @@ namespace cdops {
 namespace {
 constexpr Need need{"DenseBlock"};
 
+// The kernel table and argument structs of an element type: one per-layer plan serves fp32 and fp16.
+template <typename T>
+struct Elem;
+template <>
+struct Elem<float> {
+  using Table = MicroKernels;
+  using Conv = ConvArgs;
+  using Cv = CvArgs;
+  using Gather = GatherArgs;
+  using Mask = uint32_t;
+};
+template <>
+struct Elem<half_t> {
+  using Table = F16Kernels;
+  using Conv = F16ConvArgs;
+  using Cv = F16CvArgs;
+  using Gather = F16GatherArgs;
+  using Mask = uint16_t;
+};
+
 // Thread-local scratch for the BN+ReLU'd picked channels of one 1x1 work item.
-float* act_scratch(std::size_t n) {
-  static thread_local AlignedBuf<float> buf;
+template <typename T>
+T* act_scratch(std::size_t n) {
+  static thread_local AlignedBuf<T> buf;
   buf.reserve_zero(n);
   return buf.data();
 }
-half_t* act_scratch_f16(std::size_t n) {
-  static thread_local AlignedBuf<half_t> buf;
-  buf.reserve_zero(n);
-  return buf.data();
+
+// Runs f(group, q0, nq) for every group in [0, groups) and chunk of positions [s, s + len) in
+// parallel (chunk positions each, the last one shorter).
+template <typename F>
+void par_group_chunks(const ParallelFor& par, int64_t groups, std::ptrdiff_t s, std::ptrdiff_t len, int chunk,
+                      const F& f) {
+  const int64_t nch = (len + chunk - 1) / chunk;
+  par(static_cast<std::size_t>(groups * nch), [&](std::size_t it) {
+    const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
+    f(j, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
+  });
 }
+
+// Layer l's slices of the packed parameters (the fp32 arrays or their halves).
+template <typename T>
+struct LayerParams {
+  const int32_t* idx;  // the picked channels
+  const T *sc, *sh, *w1, *b1, *w3;
+  LayerParams(const DenseBlockPacked& p, int l, int64_t mid, const T* scale, const T* shift, const T* w1s,
+              const T* b1s, const T* w3s)
+      : idx(p.index.data() + p.off_kept[l]),
+        sc(scale + p.off_kept[l]),
+        sh(shift + p.off_kept[l]),
+        w1(w1s + p.off_w1[l]),
+        b1(b1s + l * mid),
+        w3(w3s + p.off_w3[l]) {}
+};
+
+// One layer of one image in the padded planes of the block buffer and mid: where each step reads
+// and writes, the same in fp32 and fp16. The plan (which kernel, folded or not) stays with run.
+template <typename T>
+struct LayerBuffers {
+  using E = Elem<T>;
+  Geometry g;
+  T* block;  // [Ctot] planes: the input channels, then every layer's new ones
+  T* mid;    // [mid] planes: the 1x1's output, channel-shuffled
+  const typename E::Mask* mask;
+  int64_t g1, Cl, mo, M3, K3;  // 1x1 groups, the layer's first new channel, the group sizes
+
+  // Position q0 (from row 1 column 0) of channel c of a buffer.
+  T* at(T* buf, int64_t c, std::ptrdiff_t q0) const { return buf + c * g.stride + g.origin + g.Wp + q0; }
+
+  // Block pointers of the n channels ch[0, n) at q0 (thread-local; room for `room` of them).
+  const T* const* picked(const int32_t* ch, int n, int64_t room, std::ptrdiff_t q0) const {
+    static thread_local std::vector<const T*> ptrs;
+    ptrs.resize(static_cast<std::size_t>(room));
+    for (int k = 0; k < n; ++k) ptrs[k] = at(block, ch[k], q0);
+    return ptrs.data();
+  }
+  // The gather of K picked channels into a thread-local scratch of nq positions each (room for kk).
+  typename E::Gather gather_args(const T* const* in, const T* scale, const T* shift, int K, int64_t kk,
+                                 int nq) const {
+    typename E::Gather ga;
+    ga.in = in;
+    ga.scale = scale;
+    ga.shift = shift;
+    ga.K = K;
+    ga.out = act_scratch<T>(static_cast<std::size_t>(kk * nq));
+    ga.out_stride = nq;
+    ga.nq = nq;
+    return ga;
+  }
+  // The channel-vectorised 1x1 of group j over the whole plane, from the gathered act (nq each).
+  // The channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j.
+  typename E::Cv cv1_args(int64_t j, const T* act, int nq, int K, const T* w, const T* bias) const {
+    typename E::Cv cv;
+    cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
+    cv.in_stride = nq;
+    cv.K = K;
+    cv.w = w;
+    cv.bias = bias;
+    cv.M = static_cast<int>(mo);
+    cv.out = at(mid, j, 1);
+    cv.out_stride = g.stride * g1;
+    cv.H = g.H;
+    cv.W = g.W;
+    cv.row = g.Wp;
+    cv.relu = 1;
+    return cv;
+  }
+  // The position-vector 1x1 of group j over [q0, q0+nq) into mid (shuffled, as above); the
+  // caller sets its input.
+  typename E::Conv conv1_args(int64_t j, std::ptrdiff_t q0, int nq, int K, const T* w, const T* bias) const {
+    typename E::Conv ca;
+    ca.K = K;
+    ca.w = w;
+    ca.bias = bias;
+    ca.M = static_cast<int>(mo);
+    ca.out = at(mid, j, q0);
+    ca.out_stride = g.stride * g1;
+    ca.nq = nq;
+    ca.mask = mask + q0;
+    ca.relu = 1;
+    return ca;
+  }
+  // The position-vector and row-band 3x3 of mid group gg over [q0, q0+nq); w3: the layer's.
+  typename E::Conv conv3_args(int64_t gg, std::ptrdiff_t q0, int nq, const T* w3) const {
+    typename E::Conv ca;
+    ca.in = at(mid, gg * K3, q0);
+    ca.in_stride = g.stride;
+    ca.K = static_cast<int>(K3);
+    ca.w = w3 + gg * K3 * 9 * M3;
+    ca.M = static_cast<int>(M3);
+    ca.out = at(block, Cl + gg * M3, q0);
+    ca.out_stride = g.stride;
+    ca.nq = nq;
+    ca.mask = mask + q0;
+    ca.row = g.Wp;
+    return ca;
+  }
+  // The channel-vectorised 3x3 of mid group gg over the whole plane; w3cv: the layer's.
+  typename E::Cv cv3_args(int64_t gg, const T* w3cv) const {
+    typename E::Cv cv;
+    cv.in = at(mid, gg * K3, 1);
+    cv.in_stride = g.stride;
+    cv.K = static_cast<int>(K3);
+    cv.w = w3cv + gg * K3 * 9 * M3;
+    cv.M = static_cast<int>(M3);
+    cv.out = at(block, Cl + gg * M3, 1);
+    cv.out_stride = g.stride;
+    cv.H = g.H;
+    cv.W = g.W;
+    cv.row = g.Wp;
+    return cv;
+  }
+  // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq): channel
+  // vectors (cvk) or position vectors (tk).
+  void step_3x3(const typename E::Table& tk, const typename E::Table* cvk, bool use_cv3, const T* w3,
+                const T* w3cv, int64_t gg, std::ptrdiff_t q0, int nq) const {
+    if (use_cv3)
+      cvk->conv3x3_cv(cv3_args(gg, w3cv));
+    else
+      tk.conv3x3(conv3_args(gg, q0, nq, w3));
+  }
+};
 }  // namespace
 
 DenseBlock::DenseBlock(const DenseBlockAttrs& a)
@@ -246,12 +397,8 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
   for (int l = 0; l < L; ++l) {
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
-    const int32_t* idx = p.index.data() + p.off_kept[l];
-    const float* sc = p.scale.data() + p.off_kept[l];
-    const float* sh = p.shift.data() + p.off_kept[l];
-    const float* w1 = p.w1.data() + p.off_w1[l];
-    const float* b1 = p.b1.data() + l * mid_;
-    const float* w3 = p.w3.data() + p.off_w3[l];
+    const LayerBuffers<float> lb{g, block, midb, mask, g1_, Cl, mo, M3, K3};
+    const LayerParams<float> lp(p, l, mid_, p.scale.data(), p.shift.data(), p.w1.data(), p.b1.data(), p.w3.data());
     const int32_t* fidx = p.folded ? p.fold_index.data() + p.off_kept[l] : nullptr;
     const float* fth = p.folded ? p.fold_thresh.data() + p.off_kept[l] : nullptr;
     const float* fb1 = p.folded ? p.fold_b1.data() + l * mid_ : nullptr;
@@ -264,132 +411,56 @@ void DenseBlock::run(const DenseBlockPacked& p, const float* X, int64_t N, int64
     // Small images: outputs along the lanes (position vectors would be mostly padding there).
     const bool use_cv1 = plan::use_chanvec_1x1(p.cv1, W);
     const bool use_cv3 = plan::use_chanvec_3x3(mk, p.cv3, W);
+    const float* w3cv = use_cv3 ? p.w3cv.data() + p.off_w3[l] : nullptr;
     // 3x3 with few outputs per group on wide images: row bands.
     const MicroKernels* rows_mk = plan::rows_3x3_table(mk, M3, W, use_cv3);
     const bool use_rows3 = rows_mk != nullptr;
 
     // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid, positions [q0, q0+nq).
-    auto step_1x1 = [&](int64_t n, int64_t j, std::ptrdiff_t q0, int nq) {
+    auto step_1x1 = [&](int64_t j, std::ptrdiff_t q0, int nq) {
       const std::size_t f = static_cast<std::size_t>(l * g1_ + j);
       const int Kg = folded ? p.fold_k[f] : static_cast<int>(K);  // inputs the 1x1 reads
-      static thread_local std::vector<const float*> ptrs;
-      ptrs.resize(static_cast<std::size_t>(K));
-      for (int k = 0; k < Kg; ++k)
-        ptrs[k] = block + (n * Ctot + (folded ? fidx : idx)[j * K + k]) * PS + g.origin + g.Wp + q0;
+      const float* const* ptrs = lb.picked((folded ? fidx : lp.idx) + j * K, Kg, K, q0);
       // the picked channels clamped (or BN + ReLU'd) once into a thread-local scratch of nq positions each
       auto gathered = [&]() {
-        float* act = act_scratch(static_cast<std::size_t>(K * nq));
-        GatherArgs ga;
-        ga.in = ptrs.data();
-        ga.scale = sc + j * K;
-        ga.shift = sh + j * K;
+        GatherArgs ga = lb.gather_args(ptrs, lp.sc + j * K, lp.sh + j * K, Kg, K, nq);
         if (folded) {
           ga.thresh = fth + j * K;
           ga.n_max = p.fold_nmax[f];
         }
-        ga.K = Kg;
-        ga.out = act;
-        ga.out_stride = nq;
-        ga.nq = nq;
         mk.bnrelu_gather(ga);
-        return act;
+        return ga.out;
       };
-      const float* bias = (folded ? fb1 : b1) + j * mo;
+      const float* bias = (folded ? fb1 : lp.b1) + j * mo;
       if (use_cv1) {
-        float* act = gathered();
-        CvArgs cv;
-        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
-        cv.in_stride = nq;
-        cv.K = Kg;
-        cv.w = p.w1cv.data() + p.off_w1[l] + j * K * mo;
-        cv.bias = bias;
-        cv.M = static_cast<int>(mo);
-        // the channel shuffle: pre-shuffle row j*mo + m is stored as mid channel m*G1 + j
-        cv.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + 1;
-        cv.out_stride = PS * g1_;
-        cv.H = static_cast<int>(H);
-        cv.W = static_cast<int>(W);
-        cv.row = g.Wp;
-        cv.relu = 1;
-        p.cv1->conv1x1_cv(cv);
+        p.cv1->conv1x1_cv(lb.cv1_args(j, gathered(), nq, Kg, p.w1cv.data() + p.off_w1[l] + j * K * mo, bias));
         return;
       }
-      ConvArgs ca;
-      ca.K = Kg;
-      ca.bias = bias;
+      ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, lp.w1 + j * K * mo, bias);
       if (fused) {  // the kept inputs in the folded order, against their thresholds
-        ca.in_ptrs = ptrs.data();
+        ca.in_ptrs = ptrs;
         ca.bn_thresh = fth + j * K;
         ca.n_max = p.fold_nmax[f];
       } else {
         ca.in = gathered();
         ca.in_stride = nq;
       }
-      ca.w = w1 + j * K * mo;
-      ca.M = static_cast<int>(mo);
-      ca.out = midb + (n * mid_ + j) * PS + g.origin + g.Wp + q0;  // shuffled, as above
-      ca.out_stride = PS * g1_;
-      ca.nq = nq;
-      ca.mask = mask + q0;
-      ca.relu = 1;
       mk.conv1x1(ca);
-    };
-    // The position-vector and row-band 3x3 of mid group gg over positions [q0, q0+nq).
-    auto conv3_args = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
-      ConvArgs ca;
-      ca.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + q0;
-      ca.in_stride = PS;
-      ca.K = static_cast<int>(K3);
-      ca.w = w3 + gg * K3 * 9 * M3;
-      ca.M = static_cast<int>(M3);
-      ca.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + q0;
-      ca.out_stride = PS;
-      ca.nq = nq;
-      ca.mask = mask + q0;
-      ca.row = g.Wp;
-      return ca;
-    };
-    // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
-    auto step_3x3 = [&](int64_t n, int64_t gg, std::ptrdiff_t q0, int nq) {
-      if (use_cv3) {
-        CvArgs cv;
-        cv.in = midb + (n * mid_ + gg * K3) * PS + g.origin + g.Wp + 1;
-        cv.in_stride = PS;
-        cv.K = static_cast<int>(K3);
-        cv.w = p.w3cv.data() + p.off_w3[l] + gg * K3 * 9 * M3;
-        cv.M = static_cast<int>(M3);
-        cv.out = block + (n * Ctot + Cl + gg * M3) * PS + g.origin + g.Wp + 1;
-        cv.out_stride = PS;
-        cv.H = static_cast<int>(H);
-        cv.W = static_cast<int>(W);
-        cv.row = g.Wp;
-        p.cv3->conv3x3_cv(cv);
-        return;
-      }
-      mk.conv3x3(conv3_args(n, gg, q0, nq));
     };
 
     // The shuffle makes every 3x3 group read mid channels of every 1x1 group: the 3x3 of a position
     // runs once every group's 1x1 has covered it and the row below. On large images the two
     // alternate over bands of positions (plan::band_positions), so that the 3x3 finds mid in cache.
     auto run_1x1 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {
-      const int chunk = use_cv1 ? static_cast<int>(len) : plan::chunk(len, K, 1);
-      const int64_t nch = (len + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
-        step_1x1(0, j, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
-      });
+      par_group_chunks(par, g1_, s, len, use_cv1 ? static_cast<int>(len) : plan::chunk(len, K, 1), step_1x1);
     };
     auto run_3x3 = [&](std::ptrdiff_t s, std::ptrdiff_t len) {  // rows kernel: whole image rows
       const int chunk = (use_cv3 || use_rows3) ? static_cast<int>(len) : plan::chunk(len, K3, 9);
-      const int64_t nch = (len + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;
-        if (use_rows3) {
-          rows_mk->conv3x3_rows(conv3_args(0, gg, s, static_cast<int>(len)));
-          return;
-        }
-        step_3x3(0, gg, s + c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, len - c * chunk)));
+      par_group_chunks(par, g3_, s, len, chunk, [&](int64_t gg, std::ptrdiff_t q0, int nq) {
+        if (use_rows3)
+          rows_mk->conv3x3_rows(lb.conv3_args(gg, q0, nq, lp.w3));
+        else
+          lb.step_3x3(mk, p.cv3, use_cv3, lp.w3, w3cv, gg, q0, nq);
       });
     };
     const std::ptrdiff_t band = (use_cv1 || use_cv3) ? g.Qr : plan::band_positions(g.Qr, Cl + mid_ + growth_, mid_ * PS);
@@ -503,121 +574,41 @@ void DenseBlock::run_f16(const DenseBlockPacked& p, const float* X, int64_t C0, 
   for (int l = 0; l < L; ++l) {
     const int64_t Cl = C0 + l * growth_;
     const int64_t K = kept_[l] / g1_;
-    const int32_t* idx = p.index.data() + p.off_kept[l];
-    const half_t* sc = p.h_scale.data() + p.off_kept[l];
-    const half_t* sh = p.h_shift.data() + p.off_kept[l];
-    const half_t* w1 = p.h_w1.data() + p.off_w1[l];
-    const half_t* b1 = p.h_b1.data() + l * mid_;
-    const half_t* w3 = p.h_w3.data() + p.off_w3[l];
+    const LayerBuffers<half_t> lb{g, block, midb, mask, g1_, Cl, mo, M3, K3};
+    const LayerParams<half_t> lp(p, l, mid_, p.h_scale.data(), p.h_shift.data(), p.h_w1.data(), p.h_b1.data(),
+                                 p.h_w3.data());
+    const half_t* w3cv = use_cv3 ? p.h_w3cv.data() + p.off_w3[l] : nullptr;
 
-    // BN+ReLU of group j's picked channels, grouped 1x1, bias, ReLU -> mid (shuffled), [q0, q0+nq).
+    // BN+ReLU of group j's picked channels (not folded: fp16 sums of folded biases would lose
+    // accuracy), grouped 1x1, bias, ReLU -> mid (shuffled), [q0, q0+nq).
     auto step_1x1 = [&](int64_t j, std::ptrdiff_t q0, int nq) {
-      static thread_local std::vector<const half_t*> ptrs;
-      ptrs.resize(static_cast<std::size_t>(K));
-      for (int64_t k = 0; k < K; ++k) ptrs[k] = block + idx[j * K + k] * PS + g.origin + g.Wp + q0;
-      F16ConvArgs ca;
-      ca.K = static_cast<int>(K);
-      if (use_cv1) {  // BN + ReLU of the whole plane into the scratch, then the channel vectors
-        half_t* act = act_scratch_f16(static_cast<std::size_t>(K * nq));
-        F16GatherArgs ga;
-        ga.in = ptrs.data();
-        ga.scale = sc + j * K;
-        ga.shift = sh + j * K;
-        ga.K = static_cast<int>(K);
-        ga.out = act;
-        ga.out_stride = nq;
-        ga.nq = nq;
+      const int Kg = static_cast<int>(K);  // inputs the 1x1 reads: every kept one
+      const half_t* const* ptrs = lb.picked(lp.idx + j * K, Kg, K, q0);
+      auto gathered = [&]() {  // BN + ReLU once into a thread-local scratch of nq positions each
+        F16GatherArgs ga = lb.gather_args(ptrs, lp.sc + j * K, lp.sh + j * K, Kg, K, nq);
         hk.bnrelu_gather(ga);
-        F16CvArgs cv;
-        cv.in = act + 1;  // q = 1 is pixel (0, 0) (whole plane: q0 = 0)
-        cv.in_stride = nq;
-        cv.K = static_cast<int>(K);
-        cv.w = p.h_w1cv.data() + p.off_w1[l] + j * K * mo;
-        cv.bias = b1 + j * mo;
-        cv.M = static_cast<int>(mo);
-        cv.out = midb + j * PS + g.origin + g.Wp + 1;  // shuffled, as below
-        cv.out_stride = PS * g1_;
-        cv.H = static_cast<int>(H);
-        cv.W = static_cast<int>(W);
-        cv.row = g.Wp;
-        cv.relu = 1;
-        hk.conv1x1_cv(cv);
+        return ga.out;
+      };
+      if (use_cv1) {
+        hk.conv1x1_cv(lb.cv1_args(j, gathered(), nq, Kg, p.h_w1cv.data() + p.off_w1[l] + j * K * mo, lp.b1 + j * mo));
         return;
       }
+      F16ConvArgs ca = lb.conv1_args(j, q0, nq, Kg, lp.w1 + j * K * mo, lp.b1 + j * mo);
       if (fused) {
-        ca.in_ptrs = ptrs.data();
-        ca.bn_scale = sc + j * K;
-        ca.bn_shift = sh + j * K;
+        ca.in_ptrs = ptrs;
+        ca.bn_scale = lp.sc + j * K;
+        ca.bn_shift = lp.sh + j * K;
       } else {
-        half_t* act = act_scratch_f16(static_cast<std::size_t>(K * nq));
-        F16GatherArgs ga;
-        ga.in = ptrs.data();
-        ga.scale = sc + j * K;
-        ga.shift = sh + j * K;
-        ga.K = static_cast<int>(K);
-        ga.out = act;
-        ga.out_stride = nq;
-        ga.nq = nq;
-        hk.bnrelu_gather(ga);
-        ca.in = act;
+        ca.in = gathered();
         ca.in_stride = nq;
       }
-      ca.w = w1 + j * K * mo;
-      ca.bias = b1 + j * mo;
-      ca.M = static_cast<int>(mo);
-      ca.out = midb + j * PS + g.origin + g.Wp + q0;  // pre-shuffle row j*mo + m -> mid channel m*G1 + j
-      ca.out_stride = PS * g1_;
-      ca.nq = nq;
-      ca.mask = mask + q0;
-      ca.relu = 1;
       hk.conv1x1(ca);
     };
-    // Grouped 3x3 of mid group gg -> the layer's new channels, positions [q0, q0+nq).
-    auto step_3x3 = [&](int64_t gg, std::ptrdiff_t q0, int nq) {
-      if (use_cv3) {
-        F16CvArgs cv;
-        cv.in = midb + gg * K3 * PS + g.origin + g.Wp + 1;
-        cv.in_stride = PS;
-        cv.K = static_cast<int>(K3);
-        cv.w = p.h_w3cv.data() + p.off_w3[l] + gg * K3 * 9 * M3;
-        cv.M = static_cast<int>(M3);
-        cv.out = block + (Cl + gg * M3) * PS + g.origin + g.Wp + 1;
-        cv.out_stride = PS;
-        cv.H = static_cast<int>(H);
-        cv.W = static_cast<int>(W);
-        cv.row = g.Wp;
-        hk.conv3x3_cv(cv);
-        return;
-      }
-      F16ConvArgs ca;
-      ca.in = midb + gg * K3 * PS + g.origin + g.Wp + q0;
-      ca.in_stride = PS;
-      ca.K = static_cast<int>(K3);
-      ca.w = w3 + gg * K3 * 9 * M3;
-      ca.M = static_cast<int>(M3);
-      ca.out = block + (Cl + gg * M3) * PS + g.origin + g.Wp + q0;
-      ca.out_stride = PS;
-      ca.nq = nq;
-      ca.mask = mask + q0;
-      ca.row = g.Wp;
-      hk.conv3x3(ca);
-    };
-    {
-      const int chunk = use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(g1_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, j = static_cast<int64_t>(it) / nch;
-        step_1x1(j, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
-      });
-    }
-    {
-      const int chunk = use_cv3 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9);
-      const int64_t nch = (g.Qr + chunk - 1) / chunk;
-      par(static_cast<std::size_t>(g3_ * nch), [&](std::size_t it) {
-        const int64_t c = static_cast<int64_t>(it) % nch, gg = static_cast<int64_t>(it) / nch;
-        step_3x3(gg, c * chunk, static_cast<int>(std::min<std::ptrdiff_t>(chunk, g.Qr - c * chunk)));
-      });
-    }
+    par_group_chunks(par, g1_, 0, g.Qr, use_cv1 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K, 1), step_1x1);
+    par_group_chunks(par, g3_, 0, g.Qr, use_cv3 ? static_cast<int>(g.Qr) : plan::chunk(g.Qr, K3, 9),
+                     [&](int64_t gg, std::ptrdiff_t q0, int nq) {
+                       lb.step_3x3(hk, &hk, use_cv3, lp.w3, w3cv, gg, q0, nq);
+                     });
   }
 
   par(static_cast<std::size_t>(Ctot), [&](std::size_t c) {
