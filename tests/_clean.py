@@ -27,7 +27,7 @@ def assert_clean_error(result: Any, code: int | tuple[int, ...] = 1, *fragments:
     """Exactly one ``Error:`` line containing ``fragments``, exit ``code``, no traceback; returns the line."""
     text = output_of(result)
     codes = code if isinstance(code, tuple) else (code,)
-    assert code_of(result) in codes, text
+    assert code_of(result) in codes, f"exit status {code_of(result)}, expected {codes}:\n{text}"
     assert "Traceback" not in text, text
     errors = [line for line in text.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, text
